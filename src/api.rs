@@ -1,0 +1,274 @@
+//! The library's operations in safe Rust, one per C entry point: process
+//! state (configuration, client id, callback, sink) and what each call does
+//! to an event. `ffi` only converts pointers and catches panics.
+
+use crate::config::{Config, ConfigError, ContentMode};
+use crate::counters::{bump, Counter};
+use crate::deliver::{DirectSink, Sink};
+use crate::event::{mask, Event, EventType, Kind, Param, Value};
+use crate::json::{compact, lossy};
+use crate::log::{self, OncePerType};
+use crate::notify::{prepare, CALLBACK_TYPES};
+use crate::rules::expected;
+use parking_lot::RwLock;
+use std::sync::{Arc, LazyLock};
+
+/// Errors of the event API, with the numbers the C ABI returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub enum Error {
+    /// A required pointer argument was NULL.
+    Null = 1,
+    UnknownOption = 2,
+    InvalidValue = 3,
+    UnknownType = 4,
+    UnknownParam = 5,
+    /// The setter does not match the parameter's kind (e.g. a string for
+    /// `modseq`).
+    WrongKind = 6,
+    /// The text given as JSON does not parse.
+    InvalidJson = 7,
+    /// An internal error was caught at the boundary; nothing was changed.
+    Panic = 8,
+}
+
+/// The in-process consumer of IMAP NOTIFY events (newer Cyrus versions).
+#[derive(Clone, Copy)]
+pub struct Callback {
+    pub func: unsafe extern "C" fn(json: *const libc::c_char, len: usize, rock: *mut libc::c_void),
+    pub rock: usize,
+}
+
+static CONFIG: LazyLock<RwLock<Arc<Config>>> = LazyLock::new(|| RwLock::new(Arc::new(Config::default())));
+static CLIENT_ID: RwLock<Option<String>> = RwLock::new(None);
+static CALLBACK: RwLock<Option<Callback>> = RwLock::new(None);
+static SINK: LazyLock<Box<dyn Sink>> = LazyLock::new(|| Box::new(DirectSink::default()));
+static INCOMPLETE_LOGGED: OncePerType = OncePerType::new();
+
+pub fn config() -> Arc<Config> {
+    CONFIG.read().clone()
+}
+
+/// Set one option; on error it is logged and the option holds its default.
+pub fn config_set(option: &str, value: &str) -> Result<(), ConfigError> {
+    let mut w = CONFIG.write();
+    let mut c = (**w).clone();
+    let r = c.set(option, value);
+    *w = Arc::new(c);
+    if let Err(e) = &r {
+        log::error(&format!("mboxevent: {e}"));
+    }
+    r
+}
+
+pub fn config_reset() {
+    *CONFIG.write() = Arc::new(Config::default());
+}
+
+pub fn set_client_id(id: Option<String>) {
+    *CLIENT_ID.write() = id;
+}
+
+pub fn set_callback(cb: Option<Callback>) {
+    *CALLBACK.write() = cb;
+}
+
+pub fn parse_type(bits: u32) -> Result<EventType, Error> {
+    EventType::from_bits(bits).ok_or(Error::UnknownType)
+}
+
+pub fn parse_param(n: u32) -> Result<Param, Error> {
+    Param::from_index(n).ok_or(Error::UnknownParam)
+}
+
+pub fn is_expected(kind: EventType, p: Param) -> bool {
+    expected(kind, p, &config())
+}
+
+/// A new event, or `None` when nobody would receive it: notification off,
+/// or the type's group off and no IMAP NOTIFY callback registered.
+pub fn event_new(kind: EventType) -> Option<Box<Event>> {
+    let cfg = config();
+    cfg.notifier.as_ref()?;
+    if cfg.enabled_types & kind.bits() == 0 && !(CALLBACK.read().is_some() && kind.is_in(CALLBACK_TYPES)) {
+        return None;
+    }
+    let mut ev = Box::new(Event::new(kind));
+    ev.set(Param::Pid, Value::Int(u64::from(std::process::id())));
+    if expected(kind, Param::ClientId, &cfg) {
+        ev.set(Param::ClientId, Value::Str(CLIENT_ID.read().clone().unwrap_or_default()));
+    }
+    Some(ev)
+}
+
+fn kind_accepts(p: Param, v: &Value) -> bool {
+    matches!(
+        (p.kind(), v),
+        (Kind::Int, Value::Int(_))
+            | (Kind::Str | Kind::Address(..), Value::Str(_))
+            | (Kind::Array, Value::Array(_))
+            | (Kind::Json, Value::Json(_))
+    )
+}
+
+/// Fill a parameter, checking the value's kind against the parameter's.
+pub fn set_param(ev: &mut Event, p: Param, v: Value) -> Result<(), Error> {
+    if !kind_accepts(p, &v) {
+        return Err(Error::WrongKind);
+    }
+    ev.set(p, v);
+    Ok(())
+}
+
+pub fn set_json(ev: &mut Event, p: Param, text: &str) -> Result<(), Error> {
+    let j = compact(text).ok_or(Error::InvalidJson)?;
+    set_param(ev, p, Value::Json(j))
+}
+
+/// Add a Message-ID to vnd.cmu.midset (`NIL` for none), once each, when the
+/// event carries a midset.
+pub fn add_msgid(ev: &mut Event, msgid: Option<&[u8]>) {
+    if !is_expected(ev.kind, Param::Midset) {
+        return;
+    }
+    let id = msgid.map_or_else(|| "NIL".to_owned(), lossy);
+    if !ev.msgids.contains(&id) {
+        ev.msgids.push(id);
+    }
+}
+
+fn add_flag_case(ev: &mut Event, flag: String) {
+    if !ev.flags.iter().any(|f| f.eq_ignore_ascii_case(&flag)) {
+        ev.flags.push(flag);
+    }
+}
+
+/// One flag, without event_exclude_flags, when the event carries flagNames.
+pub fn add_flag(ev: &mut Event, flag: &[u8]) {
+    if is_expected(ev.kind, Param::FlagNames) {
+        add_flag_case(ev, lossy(flag));
+    }
+}
+
+/// Flags changed by a STORE: those in event_exclude_flags are left out.
+pub fn add_flags<'a>(ev: &mut Event, flags: impl Iterator<Item = &'a [u8]>) {
+    let cfg = config();
+    for f in flags {
+        let f = lossy(f);
+        if !cfg.exclude_flags.iter().any(|x| x.eq_ignore_ascii_case(&f)) {
+            add_flag_case(ev, f);
+        }
+    }
+}
+
+/// Server and client address (`"ip;port"`) and user. A Logout without a user
+/// (no successful login) is cancelled, as in stock.
+pub fn set_access(ev: &mut Event, server: Option<&[u8]>, client: Option<&[u8]>, user: Option<&[u8]>) {
+    if user.is_none() && ev.kind == EventType::Logout {
+        ev.kind = EventType::Cancelled;
+        return;
+    }
+    let cfg = config();
+    let fields = [(Param::ServerAddress, server), (Param::ClientAddress, client), (Param::User, user)];
+    for (p, v) in fields {
+        if let Some(v) = v {
+            if expected(ev.kind, p, &cfg) {
+                ev.set(p, Value::Str(lossy(v)));
+            }
+        }
+    }
+}
+
+/// ACL subject and rights; NULL rights (DELETEACL) leaves aclRights out.
+pub fn set_acl(ev: &mut Event, subject: &[u8], rights: Option<&[u8]>) {
+    ev.set(Param::AclSubject, Value::Str(lossy(subject)));
+    ev.set(Param::AclRights, rights.map_or(Value::Absent, |r| Value::Str(lossy(r))));
+}
+
+/// The mailbox's IMAP URL as the uri. On MessageNew/MessageAppend the first
+/// UID is appended as `/;UID=n` and the UIDs leave uidset, as stock does.
+pub fn set_mailbox_uri(ev: &mut Event, uri: &[u8]) {
+    let mut uri = lossy(uri);
+    if ev.kind.is_in(mask::NEW_OR_APPEND) {
+        if let Some(first) = ev.uids.first() {
+            uri.push_str(&format!("/;UID={first}"));
+            ev.uids_in_uri += ev.uids.count();
+            ev.uids.clear();
+        }
+    }
+    ev.set(Param::Uri, Value::Str(uri));
+}
+
+/// messageContent per event_content_inclusion_mode and event_content_size.
+/// `message` is the whole message, its first `header_size` bytes the header.
+pub fn set_content(ev: &mut Event, message: &[u8], header_size: usize) {
+    let cfg = config();
+    if !expected(ev.kind, Param::MessageContent, &cfg) {
+        return;
+    }
+    let header_size = header_size.min(message.len());
+    let limit = usize::try_from(cfg.content_size).unwrap_or(usize::MAX);
+    let cap = |n: usize| if limit > 0 && n > limit { limit } else { n };
+    let body_len = message.len() - header_size;
+    let (start, len) = match cfg.content_mode {
+        ContentMode::Standard if limit == 0 || message.len() <= limit => (0, message.len()),
+        // RFC 5423 suggests a URLAUTH reference instead; stock sends nothing.
+        ContentMode::Standard => return,
+        ContentMode::Message => (0, cap(message.len())),
+        ContentMode::Header => (0, cap(header_size)),
+        ContentMode::Body => (header_size, cap(body_len)),
+        ContentMode::HeaderBody => (0, header_size + cap(body_len)),
+    };
+    ev.set(Param::MessageContent, Value::Str(lossy(&message[start..start + len])));
+}
+
+/// Whether events are wanted for a mailbox: event_exclude_specialuse `ALL`
+/// keeps only users' top-level mailboxes, and any listed special-use
+/// attribute (exact case) excludes the mailbox.
+pub fn mailbox_enabled(is_user_inbox: bool, specialuse: Option<&[u8]>) -> bool {
+    let cfg = config();
+    if !is_user_inbox && cfg.exclude_specialuse.iter().any(|w| w.eq_ignore_ascii_case("ALL")) {
+        return false;
+    }
+    let attrs = specialuse.map(lossy).unwrap_or_default();
+    !attrs.split_ascii_whitespace().any(|a| cfg.exclude_specialuse.iter().any(|x| x == a))
+}
+
+/// Send a queue of events in order (SPEC §3). The events stay the caller's.
+pub fn notify(events: &mut [&mut Event]) {
+    let cfg = config();
+    let callback = *CALLBACK.read();
+    for o in prepare(events, &cfg) {
+        bump(Counter::Notified);
+        if !o.missing.is_empty() {
+            bump(Counter::Incomplete);
+            if INCOMPLETE_LOGGED.first(o.kind.bit_index()) {
+                let names: Vec<_> = o.missing.iter().map(|p| p.json_name()).collect();
+                log::warning(&format!(
+                    "mboxevent: {} sent without expected parameters: {} (logged once per event type)",
+                    o.kind.name(),
+                    names.join(" ")
+                ));
+            }
+        }
+        if let Some(cb) = callback.filter(|_| o.kind.is_in(CALLBACK_TYPES)) {
+            deliver_to_callback(cb, &o.rendered.json);
+        }
+        if o.send {
+            SINK.submit(&cfg, o.rendered);
+        } else {
+            bump(Counter::UnsentGroupOff);
+        }
+    }
+}
+
+fn deliver_to_callback(cb: Callback, json: &str) {
+    // Later Cyrus tags the IMAP NOTIFY copy with "@type":"notify".
+    let mut s = String::with_capacity(json.len() + 20);
+    s.push_str(&json[..json.len() - 1]);
+    s.push_str(",\"@type\":\"notify\"}\0");
+    bump(Counter::CallbackCalls);
+    // SAFETY: the callback was registered by the C caller for exactly this
+    // signature; the buffer is NUL-terminated and lives across the call.
+    unsafe { (cb.func)(s.as_ptr().cast(), s.len() - 1, cb.rock as *mut libc::c_void) };
+}

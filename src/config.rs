@@ -1,0 +1,384 @@
+//! Configuration, set option by option with the names and spellings of
+//! imapd.conf. The adapter passes values in; the library never reads
+//! imapd.conf itself. An invalid value is reported and the option keeps its
+//! documented default.
+
+use std::fmt;
+
+/// Groups of `event_groups`, in the bit order of stock's BITFIELD.
+pub const GROUP_NAMES: [&str; 8] = [
+    "message",
+    "quota",
+    "flags",
+    "access",
+    "mailbox",
+    "subscription",
+    "calendar",
+    "applepushservice",
+];
+
+/// Words of `event_extra_params`, in the bit order of stock's BITFIELD.
+pub const EXTRA_NAMES: [&str; 29] = [
+    "bodyStructure",
+    "clientAddress",
+    "diskUsed",
+    "flagNames",
+    "messageContent",
+    "messageSize",
+    "messages",
+    "modseq",
+    "service",
+    "timestamp",
+    "uidnext",
+    "vnd.cmu.midset",
+    "vnd.cmu.unseenMessages",
+    "vnd.cmu.envelope",
+    "vnd.cmu.sessionId",
+    "vnd.cmu.mailboxACL",
+    "vnd.cmu.mbtype",
+    "vnd.cmu.davFilename",
+    "vnd.cmu.davUid",
+    "vnd.fastmail.clientId",
+    "vnd.fastmail.sessionId",
+    "vnd.fastmail.convExists",
+    "vnd.fastmail.convUnseen",
+    "vnd.fastmail.cid",
+    "vnd.fastmail.counters",
+    "vnd.fastmail.jmapEmail",
+    "vnd.fastmail.jmapStates",
+    "vnd.cmu.emailid",
+    "vnd.cmu.threadid",
+];
+
+/// One bit per word of `event_extra_params`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Extra {
+    BodyStructure = 0,
+    ClientAddress,
+    DiskUsed,
+    FlagNames,
+    MessageContent,
+    MessageSize,
+    Messages,
+    Modseq,
+    Service,
+    Timestamp,
+    Uidnext,
+    Midset,
+    UnseenMessages,
+    Envelope,
+    CmuSessionId,
+    MailboxAcl,
+    Mbtype,
+    DavFilename,
+    DavUid,
+    ClientId,
+    FastmailSessionId,
+    ConvExists,
+    ConvUnseen,
+    Cid,
+    Counters,
+    JmapEmail,
+    JmapStates,
+    EmailId,
+    ThreadId,
+}
+
+/// `event_content_inclusion_mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentMode {
+    Standard,
+    Message,
+    Header,
+    Body,
+    HeaderBody,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimestampFormat {
+    Iso8601,
+    Epoch,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// `event_notifier`: the notifyd method; `None` turns events off.
+    pub notifier: Option<String>,
+    /// Bitmask of enabled event types, from `event_groups`.
+    pub enabled_types: u32,
+    /// Bitmask of `Extra` bits, from `event_extra_params`.
+    pub extra: u32,
+    pub exclude_flags: Vec<String>,
+    pub exclude_specialuse: Vec<String>,
+    pub content_mode: ContentMode,
+    pub content_size: u64,
+    pub timestamp_format: TimestampFormat,
+    /// `notifysocket`; `None` means `<configdirectory>/socket/notify`.
+    pub notifysocket: Option<String>,
+    pub configdirectory: String,
+    pub servername: String,
+    /// The cyrus.conf service name (Cyrus's `config_ident`).
+    pub service: String,
+    /// Largest datagram sent, in bytes; 0 derives it from SO_SNDBUF like stock.
+    pub max_datagram: usize,
+}
+
+pub const DEFAULT_GROUPS: &str = "message mailbox";
+pub const DEFAULT_EXTRA: &str = "timestamp";
+pub const DEFAULT_SPECIALUSE: &str = "\\Junk";
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            notifier: None,
+            enabled_types: groups_to_types(parse_words(DEFAULT_GROUPS, &GROUP_NAMES).unwrap_or(0)),
+            extra: parse_words(DEFAULT_EXTRA, &EXTRA_NAMES).unwrap_or(0),
+            exclude_flags: Vec::new(),
+            exclude_specialuse: split_words(DEFAULT_SPECIALUSE),
+            content_mode: ContentMode::Standard,
+            content_size: 0,
+            timestamp_format: TimestampFormat::Iso8601,
+            notifysocket: None,
+            configdirectory: "/var/lib/cyrus".into(),
+            servername: String::new(),
+            service: String::new(),
+            max_datagram: 0,
+        }
+    }
+}
+
+/// Why an option could not be set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    UnknownOption(String),
+    InvalidValue { option: String, value: String, reason: String },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::UnknownOption(o) => write!(f, "unknown option '{o}'"),
+            ConfigError::InvalidValue { option, value, reason } => {
+                write!(f, "invalid value '{value}' for {option}: {reason}; using the default")
+            }
+        }
+    }
+}
+
+fn split_words(s: &str) -> Vec<String> {
+    s.split_ascii_whitespace().map(str::to_owned).collect()
+}
+
+/// A BITFIELD value: whitespace-separated words, matched case-sensitively as
+/// stock does. Returns the first unknown word on error.
+fn parse_words(s: &str, names: &[&str]) -> Result<u32, String> {
+    s.split_ascii_whitespace().try_fold(0u32, |acc, w| match names.iter().position(|n| *n == w) {
+        Some(i) => Ok(acc | 1 << i),
+        None => Err(w.to_owned()),
+    })
+}
+
+fn groups_to_types(groups: u32) -> u32 {
+    use crate::event::mask;
+    const BY_GROUP: [u32; 8] = [
+        mask::MESSAGE,
+        mask::QUOTA,
+        mask::FLAGS,
+        mask::ACCESS,
+        mask::MAILBOX,
+        mask::SUBSCRIPTION,
+        mask::CALENDAR,
+        mask::APPLEPUSHSERVICE,
+    ];
+    BY_GROUP
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| groups & (1 << i) != 0)
+        .fold(0, |acc, (_, m)| acc | m)
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.trim().parse::<u64>().map_err(|_| "expected a non-negative integer".to_owned())
+}
+
+impl Config {
+    pub fn has_extra(&self, e: Extra) -> bool {
+        self.extra & (1 << e as u32) != 0
+    }
+
+    /// Where datagrams (or, with a `dlist:` prefix, stream connections) go.
+    pub fn socket_path(&self) -> String {
+        match &self.notifysocket {
+            Some(p) => p.clone(),
+            None => format!("{}/socket/notify", self.configdirectory),
+        }
+    }
+
+    /// Set one option. On an invalid value the option is reset to its
+    /// default and the error says so.
+    pub fn set(&mut self, option: &str, value: &str) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::InvalidValue {
+            option: option.to_owned(),
+            value: value.to_owned(),
+            reason,
+        };
+        let d = Config::default();
+        match option {
+            "event_notifier" => {
+                let v = value.trim();
+                self.notifier = (!v.is_empty()).then(|| v.to_owned());
+            }
+            "event_groups" => match parse_words(value, &GROUP_NAMES) {
+                Ok(g) => self.enabled_types = groups_to_types(g),
+                Err(w) => {
+                    self.enabled_types = d.enabled_types;
+                    return Err(invalid(format!("unknown group '{w}'")));
+                }
+            },
+            "event_extra_params" => match parse_words(value, &EXTRA_NAMES) {
+                Ok(x) => self.extra = x,
+                Err(w) => {
+                    self.extra = d.extra;
+                    return Err(invalid(format!("unknown parameter '{w}'")));
+                }
+            },
+            "event_exclude_flags" => self.exclude_flags = split_words(value),
+            "event_exclude_specialuse" => self.exclude_specialuse = split_words(value),
+            "event_content_inclusion_mode" => {
+                self.content_mode = match value.trim() {
+                    "standard" => ContentMode::Standard,
+                    "message" => ContentMode::Message,
+                    "header" => ContentMode::Header,
+                    "body" => ContentMode::Body,
+                    "headerbody" => ContentMode::HeaderBody,
+                    _ => {
+                        self.content_mode = d.content_mode;
+                        return Err(invalid(
+                            "expected standard, message, header, body or headerbody".into(),
+                        ));
+                    }
+                }
+            }
+            "event_content_size" => match parse_size(value) {
+                Ok(n) => self.content_size = n,
+                Err(r) => {
+                    self.content_size = d.content_size;
+                    return Err(invalid(r));
+                }
+            },
+            "event_timestamp_format" => {
+                self.timestamp_format = match value.trim() {
+                    "iso8601" => TimestampFormat::Iso8601,
+                    "epoch" => TimestampFormat::Epoch,
+                    _ => {
+                        self.timestamp_format = d.timestamp_format;
+                        return Err(invalid("expected iso8601 or epoch".into()));
+                    }
+                }
+            }
+            "event_max_datagram_size" => match parse_size(value) {
+                Ok(n) if n == 0 || (64..=65536).contains(&n) => self.max_datagram = n as usize,
+                _ => {
+                    self.max_datagram = d.max_datagram;
+                    return Err(invalid("expected 0 (from SO_SNDBUF) or 64..65536".into()));
+                }
+            },
+            "notifysocket" => {
+                let v = value.trim();
+                self.notifysocket = (!v.is_empty()).then(|| v.to_owned());
+            }
+            "configdirectory" => self.configdirectory = value.trim().to_owned(),
+            "servername" => self.servername = value.trim().to_owned(),
+            "service" => self.service = value.trim().to_owned(),
+            _ => return Err(ConfigError::UnknownOption(option.to_owned())),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventType as T;
+
+    #[test]
+    fn defaults_match_stock() {
+        let c = Config::default();
+        assert!(c.notifier.is_none());
+        assert!(c.enabled_types & T::MessageNew as u32 != 0);
+        assert!(c.enabled_types & T::MailboxCreate as u32 != 0);
+        assert!(c.enabled_types & T::FlagsSet as u32 == 0);
+        assert!(c.enabled_types & T::Login as u32 == 0);
+        assert!(c.has_extra(Extra::Timestamp));
+        assert!(!c.has_extra(Extra::Service));
+        assert_eq!(c.exclude_specialuse, vec!["\\Junk".to_string()]);
+        assert_eq!(c.socket_path(), "/var/lib/cyrus/socket/notify");
+    }
+
+    #[test]
+    fn every_extra_word_maps_to_its_bit() {
+        for (i, w) in EXTRA_NAMES.iter().enumerate() {
+            let mut c = Config::default();
+            c.set("event_extra_params", w).unwrap();
+            assert_eq!(c.extra, 1 << i, "{w}");
+        }
+        assert_eq!(EXTRA_NAMES[Extra::ThreadId as usize], "vnd.cmu.threadid");
+        assert_eq!(EXTRA_NAMES[Extra::Midset as usize], "vnd.cmu.midset");
+    }
+
+    #[test]
+    fn access_group_includes_acl_change() {
+        let mut c = Config::default();
+        c.set("event_groups", "access").unwrap();
+        assert_eq!(c.enabled_types, T::Login as u32 | T::Logout as u32 | T::AclChange as u32);
+        c.set("event_groups", "").unwrap();
+        assert_eq!(c.enabled_types, 0);
+    }
+
+    #[test]
+    fn invalid_values_name_option_and_value_and_restore_default() {
+        let mut c = Config::default();
+        c.set("event_groups", "quota").unwrap();
+        let e = c.set("event_groups", "message bogus").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value 'message bogus' for event_groups: unknown group 'bogus'; using the default"
+        );
+        assert_eq!(c.enabled_types, Config::default().enabled_types);
+
+        c.set("event_extra_params", "service").unwrap();
+        let e = c.set("event_extra_params", "Timestamp").unwrap_err();
+        assert!(e.to_string().contains("unknown parameter 'Timestamp'"));
+        assert!(c.has_extra(Extra::Timestamp) && !c.has_extra(Extra::Service));
+
+        c.set("event_content_size", "100").unwrap();
+        for bad in ["12k", "-1", "", "18446744073709551616"] {
+            assert!(c.set("event_content_size", bad).is_err(), "{bad}");
+            assert_eq!(c.content_size, 0);
+        }
+        c.set("event_content_size", "18446744073709551615").unwrap();
+
+        assert!(c.set("event_content_inclusion_mode", "full").is_err());
+        assert_eq!(c.content_mode, ContentMode::Standard);
+        assert!(c.set("event_timestamp_format", "rfc822").is_err());
+        assert!(c.set("event_max_datagram_size", "10").is_err());
+        assert_eq!(
+            c.set("event_nonsense", "1").unwrap_err(),
+            ConfigError::UnknownOption("event_nonsense".into())
+        );
+    }
+
+    #[test]
+    fn notifier_and_socket() {
+        let mut c = Config::default();
+        c.set("event_notifier", "log").unwrap();
+        assert_eq!(c.notifier.as_deref(), Some("log"));
+        c.set("event_notifier", "").unwrap();
+        assert!(c.notifier.is_none());
+        c.set("configdirectory", "/tmp/x").unwrap();
+        assert_eq!(c.socket_path(), "/tmp/x/socket/notify");
+        c.set("notifysocket", "dlist:/tmp/n").unwrap();
+        assert_eq!(c.socket_path(), "dlist:/tmp/n");
+    }
+}

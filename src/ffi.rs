@@ -1,0 +1,450 @@
+//! The C ABI. Every function checks its pointers (NULL is never a crash),
+//! catches panics (an internal error is logged and returned, never unwound
+//! into Cyrus), and settles ownership; the work happens in `api`.
+//!
+//! Ownership: a `cmev_event` comes from `cmev_event_new` and is released
+//! with `cmev_event_free`; every other function borrows it for the call
+//! only. Strings passed in are copied; the library keeps no caller pointer
+//! except the callback's `rock`.
+
+use crate::api::{self, Callback, Error};
+use crate::counters::{Snapshot, COUNTERS};
+use crate::event::{Event, Value};
+use crate::json::lossy;
+use crate::log;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Run `f`, turning a panic into `fallback` and a log line.
+fn guard<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => {
+            log::error(&format!("mboxevent: internal error in {what}; call ignored"));
+            fallback
+        }
+    }
+}
+
+fn status(r: Result<(), Error>) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => e as c_int,
+    }
+}
+
+/// Run `f` on the event, or report a NULL handle / a panic.
+fn with_event(what: &str, ev: *mut Event, f: impl FnOnce(&mut Event) -> Result<(), Error>) -> c_int {
+    guard(what, Error::Panic as c_int, || {
+        // SAFETY: a non-NULL handle comes from cmev_event_new and is not
+        // used concurrently (documented contract).
+        match unsafe { ev.as_mut() } {
+            Some(ev) => status(f(ev)),
+            None => Error::Null as c_int,
+        }
+    })
+}
+
+/// # Safety
+/// `p` is NULL or a NUL-terminated string valid for the call.
+unsafe fn bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_bytes())
+}
+
+/// # Safety
+/// `p` is NULL or valid for `len` bytes.
+unsafe fn slice<'a>(p: *const c_char, len: usize) -> Option<&'a [u8]> {
+    if p.is_null() {
+        None
+    } else if len == 0 {
+        Some(&[])
+    } else {
+        Some(unsafe { std::slice::from_raw_parts(p.cast(), len) })
+    }
+}
+
+/// # Safety
+/// `p` is NULL or points to `n` pointers, each NULL or a NUL-terminated string.
+unsafe fn strings<'a>(p: *const *const c_char, n: usize) -> Option<Vec<&'a [u8]>> {
+    if p.is_null() {
+        return (n == 0).then(Vec::new);
+    }
+    let ptrs = unsafe { std::slice::from_raw_parts(p, n) };
+    Some(ptrs.iter().filter_map(|s| unsafe { bytes(*s) }).collect())
+}
+
+fn write_err(buf: *mut c_char, len: usize, msg: &str) {
+    if buf.is_null() || len == 0 {
+        return;
+    }
+    let n = msg.len().min(len - 1);
+    // SAFETY: the caller gave `len` writable bytes at `buf`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast(), n);
+        *buf.add(n) = 0;
+    }
+}
+
+/// Set one imapd.conf option by name, with the value as written in
+/// imapd.conf (`event_notifier`, `event_groups`, `event_extra_params`,
+/// `event_exclude_flags`, `event_exclude_specialuse`,
+/// `event_content_inclusion_mode`, `event_content_size`,
+/// `event_timestamp_format`, `event_max_datagram_size`, `notifysocket`,
+/// `configdirectory`, `servername`, and `service` for Cyrus's
+/// `config_ident`). Takes effect for events created afterwards.
+///
+/// Returns 0, or `CMEV_ERROR_UNKNOWN_OPTION` / `CMEV_ERROR_INVALID_VALUE`
+/// (the option then holds its default; the reason is logged and, when
+/// `errbuf` is not NULL, written there NUL-terminated, cut to `errlen`), or
+/// `CMEV_ERROR_NULL` when `option` or `value` is NULL.
+#[no_mangle]
+pub extern "C" fn cmev_config_set(
+    option: *const c_char,
+    value: *const c_char,
+    errbuf: *mut c_char,
+    errlen: usize,
+) -> c_int {
+    guard("cmev_config_set", Error::Panic as c_int, || {
+        // SAFETY: documented contract of the arguments.
+        let (Some(o), Some(v)) = (unsafe { bytes(option) }, unsafe { bytes(value) }) else {
+            write_err(errbuf, errlen, "option and value must not be NULL");
+            return Error::Null as c_int;
+        };
+        match api::config_set(&lossy(o), &lossy(v)) {
+            Ok(()) => {
+                write_err(errbuf, errlen, "");
+                0
+            }
+            Err(e) => {
+                write_err(errbuf, errlen, &e.to_string());
+                match e {
+                    crate::config::ConfigError::UnknownOption(_) => Error::UnknownOption as c_int,
+                    crate::config::ConfigError::InvalidValue { .. } => Error::InvalidValue as c_int,
+                }
+            }
+        }
+    })
+}
+
+/// Put every option back to its default (events off).
+#[no_mangle]
+pub extern "C" fn cmev_config_reset() {
+    guard("cmev_config_reset", (), api::config_reset)
+}
+
+/// Create an event of `type` (a `cmev_event_type` value, or
+/// `MESSAGE_NEW|CALENDAR`). Returns NULL when notification is off
+/// (`event_notifier` unset), when the type's group is off and no IMAP NOTIFY
+/// callback is registered, or when `type` is not a known type. The caller
+/// owns the event and releases it with `cmev_event_free`.
+#[no_mangle]
+pub extern "C" fn cmev_event_new(event_type: u32) -> *mut Event {
+    guard("cmev_event_new", std::ptr::null_mut(), || {
+        match api::parse_type(event_type).ok().and_then(api::event_new) {
+            Some(ev) => Box::into_raw(ev),
+            None => std::ptr::null_mut(),
+        }
+    })
+}
+
+/// Release an event. NULL is ignored.
+///
+/// # Safety
+/// `ev` is NULL or a live event from `cmev_event_new`, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn cmev_event_free(ev: *mut Event) {
+    guard("cmev_event_free", (), || {
+        if !ev.is_null() {
+            // SAFETY: ownership returns from the caller (contract above).
+            drop(unsafe { Box::from_raw(ev) });
+        }
+    })
+}
+
+/// The event's current type; `CMEV_EVENT_TYPE_CANCELLED` (0) when cancelled
+/// or when `ev` is NULL.
+#[no_mangle]
+pub extern "C" fn cmev_event_type(ev: *const Event) -> u32 {
+    // SAFETY: NULL or a live event.
+    guard("cmev_event_type", 0, || unsafe { ev.as_ref() }.map_or(0, |e| e.kind.bits()))
+}
+
+/// Change the event's type (Cyrus cancels events by setting type 0).
+#[no_mangle]
+pub extern "C" fn cmev_event_set_type(ev: *mut Event, event_type: u32) -> c_int {
+    with_event("cmev_event_set_type", ev, |e| {
+        e.kind = api::parse_type(event_type)?;
+        Ok(())
+    })
+}
+
+/// Whether events of `type` carry parameter `param` under the current
+/// configuration (stock's `mboxevent_expected_param`). Lets the adapter skip
+/// costly extraction. False for unknown types or parameters.
+#[no_mangle]
+pub extern "C" fn cmev_expected(event_type: u32, param: u32) -> bool {
+    guard("cmev_expected", false, || match (api::parse_type(event_type), api::parse_param(param)) {
+        (Ok(t), Ok(p)) => api::is_expected(t, p),
+        _ => false,
+    })
+}
+
+/// Whether the event already has `param` filled. False for NULL.
+#[no_mangle]
+pub extern "C" fn cmev_event_has(ev: *const Event, param: u32) -> bool {
+    guard("cmev_event_has", false, || {
+        // SAFETY: NULL or a live event.
+        let e = unsafe { ev.as_ref() };
+        matches!((e, api::parse_param(param)), (Some(e), Ok(p)) if e.has(p))
+    })
+}
+
+/// Set a string parameter from a NUL-terminated string (copied). Invalid
+/// UTF-8 is kept with U+FFFD in place of the bad bytes. Replaces an earlier
+/// value. `CMEV_ERROR_WRONG_KIND` if `param` is not a string parameter.
+#[no_mangle]
+pub extern "C" fn cmev_event_set_string(ev: *mut Event, param: u32, value: *const c_char) -> c_int {
+    with_event("cmev_event_set_string", ev, |e| {
+        // SAFETY: NULL or a NUL-terminated string.
+        let v = unsafe { bytes(value) }.ok_or(Error::Null)?;
+        api::set_param(e, api::parse_param(param)?, Value::Str(lossy(v)))
+    })
+}
+
+/// Set a string parameter from `len` bytes (copied); embedded NULs are kept
+/// and written as `\u0000`.
+#[no_mangle]
+pub extern "C" fn cmev_event_set_bytes(ev: *mut Event, param: u32, value: *const c_char, len: usize) -> c_int {
+    with_event("cmev_event_set_bytes", ev, |e| {
+        // SAFETY: NULL or valid for len bytes.
+        let v = unsafe { slice(value, len) }.ok_or(Error::Null)?;
+        api::set_param(e, api::parse_param(param)?, Value::Str(lossy(v)))
+    })
+}
+
+/// Set an integer parameter. Written as a signed 64-bit value, as stock
+/// does: `UINT64_MAX` (Cyrus's "unlimited" -1) prints as `-1`.
+#[no_mangle]
+pub extern "C" fn cmev_event_set_uint(ev: *mut Event, param: u32, value: u64) -> c_int {
+    with_event("cmev_event_set_uint", ev, |e| api::set_param(e, api::parse_param(param)?, Value::Int(value)))
+}
+
+/// Set a JSON parameter (`vnd.fastmail.jmapEmail`, `vnd.fastmail.jmapStates`)
+/// from JSON text, which is validated and written compactly with its key
+/// order kept. `CMEV_ERROR_INVALID_JSON` if it does not parse.
+#[no_mangle]
+pub extern "C" fn cmev_event_set_json(ev: *mut Event, param: u32, json: *const c_char) -> c_int {
+    with_event("cmev_event_set_json", ev, |e| {
+        // SAFETY: NULL or a NUL-terminated string.
+        let v = unsafe { bytes(json) }.ok_or(Error::Null)?;
+        api::set_json(e, api::parse_param(param)?, &lossy(v))
+    })
+}
+
+/// Set an array-of-strings parameter from `count` strings (copied; NULL
+/// entries are skipped). `values` may be NULL only when `count` is 0.
+#[no_mangle]
+pub extern "C" fn cmev_event_set_strings(
+    ev: *mut Event,
+    param: u32,
+    values: *const *const c_char,
+    count: usize,
+) -> c_int {
+    with_event("cmev_event_set_strings", ev, |e| {
+        // SAFETY: NULL or `count` string pointers.
+        let v = unsafe { strings(values, count) }.ok_or(Error::Null)?;
+        api::set_param(e, api::parse_param(param)?, Value::Array(v.into_iter().map(lossy).collect()))
+    })
+}
+
+/// Add a message's UID to uidset (insertion order kept; a UID one above the
+/// last extends its range).
+#[no_mangle]
+pub extern "C" fn cmev_event_add_uid(ev: *mut Event, uid: u32) -> c_int {
+    with_event("cmev_event_add_uid", ev, |e| {
+        e.uids.add(uid);
+        Ok(())
+    })
+}
+
+/// Add a source message's UID to vnd.cmu.oldUidset (COPY/MOVE).
+#[no_mangle]
+pub extern "C" fn cmev_event_add_old_uid(ev: *mut Event, uid: u32) -> c_int {
+    with_event("cmev_event_add_old_uid", ev, |e| {
+        e.old_uids.add(uid);
+        Ok(())
+    })
+}
+
+/// Add a Message-ID to vnd.cmu.midset when the event carries one; NULL
+/// stands for a message without Message-ID (`NIL`). Duplicates are dropped.
+#[no_mangle]
+pub extern "C" fn cmev_event_add_msgid(ev: *mut Event, msgid: *const c_char) -> c_int {
+    with_event("cmev_event_add_msgid", ev, |e| {
+        // SAFETY: NULL or a NUL-terminated string.
+        api::add_msgid(e, unsafe { bytes(msgid) });
+        Ok(())
+    })
+}
+
+/// Add one flag to flagNames when the event carries flagNames;
+/// event_exclude_flags does not apply (stock `mboxevent_add_flag`).
+/// Case-insensitive duplicates are dropped.
+#[no_mangle]
+pub extern "C" fn cmev_event_add_flag(ev: *mut Event, flag: *const c_char) -> c_int {
+    with_event("cmev_event_add_flag", ev, |e| {
+        // SAFETY: NULL or a NUL-terminated string.
+        api::add_flag(e, unsafe { bytes(flag) }.ok_or(Error::Null)?);
+        Ok(())
+    })
+}
+
+/// Add the flags a STORE changed, leaving out those in event_exclude_flags
+/// (case-insensitive), as stock `mboxevent_add_flags`. Pass system flags by
+/// name (`\Deleted`, `\Answered`, `\Flagged`, `\Draft`, `\Seen`, in that
+/// order) followed by user flags. NULL entries are skipped.
+#[no_mangle]
+pub extern "C" fn cmev_event_add_flags(ev: *mut Event, flags: *const *const c_char, count: usize) -> c_int {
+    with_event("cmev_event_add_flags", ev, |e| {
+        // SAFETY: NULL or `count` string pointers.
+        let v = unsafe { strings(flags, count) }.ok_or(Error::Null)?;
+        api::add_flags(e, v.into_iter());
+        Ok(())
+    })
+}
+
+/// Access accounting: server and client address as `"ip;port"` and the
+/// user, each filled when the event type carries it (NULL: not filled). A
+/// Logout with a NULL user is cancelled, as in stock.
+#[no_mangle]
+pub extern "C" fn cmev_event_set_access(
+    ev: *mut Event,
+    serveraddr: *const c_char,
+    clientaddr: *const c_char,
+    userid: *const c_char,
+) -> c_int {
+    with_event("cmev_event_set_access", ev, |e| {
+        // SAFETY: each NULL or a NUL-terminated string.
+        unsafe { api::set_access(e, bytes(serveraddr), bytes(clientaddr), bytes(userid)) };
+        Ok(())
+    })
+}
+
+/// aclSubject and aclRights. NULL `rights` (DELETEACL) leaves aclRights out
+/// of the JSON, as stock does.
+#[no_mangle]
+pub extern "C" fn cmev_event_set_acl(ev: *mut Event, subject: *const c_char, rights: *const c_char) -> c_int {
+    with_event("cmev_event_set_acl", ev, |e| {
+        // SAFETY: each NULL or a NUL-terminated string.
+        let s = unsafe { bytes(subject) }.ok_or(Error::Null)?;
+        api::set_acl(e, s, unsafe { bytes(rights) });
+        Ok(())
+    })
+}
+
+/// Set uri from the mailbox's IMAP URL (`imap://server/mailbox;UIDVALIDITY=v`).
+/// For MessageNew and MessageAppend the first UID added is appended as
+/// `/;UID=n` and the UIDs leave uidset, as stock does; so add UIDs first.
+#[no_mangle]
+pub extern "C" fn cmev_event_set_mailbox_uri(ev: *mut Event, uri: *const c_char) -> c_int {
+    with_event("cmev_event_set_mailbox_uri", ev, |e| {
+        // SAFETY: NULL or a NUL-terminated string.
+        api::set_mailbox_uri(e, unsafe { bytes(uri) }.ok_or(Error::Null)?);
+        Ok(())
+    })
+}
+
+/// Fill messageContent from the whole message (`size` bytes, of which the
+/// first `header_size` are the header), per event_content_inclusion_mode and
+/// event_content_size. Does nothing when the event does not carry
+/// messageContent. The bytes are copied.
+#[no_mangle]
+pub extern "C" fn cmev_event_set_content(
+    ev: *mut Event,
+    message: *const c_char,
+    size: usize,
+    header_size: usize,
+) -> c_int {
+    with_event("cmev_event_set_content", ev, |e| {
+        // SAFETY: NULL or valid for `size` bytes.
+        api::set_content(e, unsafe { slice(message, size) }.ok_or(Error::Null)?, header_size);
+        Ok(())
+    })
+}
+
+/// Whether events are wanted for a mailbox, given whether it is a user's
+/// top-level mailbox and its special-use attributes (space-separated, NULL
+/// for none), under event_exclude_specialuse.
+#[no_mangle]
+pub extern "C" fn cmev_mailbox_enabled(is_user_inbox: bool, specialuse: *const c_char) -> bool {
+    // SAFETY: NULL or a NUL-terminated string.
+    guard("cmev_mailbox_enabled", true, || api::mailbox_enabled(is_user_inbox, unsafe { bytes(specialuse) }))
+}
+
+/// Send a queue of `count` events, in order, applying stock's rules: skip
+/// cancelled and empty events, FlagsClear-with-`\Seen` before a preceding
+/// FlagsSet, FlagsSet split into MessageTrash/MessageRead/FlagsSet. NULL
+/// entries are skipped. The events are changed (filled, flags consumed) but
+/// stay the caller's: free them afterwards. `CMEV_ERROR_INVALID_VALUE` if
+/// the same event appears twice.
+///
+/// # Safety
+/// `events` is NULL (with `count` 0) or points to `count` entries, each NULL
+/// or a live event not used elsewhere during the call.
+#[no_mangle]
+pub unsafe extern "C" fn cmev_notify(events: *const *mut Event, count: usize) -> c_int {
+    guard("cmev_notify", Error::Panic as c_int, || {
+        if events.is_null() {
+            return if count == 0 { 0 } else { Error::Null as c_int };
+        }
+        // SAFETY: `count` readable pointers (contract above).
+        let ptrs: Vec<*mut Event> =
+            unsafe { std::slice::from_raw_parts(events, count) }.iter().copied().filter(|p| !p.is_null()).collect();
+        let mut sorted = ptrs.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != ptrs.len() {
+            return Error::InvalidValue as c_int;
+        }
+        // SAFETY: distinct live events, so the &mut do not alias.
+        let mut refs: Vec<&mut Event> = ptrs.into_iter().map(|p| unsafe { &mut *p }).collect();
+        api::notify(&mut refs);
+        0
+    })
+}
+
+/// Set the client id written as vnd.fastmail.clientId (NULL: empty).
+#[no_mangle]
+pub extern "C" fn cmev_set_client_id(id: *const c_char) {
+    // SAFETY: NULL or a NUL-terminated string.
+    guard("cmev_set_client_id", (), || api::set_client_id(unsafe { bytes(id) }.map(lossy)))
+}
+
+/// Callback receiving each message, flag, mailbox and subscription
+/// notification as NUL-terminated JSON with `"@type":"notify"` added, on the
+/// thread calling `cmev_notify`. `json` is valid only during the call.
+#[allow(non_camel_case_types)]
+pub type cmev_notify_cb = Option<unsafe extern "C" fn(json: *const c_char, len: usize, rock: *mut c_void)>;
+
+/// Register (or, with NULL, remove) the IMAP NOTIFY callback. `rock` is
+/// passed back untouched.
+#[no_mangle]
+pub extern "C" fn cmev_set_notify_callback(cb: cmev_notify_cb, rock: *mut c_void) {
+    guard("cmev_set_notify_callback", (), || {
+        api::set_callback(cb.map(|func| Callback { func, rock: rock as usize }))
+    })
+}
+
+/// Copy the process's counters into `*out` (index `values` with a
+/// `cmev_counter`). `CMEV_ERROR_NULL` if `out` is NULL.
+#[no_mangle]
+pub extern "C" fn cmev_counters_get(out: *mut Snapshot) -> c_int {
+    guard("cmev_counters_get", Error::Panic as c_int, || {
+        if out.is_null() {
+            return Error::Null as c_int;
+        }
+        // SAFETY: non-NULL and writable (contract).
+        unsafe { out.write(COUNTERS.snapshot()) };
+        0
+    })
+}

@@ -1,0 +1,316 @@
+//! The JSON writer: bytes exactly as stock's jansson `json_dumps(...,
+//! JSON_PRESERVE_ORDER|JSON_COMPACT)` writes an event. Compact separators,
+//! UTF-8 output, `/` left alone, `"` `\` and the short escapes `\b \f \n \r
+//! \t`, every other control character as `\u00XX` in uppercase hex.
+
+use crate::event::{EventType, Kind, Param, Value};
+use std::fmt::Write;
+
+/// Append `s` as a JSON string literal.
+pub fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{:04X}", b);
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Bytes as a string: invalid UTF-8 becomes U+FFFD, so the key stays.
+pub fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Rewrite JSON text compactly, in jansson's form, keeping key order.
+/// `None` if `text` is not valid JSON.
+pub fn compact(text: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let mut out = String::with_capacity(text.len());
+    write_value(&mut out, &v);
+    Some(out)
+}
+
+fn write_value(out: &mut String, v: &serde_json::Value) {
+    use serde_json::Value as J;
+    match v {
+        J::Null => out.push_str("null"),
+        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        J::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        J::String(s) => write_str(out, s),
+        J::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, x);
+            }
+            out.push(']');
+        }
+        J::Object(o) => {
+            out.push('{');
+            for (i, (k, x)) in o.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_str(out, k);
+                out.push(':');
+                write_value(out, x);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn key(out: &mut String, name: &str) {
+    out.push(',');
+    write_str(out, name);
+    out.push(':');
+}
+
+/// stock `parseint32`: leading decimal digits up to `i32::MAX`, rest ignored.
+fn leading_port(s: &str) -> Option<i32> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    s[..digits].parse::<i32>().ok()
+}
+
+/// A rendered event. `content_at` is the byte offset of the
+/// `,"messageContent":` member, which is always last, so a sender can cut it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rendered {
+    pub json: String,
+    pub content_at: Option<usize>,
+}
+
+/// Write an event: `"event"` first, then every filled parameter in parameter
+/// order. `params` must be sorted by parameter.
+pub fn render(kind: EventType, params: &[(Param, &Value)]) -> Rendered {
+    let mut out = String::with_capacity(512);
+    out.push_str("{\"event\":");
+    write_str(&mut out, kind.name());
+    let mut content_at = None;
+    for (p, v) in params {
+        if **v == Value::Absent {
+            continue;
+        }
+        if *p == Param::MessageContent {
+            content_at = Some(out.len());
+        }
+        match (p.kind(), v) {
+            (Kind::Address(host_key, port_key), Value::Str(s)) => {
+                let (host, port) = match s.split_once(';') {
+                    Some((h, rest)) => (h, leading_port(rest)),
+                    None => (s.as_str(), None),
+                };
+                key(&mut out, host_key);
+                write_str(&mut out, host);
+                if let Some(port) = port {
+                    key(&mut out, port_key);
+                    let _ = write!(out, "{port}");
+                }
+            }
+            (_, v) => {
+                key(&mut out, p.json_name());
+                match v {
+                    // jansson integers are signed: the quota sentinel stays -1.
+                    Value::Int(n) => {
+                        let _ = write!(out, "{}", *n as i64);
+                    }
+                    Value::Str(s) => write_str(&mut out, s),
+                    Value::Array(a) => {
+                        out.push('[');
+                        for (i, s) in a.iter().enumerate() {
+                            if i > 0 {
+                                out.push(',');
+                            }
+                            write_str(&mut out, s);
+                        }
+                        out.push(']');
+                    }
+                    Value::Json(j) => out.push_str(j),
+                    Value::Absent => {}
+                }
+            }
+        }
+    }
+    out.push('}');
+    Rendered { json: out, content_at }
+}
+
+impl Rendered {
+    /// The event with messageContent cut so the whole JSON is at most
+    /// `max` bytes; `None` if even an empty content does not fit. The cut
+    /// never splits an escape sequence or a UTF-8 character.
+    pub fn fit(&self, max: usize) -> Option<String> {
+        if self.json.len() <= max {
+            return Some(self.json.clone());
+        }
+        let at = self.content_at?;
+        let head = &self.json[..at];
+        let rest = &self.json[at..];
+        // rest = ,"messageContent":"<escaped>"}
+        let value_start = rest.find(":\"")? + 2;
+        let value = &rest[value_start..rest.len() - 2];
+        let fixed = at + value_start + 2;
+        let budget = max.checked_sub(fixed)?;
+        let cut = escaped_prefix_len(value, budget);
+        let mut s = String::with_capacity(fixed + cut);
+        s.push_str(head);
+        s.push_str(&rest[..value_start]);
+        s.push_str(&value[..cut]);
+        s.push_str("\"}");
+        Some(s)
+    }
+}
+
+/// Longest prefix of an escaped JSON string body that is at most `budget`
+/// bytes and ends between two characters.
+fn escaped_prefix_len(value: &str, budget: usize) -> usize {
+    let b = value.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let step = match b[i] {
+            b'\\' if b.get(i + 1) == Some(&b'u') => 6,
+            b'\\' => 2,
+            c if c < 0x80 => 1,
+            c if c >= 0xf0 => 4,
+            c if c >= 0xe0 => 3,
+            _ => 2,
+        };
+        if i + step > budget {
+            break;
+        }
+        i += step;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn s(x: &str) -> String {
+        let mut o = String::new();
+        write_str(&mut o, x);
+        o
+    }
+
+    #[test]
+    fn escapes_like_jansson() {
+        assert_eq!(s("a/b"), "\"a/b\"");
+        assert_eq!(s("\"\\"), "\"\\\"\\\\\"");
+        assert_eq!(s("\u{8}\u{c}\n\r\t"), "\"\\b\\f\\n\\r\\t\"");
+        assert_eq!(s("\u{1}\u{1f}\u{0}"), "\"\\u0001\\u001F\\u0000\"");
+        assert_eq!(s("\u{7f}é€😀"), "\"\u{7f}é€😀\"");
+        assert_eq!(s("alice\tlrs\t"), "\"alice\\tlrs\\t\"");
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_character() {
+        assert_eq!(lossy(b"caf\xe9 ok"), "caf\u{fffd} ok");
+    }
+
+    #[test]
+    fn compact_keeps_order_and_style() {
+        assert_eq!(
+            compact("{ \"z\" : [1, 2.5, null, true], \"a\" : \"x/\\u0001\" }").as_deref(),
+            Some("{\"z\":[1,2.5,null,true],\"a\":\"x/\\u0001\"}")
+        );
+        assert_eq!(compact("{"), None);
+        assert_eq!(compact(""), None);
+    }
+
+    #[test]
+    fn addresses_split_and_tolerate_missing_port() {
+        let v = |x: &str| Value::Str(x.into());
+        let a = v("127.0.0.1;44713");
+        let b = v("::1");
+        let c = v("10.0.0.1;x");
+        let r = render(
+            EventType::Login,
+            &[(Param::ServerAddress, &a), (Param::ClientAddress, &b), (Param::Uri, &c)],
+        );
+        assert_eq!(
+            r.json,
+            "{\"event\":\"Login\",\"serverDomain\":\"127.0.0.1\",\"serverPort\":44713,\"clientIP\":\"::1\",\"uri\":\"10.0.0.1;x\"}"
+        );
+        let r = render(EventType::Login, &[(Param::ClientAddress, &c)]);
+        assert_eq!(r.json, "{\"event\":\"Login\",\"clientIP\":\"10.0.0.1\"}");
+        let big = v("h;99999999999");
+        let r = render(EventType::Login, &[(Param::ClientAddress, &big)]);
+        assert_eq!(r.json, "{\"event\":\"Login\",\"clientIP\":\"h\"}");
+    }
+
+    #[test]
+    fn integers_are_signed_like_jansson() {
+        let m = Value::Int(u64::MAX);
+        let n = Value::Int(7);
+        let r = render(EventType::QuotaChange, &[(Param::QuotaMessages, &m), (Param::Messages, &n)]);
+        assert_eq!(r.json, "{\"event\":\"QuotaChange\",\"maxMessages\":-1,\"messages\":7}");
+    }
+
+    #[test]
+    fn fit_cuts_content_only() {
+        let u = Value::Str("imap://h/INBOX".into());
+        let c = Value::Str("ab\u{1}é€cd".into());
+        let r = render(EventType::MessageNew, &[(Param::Uri, &u), (Param::MessageContent, &c)]);
+        let head = "{\"event\":\"MessageNew\",\"uri\":\"imap://h/INBOX\",\"messageContent\":\"";
+        assert_eq!(r.json, format!("{head}ab\\u0001é€cd\"}}"));
+        assert_eq!(r.fit(1000).unwrap(), r.json);
+        for max in head.len() + 2..r.json.len() {
+            let cut = r.fit(max).unwrap();
+            assert!(cut.len() <= max);
+            let v: serde_json::Value = serde_json::from_str(&cut).unwrap();
+            let got = v["messageContent"].as_str().unwrap();
+            assert!("ab\u{1}é€cd".starts_with(got));
+        }
+        assert_eq!(r.fit(head.len() + 1), None);
+        let plain = render(EventType::MessageNew, &[(Param::Uri, &u)]);
+        assert_eq!(plain.fit(10), None);
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_round_trips(x in any::<String>()) {
+            let out = s(&x);
+            let back: String = serde_json::from_str(&out).unwrap();
+            prop_assert_eq!(back, x);
+        }
+
+        #[test]
+        fn any_bytes_give_valid_json(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let v = Value::Str(lossy(&b));
+            let r = render(EventType::MessageNew, &[(Param::Envelope, &v), (Param::MessageContent, &v)]);
+            let parsed: serde_json::Value = serde_json::from_str(&r.json).unwrap();
+            prop_assert!(parsed.get("vnd.cmu.envelope").is_some());
+            for max in [r.json.len() / 2, r.json.len() - 1] {
+                if let Some(cut) = r.fit(max) {
+                    prop_assert!(cut.len() <= max);
+                    let _: serde_json::Value = serde_json::from_str(&cut).unwrap();
+                }
+            }
+        }
+    }
+}

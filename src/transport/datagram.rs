@@ -1,0 +1,136 @@
+//! The notifyd datagram transport: one unbound AF_UNIX SOCK_DGRAM socket kept
+//! for the life of the process (stock opens and closes one per event).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+pub struct DatagramSocket {
+    fd: OwnedFd,
+}
+
+/// Build a `sockaddr_un` for `path`; paths that do not fit `sun_path` (with
+/// its NUL) are refused instead of being cut as stock's strlcpy does.
+fn unix_addr(path: &str) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is plain data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_bytes();
+    if bytes.is_empty() || bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("notify socket path '{path}' is empty or longer than {} bytes", addr.sun_path.len() - 1),
+        ));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    Ok((addr, len as libc::socklen_t))
+}
+
+impl DatagramSocket {
+    /// A new socket; `send_timeout` bounds how long a full receiver queue can
+    /// hold the sender.
+    pub fn new(send_timeout: Duration) -> io::Result<Self> {
+        // SAFETY: plain socket(2) call.
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let tv = libc::timeval {
+            tv_sec: send_timeout.as_secs() as libc::time_t,
+            tv_usec: send_timeout.subsec_micros() as libc::suseconds_t,
+        };
+        // SAFETY: valid fd, option value points to a timeval of the given size.
+        let r = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(DatagramSocket { fd })
+    }
+
+    /// SO_SNDBUF, from which stock derives its datagram size limit.
+    pub fn send_buffer(&self) -> io::Result<usize> {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: valid fd; v and len are valid for writes of their sizes.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(v.max(0) as usize)
+    }
+
+    pub fn send_to(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        let (addr, len) = unix_addr(path)?;
+        // SAFETY: valid fd, data slice and address of the given length.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_NOSIGNAL,
+                (&addr as *const libc::sockaddr_un).cast(),
+                len,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n as usize != data.len() {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "short datagram write"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixDatagram;
+
+    #[test]
+    fn sends_to_a_bound_socket() {
+        let dir = std::env::temp_dir().join(format!("cmev-dg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify");
+        let _ = std::fs::remove_file(&path);
+        let rx = UnixDatagram::bind(&path).unwrap();
+        let s = DatagramSocket::new(Duration::from_secs(1)).unwrap();
+        assert!(s.send_buffer().unwrap() > 0);
+        s.send_to(path.to_str().unwrap(), b"x\0y").unwrap();
+        let mut buf = [0u8; 16];
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"x\0y");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_bad_paths() {
+        let s = DatagramSocket::new(Duration::from_secs(1)).unwrap();
+        let long = "/".repeat(200);
+        assert_eq!(s.send_to(&long, b"x").unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(s.send_to("", b"x").unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        let e = s.send_to("/nonexistent/dir/notify", b"x").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+}

@@ -1,0 +1,3 @@
+//! Ways to reach the receiver at `notifysocket`.
+
+pub mod datagram;
