@@ -7,7 +7,8 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
     // The soname lets Cyrus link against libcyrus_mboxevent.so.0.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libcyrus_mboxevent.so.0");
-    let config = cbindgen::Config::from_file(format!("{dir}/cbindgen.toml")).expect("cbindgen.toml");
+    let config =
+        cbindgen::Config::from_file(format!("{dir}/cbindgen.toml")).expect("cbindgen.toml");
     cbindgen::Builder::new()
         .with_crate(&dir)
         .with_config(config)

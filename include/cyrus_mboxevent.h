@@ -317,7 +317,7 @@ void cmev_event_free(cmev_event *ev);
  * The event's current type; `CMEV_EVENT_TYPE_CANCELLED` (0) when cancelled
  * or when `ev` is NULL.
  */
-uint32_t cmev_event_type(const cmev_event *ev);
+uint32_t cmev_event_get_type(const cmev_event *ev);
 
 /**
  * Change the event's type (Cyrus cancels events by setting type 0).

@@ -39,7 +39,8 @@ pub struct Callback {
     pub rock: usize,
 }
 
-static CONFIG: LazyLock<RwLock<Arc<Config>>> = LazyLock::new(|| RwLock::new(Arc::new(Config::default())));
+static CONFIG: LazyLock<RwLock<Arc<Config>>> =
+    LazyLock::new(|| RwLock::new(Arc::new(Config::default())));
 static CLIENT_ID: RwLock<Option<String>> = RwLock::new(None);
 static CALLBACK: RwLock<Option<Callback>> = RwLock::new(None);
 static SINK: LazyLock<Box<dyn Sink>> = LazyLock::new(|| Box::new(DirectSink::default()));
@@ -90,13 +91,18 @@ pub fn is_expected(kind: EventType, p: Param) -> bool {
 pub fn event_new(kind: EventType) -> Option<Box<Event>> {
     let cfg = config();
     cfg.notifier.as_ref()?;
-    if cfg.enabled_types & kind.bits() == 0 && !(CALLBACK.read().is_some() && kind.is_in(CALLBACK_TYPES)) {
+    if cfg.enabled_types & kind.bits() == 0
+        && !(CALLBACK.read().is_some() && kind.is_in(CALLBACK_TYPES))
+    {
         return None;
     }
     let mut ev = Box::new(Event::new(kind));
     ev.set(Param::Pid, Value::Int(u64::from(std::process::id())));
     if expected(kind, Param::ClientId, &cfg) {
-        ev.set(Param::ClientId, Value::Str(CLIENT_ID.read().clone().unwrap_or_default()));
+        ev.set(
+            Param::ClientId,
+            Value::Str(CLIENT_ID.read().clone().unwrap_or_default()),
+        );
     }
     Some(ev)
 }
@@ -163,13 +169,22 @@ pub fn add_flags<'a>(ev: &mut Event, flags: impl Iterator<Item = &'a [u8]>) {
 
 /// Server and client address (`"ip;port"`) and user. A Logout without a user
 /// (no successful login) is cancelled, as in stock.
-pub fn set_access(ev: &mut Event, server: Option<&[u8]>, client: Option<&[u8]>, user: Option<&[u8]>) {
+pub fn set_access(
+    ev: &mut Event,
+    server: Option<&[u8]>,
+    client: Option<&[u8]>,
+    user: Option<&[u8]>,
+) {
     if user.is_none() && ev.kind == EventType::Logout {
         ev.kind = EventType::Cancelled;
         return;
     }
     let cfg = config();
-    let fields = [(Param::ServerAddress, server), (Param::ClientAddress, client), (Param::User, user)];
+    let fields = [
+        (Param::ServerAddress, server),
+        (Param::ClientAddress, client),
+        (Param::User, user),
+    ];
     for (p, v) in fields {
         if let Some(v) = v {
             if expected(ev.kind, p, &cfg) {
@@ -182,7 +197,10 @@ pub fn set_access(ev: &mut Event, server: Option<&[u8]>, client: Option<&[u8]>, 
 /// ACL subject and rights; NULL rights (DELETEACL) leaves aclRights out.
 pub fn set_acl(ev: &mut Event, subject: &[u8], rights: Option<&[u8]>) {
     ev.set(Param::AclSubject, Value::Str(lossy(subject)));
-    ev.set(Param::AclRights, rights.map_or(Value::Absent, |r| Value::Str(lossy(r))));
+    ev.set(
+        Param::AclRights,
+        rights.map_or(Value::Absent, |r| Value::Str(lossy(r))),
+    );
 }
 
 /// The mailbox's IMAP URL as the uri. On MessageNew/MessageAppend the first
@@ -219,7 +237,10 @@ pub fn set_content(ev: &mut Event, message: &[u8], header_size: usize) {
         ContentMode::Body => (header_size, cap(body_len)),
         ContentMode::HeaderBody => (0, header_size + cap(body_len)),
     };
-    ev.set(Param::MessageContent, Value::Str(lossy(&message[start..start + len])));
+    ev.set(
+        Param::MessageContent,
+        Value::Str(lossy(&message[start..start + len])),
+    );
 }
 
 /// Whether events are wanted for a mailbox: event_exclude_specialuse `ALL`
@@ -227,11 +248,18 @@ pub fn set_content(ev: &mut Event, message: &[u8], header_size: usize) {
 /// attribute (exact case) excludes the mailbox.
 pub fn mailbox_enabled(is_user_inbox: bool, specialuse: Option<&[u8]>) -> bool {
     let cfg = config();
-    if !is_user_inbox && cfg.exclude_specialuse.iter().any(|w| w.eq_ignore_ascii_case("ALL")) {
+    if !is_user_inbox
+        && cfg
+            .exclude_specialuse
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case("ALL"))
+    {
         return false;
     }
     let attrs = specialuse.map(lossy).unwrap_or_default();
-    !attrs.split_ascii_whitespace().any(|a| cfg.exclude_specialuse.iter().any(|x| x == a))
+    !attrs
+        .split_ascii_whitespace()
+        .any(|a| cfg.exclude_specialuse.iter().any(|x| x == a))
 }
 
 /// Send a queue of events in order (SPEC §3). The events stay the caller's.

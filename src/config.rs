@@ -152,15 +152,26 @@ impl Default for Config {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
     UnknownOption(String),
-    InvalidValue { option: String, value: String, reason: String },
+    InvalidValue {
+        option: String,
+        value: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::UnknownOption(o) => write!(f, "unknown option '{o}'"),
-            ConfigError::InvalidValue { option, value, reason } => {
-                write!(f, "invalid value '{value}' for {option}: {reason}; using the default")
+            ConfigError::InvalidValue {
+                option,
+                value,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "invalid value '{value}' for {option}: {reason}; using the default"
+                )
             }
         }
     }
@@ -173,10 +184,11 @@ fn split_words(s: &str) -> Vec<String> {
 /// A BITFIELD value: whitespace-separated words, matched case-sensitively as
 /// stock does. Returns the first unknown word on error.
 fn parse_words(s: &str, names: &[&str]) -> Result<u32, String> {
-    s.split_ascii_whitespace().try_fold(0u32, |acc, w| match names.iter().position(|n| *n == w) {
-        Some(i) => Ok(acc | 1 << i),
-        None => Err(w.to_owned()),
-    })
+    s.split_ascii_whitespace()
+        .try_fold(0u32, |acc, w| match names.iter().position(|n| *n == w) {
+            Some(i) => Ok(acc | 1 << i),
+            None => Err(w.to_owned()),
+        })
 }
 
 fn groups_to_types(groups: u32) -> u32 {
@@ -199,7 +211,9 @@ fn groups_to_types(groups: u32) -> u32 {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    s.trim().parse::<u64>().map_err(|_| "expected a non-negative integer".to_owned())
+    s.trim()
+        .parse::<u64>()
+        .map_err(|_| "expected a non-negative integer".to_owned())
 }
 
 impl Config {
@@ -331,7 +345,10 @@ mod tests {
     fn access_group_includes_acl_change() {
         let mut c = Config::default();
         c.set("event_groups", "access").unwrap();
-        assert_eq!(c.enabled_types, T::Login as u32 | T::Logout as u32 | T::AclChange as u32);
+        assert_eq!(
+            c.enabled_types,
+            T::Login as u32 | T::Logout as u32 | T::AclChange as u32
+        );
         c.set("event_groups", "").unwrap();
         assert_eq!(c.enabled_types, 0);
     }

@@ -51,7 +51,9 @@ impl Counters {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot { values: std::array::from_fn(|i| self.0[i].load(Relaxed)) }
+        Snapshot {
+            values: std::array::from_fn(|i| self.0[i].load(Relaxed)),
+        }
     }
 }
 

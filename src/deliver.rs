@@ -39,7 +39,9 @@ impl DirectSink {
 
 impl Sink for DirectSink {
     fn submit(&self, cfg: &Config, r: Rendered) {
-        let Some(method) = cfg.notifier.as_deref() else { return };
+        let Some(method) = cfg.notifier.as_deref() else {
+            return;
+        };
         let path = cfg.socket_path();
         if path.starts_with("dlist:") {
             bump(Counter::DroppedSendError);
@@ -59,7 +61,9 @@ impl Sink for DirectSink {
                 }
             }
         }
-        let Some((sock, derived)) = guard.as_ref() else { return };
+        let Some((sock, derived)) = guard.as_ref() else {
+            return;
+        };
         let data = match fit_datagram(method, &r, Self::limit(cfg, *derived)) {
             Fitted::Whole(d) => d,
             Fitted::ContentCut(d) => {

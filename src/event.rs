@@ -254,8 +254,16 @@ pub const PARAM_COUNT: usize = 71;
 const PARAM_TABLE: [(Param, &str, Kind); PARAM_COUNT] = [
     (Param::Timestamp, "timestamp", Kind::Str),
     (Param::Service, "service", Kind::Str),
-    (Param::ServerAddress, "serverAddress", Kind::Address("serverDomain", "serverPort")),
-    (Param::ClientAddress, "clientAddress", Kind::Address("clientIP", "clientPort")),
+    (
+        Param::ServerAddress,
+        "serverAddress",
+        Kind::Address("serverDomain", "serverPort"),
+    ),
+    (
+        Param::ClientAddress,
+        "clientAddress",
+        Kind::Address("clientIP", "clientPort"),
+    ),
     (Param::OldMailboxId, "oldMailboxID", Kind::Str),
     (Param::OldUidset, "vnd.cmu.oldUidset", Kind::Str),
     (Param::MailboxId, "mailboxID", Kind::Str),
@@ -284,7 +292,11 @@ const PARAM_TABLE: [(Param, &str, Kind); PARAM_COUNT] = [
     (Param::CmuSessionId, "vnd.cmu.sessionId", Kind::Str),
     (Param::BodyStructure, "bodyStructure", Kind::Str),
     (Param::ClientId, "vnd.fastmail.clientId", Kind::Str),
-    (Param::FastmailSessionId, "vnd.fastmail.sessionId", Kind::Str),
+    (
+        Param::FastmailSessionId,
+        "vnd.fastmail.sessionId",
+        Kind::Str,
+    ),
     (Param::ConvExists, "vnd.fastmail.convExists", Kind::Int),
     (Param::ConvUnseen, "vnd.fastmail.convUnseen", Kind::Int),
     (Param::MessageCid, "vnd.fastmail.cid", Kind::Str),
@@ -294,7 +306,11 @@ const PARAM_TABLE: [(Param, &str, Kind); PARAM_COUNT] = [
     (Param::JmapEmail, "vnd.fastmail.jmapEmail", Kind::Json),
     (Param::JmapStates, "vnd.fastmail.jmapStates", Kind::Json),
     (Param::CalendarAlarmTime, "alarmTime", Kind::Str),
-    (Param::CalendarAlarmRecipients, "alarmRecipients", Kind::Array),
+    (
+        Param::CalendarAlarmRecipients,
+        "alarmRecipients",
+        Kind::Array,
+    ),
     (Param::CalendarUserId, "userId", Kind::Str),
     (Param::CalendarCalendarId, "calendarId", Kind::Str),
     (Param::CalendarCalendarName, "calendarName", Kind::Str),
@@ -441,7 +457,10 @@ mod tests {
         for t in ALL_TYPES {
             assert_eq!(EventType::from_bits(t.bits()), Some(t));
         }
-        assert_eq!(EventType::from_bits(8 | (1 << 21)), Some(EventType::MessageNewCalendar));
+        assert_eq!(
+            EventType::from_bits(8 | (1 << 21)),
+            Some(EventType::MessageNewCalendar)
+        );
         assert_eq!(EventType::from_bits(1 << 21), None);
         assert_eq!(EventType::from_bits(3), None);
         assert_eq!(EventType::from_bits(1 << 26), None);

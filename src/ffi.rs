@@ -7,6 +7,10 @@
 //! only. Strings passed in are copied; the library keeps no caller pointer
 //! except the callback's `rock`.
 
+// For C callers `unsafe` on the signature means nothing; the pointer
+// contracts are in each function's documentation, as in hyper's C API.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 use crate::api::{self, Callback, Error};
 use crate::counters::{Snapshot, COUNTERS};
 use crate::event::{Event, Value};
@@ -20,7 +24,9 @@ fn guard<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(_) => {
-            log::error(&format!("mboxevent: internal error in {what}; call ignored"));
+            log::error(&format!(
+                "mboxevent: internal error in {what}; call ignored"
+            ));
             fallback
         }
     }
@@ -34,7 +40,11 @@ fn status(r: Result<(), Error>) -> c_int {
 }
 
 /// Run `f` on the event, or report a NULL handle / a panic.
-fn with_event(what: &str, ev: *mut Event, f: impl FnOnce(&mut Event) -> Result<(), Error>) -> c_int {
+fn with_event(
+    what: &str,
+    ev: *mut Event,
+    f: impl FnOnce(&mut Event) -> Result<(), Error>,
+) -> c_int {
     guard(what, Error::Panic as c_int, || {
         // SAFETY: a non-NULL handle comes from cmev_event_new and is not
         // used concurrently (documented contract).
@@ -139,12 +149,14 @@ pub extern "C" fn cmev_config_reset() {
 /// owns the event and releases it with `cmev_event_free`.
 #[no_mangle]
 pub extern "C" fn cmev_event_new(event_type: u32) -> *mut Event {
-    guard("cmev_event_new", std::ptr::null_mut(), || {
-        match api::parse_type(event_type).ok().and_then(api::event_new) {
+    guard(
+        "cmev_event_new",
+        std::ptr::null_mut(),
+        || match api::parse_type(event_type).ok().and_then(api::event_new) {
             Some(ev) => Box::into_raw(ev),
             None => std::ptr::null_mut(),
-        }
-    })
+        },
+    )
 }
 
 /// Release an event. NULL is ignored.
@@ -164,9 +176,11 @@ pub unsafe extern "C" fn cmev_event_free(ev: *mut Event) {
 /// The event's current type; `CMEV_EVENT_TYPE_CANCELLED` (0) when cancelled
 /// or when `ev` is NULL.
 #[no_mangle]
-pub extern "C" fn cmev_event_type(ev: *const Event) -> u32 {
+pub extern "C" fn cmev_event_get_type(ev: *const Event) -> u32 {
     // SAFETY: NULL or a live event.
-    guard("cmev_event_type", 0, || unsafe { ev.as_ref() }.map_or(0, |e| e.kind.bits()))
+    guard("cmev_event_get_type", 0, || {
+        unsafe { ev.as_ref() }.map_or(0, |e| e.kind.bits())
+    })
 }
 
 /// Change the event's type (Cyrus cancels events by setting type 0).
@@ -183,9 +197,11 @@ pub extern "C" fn cmev_event_set_type(ev: *mut Event, event_type: u32) -> c_int 
 /// costly extraction. False for unknown types or parameters.
 #[no_mangle]
 pub extern "C" fn cmev_expected(event_type: u32, param: u32) -> bool {
-    guard("cmev_expected", false, || match (api::parse_type(event_type), api::parse_param(param)) {
-        (Ok(t), Ok(p)) => api::is_expected(t, p),
-        _ => false,
+    guard("cmev_expected", false, || {
+        match (api::parse_type(event_type), api::parse_param(param)) {
+            (Ok(t), Ok(p)) => api::is_expected(t, p),
+            _ => false,
+        }
     })
 }
 
@@ -214,7 +230,12 @@ pub extern "C" fn cmev_event_set_string(ev: *mut Event, param: u32, value: *cons
 /// Set a string parameter from `len` bytes (copied); embedded NULs are kept
 /// and written as `\u0000`.
 #[no_mangle]
-pub extern "C" fn cmev_event_set_bytes(ev: *mut Event, param: u32, value: *const c_char, len: usize) -> c_int {
+pub extern "C" fn cmev_event_set_bytes(
+    ev: *mut Event,
+    param: u32,
+    value: *const c_char,
+    len: usize,
+) -> c_int {
     with_event("cmev_event_set_bytes", ev, |e| {
         // SAFETY: NULL or valid for len bytes.
         let v = unsafe { slice(value, len) }.ok_or(Error::Null)?;
@@ -226,7 +247,9 @@ pub extern "C" fn cmev_event_set_bytes(ev: *mut Event, param: u32, value: *const
 /// does: `UINT64_MAX` (Cyrus's "unlimited" -1) prints as `-1`.
 #[no_mangle]
 pub extern "C" fn cmev_event_set_uint(ev: *mut Event, param: u32, value: u64) -> c_int {
-    with_event("cmev_event_set_uint", ev, |e| api::set_param(e, api::parse_param(param)?, Value::Int(value)))
+    with_event("cmev_event_set_uint", ev, |e| {
+        api::set_param(e, api::parse_param(param)?, Value::Int(value))
+    })
 }
 
 /// Set a JSON parameter (`vnd.fastmail.jmapEmail`, `vnd.fastmail.jmapStates`)
@@ -253,7 +276,11 @@ pub extern "C" fn cmev_event_set_strings(
     with_event("cmev_event_set_strings", ev, |e| {
         // SAFETY: NULL or `count` string pointers.
         let v = unsafe { strings(values, count) }.ok_or(Error::Null)?;
-        api::set_param(e, api::parse_param(param)?, Value::Array(v.into_iter().map(lossy).collect()))
+        api::set_param(
+            e,
+            api::parse_param(param)?,
+            Value::Array(v.into_iter().map(lossy).collect()),
+        )
     })
 }
 
@@ -304,7 +331,11 @@ pub extern "C" fn cmev_event_add_flag(ev: *mut Event, flag: *const c_char) -> c_
 /// name (`\Deleted`, `\Answered`, `\Flagged`, `\Draft`, `\Seen`, in that
 /// order) followed by user flags. NULL entries are skipped.
 #[no_mangle]
-pub extern "C" fn cmev_event_add_flags(ev: *mut Event, flags: *const *const c_char, count: usize) -> c_int {
+pub extern "C" fn cmev_event_add_flags(
+    ev: *mut Event,
+    flags: *const *const c_char,
+    count: usize,
+) -> c_int {
     with_event("cmev_event_add_flags", ev, |e| {
         // SAFETY: NULL or `count` string pointers.
         let v = unsafe { strings(flags, count) }.ok_or(Error::Null)?;
@@ -333,7 +364,11 @@ pub extern "C" fn cmev_event_set_access(
 /// aclSubject and aclRights. NULL `rights` (DELETEACL) leaves aclRights out
 /// of the JSON, as stock does.
 #[no_mangle]
-pub extern "C" fn cmev_event_set_acl(ev: *mut Event, subject: *const c_char, rights: *const c_char) -> c_int {
+pub extern "C" fn cmev_event_set_acl(
+    ev: *mut Event,
+    subject: *const c_char,
+    rights: *const c_char,
+) -> c_int {
     with_event("cmev_event_set_acl", ev, |e| {
         // SAFETY: each NULL or a NUL-terminated string.
         let s = unsafe { bytes(subject) }.ok_or(Error::Null)?;
@@ -367,7 +402,11 @@ pub extern "C" fn cmev_event_set_content(
 ) -> c_int {
     with_event("cmev_event_set_content", ev, |e| {
         // SAFETY: NULL or valid for `size` bytes.
-        api::set_content(e, unsafe { slice(message, size) }.ok_or(Error::Null)?, header_size);
+        api::set_content(
+            e,
+            unsafe { slice(message, size) }.ok_or(Error::Null)?,
+            header_size,
+        );
         Ok(())
     })
 }
@@ -378,7 +417,9 @@ pub extern "C" fn cmev_event_set_content(
 #[no_mangle]
 pub extern "C" fn cmev_mailbox_enabled(is_user_inbox: bool, specialuse: *const c_char) -> bool {
     // SAFETY: NULL or a NUL-terminated string.
-    guard("cmev_mailbox_enabled", true, || api::mailbox_enabled(is_user_inbox, unsafe { bytes(specialuse) }))
+    guard("cmev_mailbox_enabled", true, || {
+        api::mailbox_enabled(is_user_inbox, unsafe { bytes(specialuse) })
+    })
 }
 
 /// Send a queue of `count` events, in order, applying stock's rules: skip
@@ -398,8 +439,11 @@ pub unsafe extern "C" fn cmev_notify(events: *const *mut Event, count: usize) ->
             return if count == 0 { 0 } else { Error::Null as c_int };
         }
         // SAFETY: `count` readable pointers (contract above).
-        let ptrs: Vec<*mut Event> =
-            unsafe { std::slice::from_raw_parts(events, count) }.iter().copied().filter(|p| !p.is_null()).collect();
+        let ptrs: Vec<*mut Event> = unsafe { std::slice::from_raw_parts(events, count) }
+            .iter()
+            .copied()
+            .filter(|p| !p.is_null())
+            .collect();
         let mut sorted = ptrs.clone();
         sorted.sort_unstable();
         sorted.dedup();
@@ -417,21 +461,27 @@ pub unsafe extern "C" fn cmev_notify(events: *const *mut Event, count: usize) ->
 #[no_mangle]
 pub extern "C" fn cmev_set_client_id(id: *const c_char) {
     // SAFETY: NULL or a NUL-terminated string.
-    guard("cmev_set_client_id", (), || api::set_client_id(unsafe { bytes(id) }.map(lossy)))
+    guard("cmev_set_client_id", (), || {
+        api::set_client_id(unsafe { bytes(id) }.map(lossy))
+    })
 }
 
 /// Callback receiving each message, flag, mailbox and subscription
 /// notification as NUL-terminated JSON with `"@type":"notify"` added, on the
 /// thread calling `cmev_notify`. `json` is valid only during the call.
 #[allow(non_camel_case_types)]
-pub type cmev_notify_cb = Option<unsafe extern "C" fn(json: *const c_char, len: usize, rock: *mut c_void)>;
+pub type cmev_notify_cb =
+    Option<unsafe extern "C" fn(json: *const c_char, len: usize, rock: *mut c_void)>;
 
 /// Register (or, with NULL, remove) the IMAP NOTIFY callback. `rock` is
 /// passed back untouched.
 #[no_mangle]
 pub extern "C" fn cmev_set_notify_callback(cb: cmev_notify_cb, rock: *mut c_void) {
     guard("cmev_set_notify_callback", (), || {
-        api::set_callback(cb.map(|func| Callback { func, rock: rock as usize }))
+        api::set_callback(cb.map(|func| Callback {
+            func,
+            rock: rock as usize,
+        }))
     })
 }
 

@@ -69,9 +69,15 @@ mod tests {
 
     #[test]
     fn fitting() {
-        let r = Rendered { json: "{\"event\":\"X\",\"messageContent\":\"abcdef\"}".into(), content_at: Some(12) };
+        let r = Rendered {
+            json: "{\"event\":\"X\",\"messageContent\":\"abcdef\"}".into(),
+            content_at: Some(12),
+        };
         let whole = datagram("log", &r.json);
-        assert_eq!(fit_datagram("log", &r, whole.len()), Fitted::Whole(whole.clone()));
+        assert_eq!(
+            fit_datagram("log", &r, whole.len()),
+            Fitted::Whole(whole.clone())
+        );
         match fit_datagram("log", &r, whole.len() - 2) {
             Fitted::ContentCut(d) => assert!(d.ends_with(b"\"abcd\"}\0")),
             other => panic!("{other:?}"),

@@ -155,7 +155,10 @@ pub fn render(kind: EventType, params: &[(Param, &Value)]) -> Rendered {
         }
     }
     out.push('}');
-    Rendered { json: out, content_at }
+    Rendered {
+        json: out,
+        content_at,
+    }
 }
 
 impl Rendered {
@@ -250,7 +253,11 @@ mod tests {
         let c = v("10.0.0.1;x");
         let r = render(
             EventType::Login,
-            &[(Param::ServerAddress, &a), (Param::ClientAddress, &b), (Param::Uri, &c)],
+            &[
+                (Param::ServerAddress, &a),
+                (Param::ClientAddress, &b),
+                (Param::Uri, &c),
+            ],
         );
         assert_eq!(
             r.json,
@@ -267,15 +274,24 @@ mod tests {
     fn integers_are_signed_like_jansson() {
         let m = Value::Int(u64::MAX);
         let n = Value::Int(7);
-        let r = render(EventType::QuotaChange, &[(Param::QuotaMessages, &m), (Param::Messages, &n)]);
-        assert_eq!(r.json, "{\"event\":\"QuotaChange\",\"maxMessages\":-1,\"messages\":7}");
+        let r = render(
+            EventType::QuotaChange,
+            &[(Param::QuotaMessages, &m), (Param::Messages, &n)],
+        );
+        assert_eq!(
+            r.json,
+            "{\"event\":\"QuotaChange\",\"maxMessages\":-1,\"messages\":7}"
+        );
     }
 
     #[test]
     fn fit_cuts_content_only() {
         let u = Value::Str("imap://h/INBOX".into());
         let c = Value::Str("ab\u{1}é€cd".into());
-        let r = render(EventType::MessageNew, &[(Param::Uri, &u), (Param::MessageContent, &c)]);
+        let r = render(
+            EventType::MessageNew,
+            &[(Param::Uri, &u), (Param::MessageContent, &c)],
+        );
         let head = "{\"event\":\"MessageNew\",\"uri\":\"imap://h/INBOX\",\"messageContent\":\"";
         assert_eq!(r.json, format!("{head}ab\\u0001é€cd\"}}"));
         assert_eq!(r.fit(1000).unwrap(), r.json);

@@ -20,6 +20,7 @@ fn emit(prio: libc::c_int, msg: &str) {
 
 /// Remembers which event types already logged a given condition, so a
 /// misbehaving caller cannot flood syslog.
+#[derive(Default)]
 pub struct OncePerType(AtomicU32);
 
 impl OncePerType {

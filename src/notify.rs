@@ -35,7 +35,9 @@ pub fn prepare(events: &mut [&mut Event], cfg: &Config) -> Vec<Outgoing> {
     let mut out = Vec::with_capacity(events.len());
     for i in 0..events.len() {
         if events[i].kind == EventType::FlagsSet
-            && events.get(i + 1).is_some_and(|n| n.kind == EventType::FlagsClear && has_seen(&n.flags))
+            && events
+                .get(i + 1)
+                .is_some_and(|n| n.kind == EventType::FlagsClear && has_seen(&n.flags))
         {
             events.swap(i, i + 1);
         }
@@ -70,7 +72,10 @@ fn fill_library_params(ev: &mut Event, cfg: &Config) {
         ev.set(Param::ServerFqdn, Value::Str(cfg.servername.clone()));
     }
     if expected(k, Param::Timestamp, cfg) {
-        ev.set(Param::Timestamp, Value::Str(timestamp::format(ev.created, cfg.timestamp_format)));
+        ev.set(
+            Param::Timestamp,
+            Value::Str(timestamp::format(ev.created, cfg.timestamp_format)),
+        );
     }
     if let Some(s) = ev.uids.to_imap() {
         ev.set(Param::Uidset, Value::Str(s));
@@ -96,7 +101,10 @@ fn prepare_one(ev: &mut Event, cfg: &Config, out: &mut Vec<Outgoing>) {
         let mut kind = ev.kind;
         if kind == EventType::FlagsSet {
             // RFC 5423 §4.2 prefers MessageTrash and MessageRead; exact case.
-            for (flag, derived) in [("\\Deleted", EventType::MessageTrash), ("\\Seen", EventType::MessageRead)] {
+            for (flag, derived) in [
+                ("\\Deleted", EventType::MessageTrash),
+                ("\\Seen", EventType::MessageRead),
+            ] {
                 if let Some(pos) = ev.flags.iter().position(|f| f == flag) {
                     ev.flags.remove(pos);
                     kind = derived;
@@ -104,7 +112,8 @@ fn prepare_one(ev: &mut Event, cfg: &Config, out: &mut Vec<Outgoing>) {
                 }
             }
         }
-        if !ev.flags.is_empty() && kind != EventType::MessageTrash && kind != EventType::MessageRead {
+        if !ev.flags.is_empty() && kind != EventType::MessageTrash && kind != EventType::MessageRead
+        {
             ev.set(Param::FlagNames, Value::Str(ev.flags.join(" ")));
             ev.flags.clear();
         }
@@ -122,7 +131,9 @@ fn finish(ev: &Event, kind: EventType, cfg: &Config) -> Outgoing {
     let missing = crate::event::ALL_PARAMS
         .iter()
         .copied()
-        .filter(|p| expected(kind, *p, cfg) && !ev.has(*p) && !may_be_missing(kind, *p, cfg, messages))
+        .filter(|p| {
+            expected(kind, *p, cfg) && !ev.has(*p) && !may_be_missing(kind, *p, cfg, messages)
+        })
         .collect();
     Outgoing {
         kind,
@@ -161,10 +172,21 @@ mod tests {
 
     #[test]
     fn split_order_trash_read_flagsset() {
-        let mut e = flag_event(EventType::FlagsSet, &[7], &["\\Seen", "\\Deleted", "$Label4"]);
+        let mut e = flag_event(
+            EventType::FlagsSet,
+            &[7],
+            &["\\Seen", "\\Deleted", "$Label4"],
+        );
         let o = prepare(&mut [&mut e], &cfg());
         let kinds: Vec<_> = o.iter().map(|x| x.kind).collect();
-        assert_eq!(kinds, [EventType::MessageTrash, EventType::MessageRead, EventType::FlagsSet]);
+        assert_eq!(
+            kinds,
+            [
+                EventType::MessageTrash,
+                EventType::MessageRead,
+                EventType::FlagsSet
+            ]
+        );
         assert!(!o[0].rendered.json.contains("flagNames"));
         assert!(o[2].rendered.json.contains("\"flagNames\":\"$Label4\""));
         assert!(o.iter().all(|x| x.missing.is_empty()), "{:?}", o);
@@ -204,7 +226,13 @@ mod tests {
         let mut new_no_uri = Event::new(EventType::MessageNew);
         let mut quota = Event::new(EventType::QuotaChange);
         let o = prepare(
-            &mut [&mut no_uids, &mut no_flags, &mut cancelled, &mut new_no_uri, &mut quota],
+            &mut [
+                &mut no_uids,
+                &mut no_flags,
+                &mut cancelled,
+                &mut new_no_uri,
+                &mut quota,
+            ],
             &c,
         );
         assert!(o.is_empty(), "{:?}", names(&o));
@@ -232,7 +260,13 @@ mod tests {
         assert_eq!(o.len(), 1);
         assert_eq!(
             o[0].missing,
-            [Param::MailboxId, Param::Pid, Param::User, Param::Mbtype, Param::MailboxAcl]
+            [
+                Param::MailboxId,
+                Param::Pid,
+                Param::User,
+                Param::Mbtype,
+                Param::MailboxAcl
+            ]
         );
     }
 

@@ -72,7 +72,9 @@ pub fn expected(t: EventType, p: Param, c: &Config) -> bool {
             is(T::QuotaExceed as u32 | T::QuotaWithin as u32) || message_param(x(Extra::Messages))
         }
         P::Modseq => message_param(x(Extra::Modseq)),
-        P::OldMailboxId => is(T::MessageCopy as u32 | T::MessageMove as u32 | T::MailboxRename as u32),
+        P::OldMailboxId => {
+            is(T::MessageCopy as u32 | T::MessageMove as u32 | T::MailboxRename as u32)
+        }
         P::ServerAddress => is(T::Login as u32 | T::Logout as u32),
         P::Service => x(Extra::Service),
         P::Timestamp => x(Extra::Timestamp),
@@ -122,12 +124,17 @@ mod tests {
 
     fn all() -> Config {
         let mut c = Config::default();
-        c.set("event_extra_params", &crate::config::EXTRA_NAMES.join(" ")).unwrap();
+        c.set("event_extra_params", &crate::config::EXTRA_NAMES.join(" "))
+            .unwrap();
         c
     }
 
     fn expected_keys(t: EventType, c: &Config) -> Vec<&'static str> {
-        ALL_PARAMS.iter().filter(|p| expected(t, **p, c)).map(|p| p.json_name()).collect()
+        ALL_PARAMS
+            .iter()
+            .filter(|p| expected(t, **p, c))
+            .map(|p| p.json_name())
+            .collect()
     }
 
     #[test]
@@ -139,7 +146,15 @@ mod tests {
         );
         assert_eq!(
             expected_keys(EventType::FlagsSet, &c),
-            ["timestamp", "uri", "uidset", "flagNames", "pid", "user", "serverFQDN"]
+            [
+                "timestamp",
+                "uri",
+                "uidset",
+                "flagNames",
+                "pid",
+                "user",
+                "serverFQDN"
+            ]
         );
         assert_eq!(
             expected_keys(EventType::MailboxCreate, &c),
@@ -169,7 +184,14 @@ mod tests {
         );
         assert_eq!(
             expected_keys(EventType::Login, &c),
-            ["timestamp", "serverAddress", "uri", "pid", "user", "serverFQDN"]
+            [
+                "timestamp",
+                "serverAddress",
+                "uri",
+                "pid",
+                "user",
+                "serverFQDN"
+            ]
         );
     }
 
@@ -205,13 +227,29 @@ mod tests {
         );
         assert!(expected(EventType::Login, Param::ClientAddress, &c));
         assert!(expected(EventType::QuotaChange, Param::DiskUsed, &c));
-        assert!(expected(EventType::MessageAppend, Param::MessageContent, &c));
+        assert!(expected(
+            EventType::MessageAppend,
+            Param::MessageContent,
+            &c
+        ));
         assert!(!expected(EventType::MessageAppend, Param::Uidset, &c));
-        assert!(!expected(EventType::MessageExpunge, Param::MessageContent, &c));
+        assert!(!expected(
+            EventType::MessageExpunge,
+            Param::MessageContent,
+            &c
+        ));
         assert!(expected(EventType::CalendarAlarm, Param::ServerFqdn, &c));
         assert!(!expected(EventType::CalendarAlarm, Param::Uri, &c));
-        assert!(expected(EventType::ApplePushServiceDav, Param::ApsDavExpiry, &c));
-        assert!(!expected(EventType::ApplePushServiceDav, Param::ApsDeviceToken, &c));
+        assert!(expected(
+            EventType::ApplePushServiceDav,
+            Param::ApsDavExpiry,
+            &c
+        ));
+        assert!(!expected(
+            EventType::ApplePushServiceDav,
+            Param::ApsDeviceToken,
+            &c
+        ));
     }
 
     #[test]
@@ -220,7 +258,9 @@ mod tests {
         for t in ALL_TYPES {
             let fixed = matches!(
                 t,
-                EventType::CalendarAlarm | EventType::ApplePushService | EventType::ApplePushServiceDav
+                EventType::CalendarAlarm
+                    | EventType::ApplePushService
+                    | EventType::ApplePushServiceDav
             );
             assert_eq!(expected(t, Param::Uri, &c), !fixed, "{t:?}");
             assert_eq!(expected(t, Param::Pid, &c), !fixed, "{t:?}");

@@ -31,7 +31,10 @@ impl SeqSet {
 
     /// Number of UIDs held, counting repeats in separate ranges.
     pub fn count(&self) -> u64 {
-        self.ranges.iter().map(|(lo, hi)| u64::from(hi - lo) + 1).sum()
+        self.ranges
+            .iter()
+            .map(|(lo, hi)| u64::from(hi - lo) + 1)
+            .sum()
     }
 
     pub fn clear(&mut self) {
@@ -94,7 +97,10 @@ mod tests {
 
     #[test]
     fn extremes() {
-        assert_eq!(set(&[u32::MAX - 1, u32::MAX]).as_deref(), Some("4294967294:*"));
+        assert_eq!(
+            set(&[u32::MAX - 1, u32::MAX]).as_deref(),
+            Some("4294967294:*")
+        );
         assert_eq!(set(&[u32::MAX, 0]).as_deref(), Some("*,0"));
         let mut s = SeqSet::default();
         (1..=100_000).for_each(|u| s.add(u));

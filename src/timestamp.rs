@@ -14,7 +14,10 @@ pub fn format(t: SystemTime, fmt: TimestampFormat) -> String {
             // Before 1970: floor to the second below, as timeval does.
             let d = e.duration();
             let ms = d.subsec_millis();
-            (-(d.as_secs() as i64) - i64::from(ms > 0), (1000 - ms) % 1000)
+            (
+                -(d.as_secs() as i64) - i64::from(ms > 0),
+                (1000 - ms) % 1000,
+            )
         }
     };
     match fmt {
@@ -91,8 +94,14 @@ mod tests {
     fn iso8601_like_stock() {
         // 2026-11-28T18:33:15.544Z, the first golden Login.
         assert_eq!(iso8601(1_795_890_795, 544, 0), "2026-11-28T18:33:15.544Z");
-        assert_eq!(iso8601(1_795_890_795, 5, 3600), "2026-11-28T19:33:15.005+01:00");
-        assert_eq!(iso8601(1_795_890_795, 999, -(5 * 3600 + 30 * 60)), "2026-11-28T13:03:15.999-05:30");
+        assert_eq!(
+            iso8601(1_795_890_795, 5, 3600),
+            "2026-11-28T19:33:15.005+01:00"
+        );
+        assert_eq!(
+            iso8601(1_795_890_795, 999, -(5 * 3600 + 30 * 60)),
+            "2026-11-28T13:03:15.999-05:30"
+        );
         assert_eq!(iso8601(0, 0, 0), "1970-01-01T00:00:00.000Z");
     }
 

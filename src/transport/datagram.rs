@@ -19,7 +19,10 @@ fn unix_addr(path: &str) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     if bytes.is_empty() || bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("notify socket path '{path}' is empty or longer than {} bytes", addr.sun_path.len() - 1),
+            format!(
+                "notify socket path '{path}' is empty or longer than {} bytes",
+                addr.sun_path.len() - 1
+            ),
         ));
     }
     for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
@@ -97,7 +100,10 @@ impl DatagramSocket {
             return Err(io::Error::last_os_error());
         }
         if n as usize != data.len() {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "short datagram write"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short datagram write",
+            ));
         }
         Ok(())
     }
@@ -128,8 +134,14 @@ mod tests {
     fn refuses_bad_paths() {
         let s = DatagramSocket::new(Duration::from_secs(1)).unwrap();
         let long = "/".repeat(200);
-        assert_eq!(s.send_to(&long, b"x").unwrap_err().kind(), io::ErrorKind::InvalidInput);
-        assert_eq!(s.send_to("", b"x").unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            s.send_to(&long, b"x").unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            s.send_to("", b"x").unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
         let e = s.send_to("/nonexistent/dir/notify", b"x").unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
     }

@@ -1,0 +1,79 @@
+# cyrus-mboxevent: `make demo` shows it, `make check` tests it.
+PREFIX  ?= /usr/local
+VERSION := 0.1.0
+SONAME  := libcyrus_mboxevent.so.0
+B       := build
+LIBDIR  := $(B)/lib
+CFLAGS_TEST := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Iinclude
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LINK    := -L$(LIBDIR) -lcyrus_mboxevent -Wl,-rpath,$(CURDIR)/$(LIBDIR)
+C_TESTS := test_api golden_test
+
+.PHONY: all lib check test-rust test-c test-c-san test-golden header-check lint demo install clean
+
+all: lib
+
+# The cargo build regenerates include/cyrus_mboxevent.h (build.rs).
+lib:
+	cargo build --release
+	mkdir -p $(LIBDIR)
+	install -m 0755 target/release/libcyrus_mboxevent.so $(LIBDIR)/libcyrus_mboxevent.so.$(VERSION)
+	ln -sf libcyrus_mboxevent.so.$(VERSION) $(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(LIBDIR)/libcyrus_mboxevent.so
+	install -m 0644 target/release/libcyrus_mboxevent.a $(LIBDIR)/
+
+$(B)/%: tests/c/%.c tests/c/harness.h include/cyrus_mboxevent.h | lib
+	gcc $(CFLAGS_TEST) -o $@ $< $(LINK)
+
+$(B)/%-san: tests/c/%.c tests/c/harness.h include/cyrus_mboxevent.h | lib
+	gcc $(CFLAGS_TEST) $(SAN) -o $@ $< $(LINK)
+
+$(B)/golden_test: tests/golden/golden_test.c include/cyrus_mboxevent.h | lib
+	gcc $(CFLAGS_TEST) -o $@ $< $(LINK)
+
+$(B)/golden_test-san: tests/golden/golden_test.c include/cyrus_mboxevent.h | lib
+	gcc $(CFLAGS_TEST) $(SAN) -o $@ $< $(LINK)
+
+check: lib header-check lint test-rust test-c test-c-san test-golden
+	@echo "make check: all passed"
+
+# The committed header must be what build.rs generates.
+header-check: lib
+	git diff --exit-code -- include/ || { echo "include/ is stale: commit the regenerated header"; exit 1; }
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets --release -- -D warnings
+
+test-rust:
+	cargo test --release
+
+test-c: $(B)/test_api
+	$(B)/test_api
+
+test-c-san: $(B)/test_api-san $(B)/golden_test-san
+	ASAN_OPTIONS=detect_leaks=1 $(B)/test_api-san
+	ASAN_OPTIONS=detect_leaks=1 $(B)/golden_test-san tests/golden/cases.txt
+
+test-golden: $(B)/golden_test
+	$(B)/golden_test tests/golden/cases.txt
+
+demo: $(B)/demo
+	$(B)/demo
+
+$(B)/demo: examples/demo.c tests/c/harness.h include/cyrus_mboxevent.h | lib
+	gcc $(CFLAGS_TEST) -o $@ $< $(LINK)
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0755 $(LIBDIR)/libcyrus_mboxevent.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libcyrus_mboxevent.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libcyrus_mboxevent.so
+	install -m 0644 $(LIBDIR)/libcyrus_mboxevent.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 0644 include/cyrus_mboxevent.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' cyrus_mboxevent.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cyrus_mboxevent.pc
+
+clean:
+	cargo clean
+	rm -rf $(B)

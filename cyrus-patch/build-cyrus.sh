@@ -1,0 +1,355 @@
+#!/usr/bin/env bash
+# build-cyrus.sh — robust, cached build of a minimal Cyrus IMAP 3.6.1 (SPEC.md §9).
+#
+# Usage:
+#   cyrus-patch/build-cyrus.sh [options] OUTDIR
+#   cyrus-patch/build-cyrus.sh --patched LIBDIR [options] OUTDIR
+#
+# Options:
+#   --patched LIBDIR  build the patched variant: apply cyrus-patch/patches/series
+#                     (patch -p1, in order) and link LIBDIR/lib/libcyrus_mboxevent.so
+#                     (header LIBDIR/include/cyrus_mboxevent.h). Installs to OUTDIR/patched.
+#   --force           ignore the cache stamp and rebuild.
+#   --jobs N          make parallelism (default 2; env JOBS works too).
+#   --no-apt          never call apt (fail instead if something is missing).
+#   -h, --help        this text.
+# Environment: JOBS (make -j), CYRUS_PATCH_DIR (patch dir instead of cyrus-patch/patches).
+#
+# Layout under OUTDIR:
+#   src/            cached Debian source files (orig tarball, .dsc, debian.tar.xz if any)
+#                   + src/SOURCE-INFO (what was fetched, versions, sha256s)
+#   build/<variant> fresh build tree (recreated on every non-cached build)
+#   <variant>/      install prefix: stock/ or patched/ (libexec/ sbin/ bin/ lib/ ...)
+#   <variant>/.build-key      cache stamp (written only after a successful install)
+#   <variant>/.build-info     human-readable inputs of that stamp
+#   logs/<variant>-<step>.log full output of each step
+#
+# Exit status: 0 on success (built or cached), non-zero with "build-cyrus: ERROR [step]" message.
+set -Eeuo pipefail
+
+RECIPE_VERSION=1            # bump when the recipe changes in a way the key does not capture
+CYRUS_VERSION=3.6.1
+SRC_PACKAGE=cyrus-imapd
+ORIG_TARBALL="${SRC_PACKAGE}_${CYRUS_VERSION}.orig.tar.gz"
+# Debian's orig tarball for 3.6.1 (same in every 3.6.1-4+deb12uN .dsc).
+EXPECTED_ORIG_SHA256=32d6926123667952d5df76831de7c4ed02f389f41ac0d9c88a2427f3343a8e79
+
+# SPEC.md §9 — keep in sync (the string is part of the cache key).
+CONFIGURE_FLAGS=(--disable-pcre --disable-http --disable-calalarmd --disable-jmap
+  --disable-xapian --disable-murder --disable-nntp --disable-replication --disable-backup
+  --disable-unit-tests --disable-gssapi --without-ldap --without-mysql --without-pgsql
+  --without-zephyr --without-clamav --without-krb --without-zeroskip --without-chardet
+  --without-cld2 --without-perl)
+
+BUILD_DEPS=(build-essential pkg-config bison flex comerr-dev libsasl2-dev
+  libjansson-dev libical-dev libsqlite3-dev libssl-dev uuid-dev zlib1g-dev libicu-dev patch)
+# Not needed to build, needed to run the sandbox (saslpasswd2, PLAIN/LOGIN mechs, python client).
+RUNTIME_DEPS=(sasl2-bin libsasl2-modules python3)
+AUTORECONF_DEPS=(autoconf automake libtool)
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PATCH_DIR="${CYRUS_PATCH_DIR:-$SCRIPT_DIR/patches}"   # env override for tests
+
+# ---------------------------------------------------------------- helpers
+STEP=init
+T0=$(date +%s.%N)
+say()  { printf 'build-cyrus: %s\n' "$*"; }
+warn() { printf 'build-cyrus: WARNING: %s\n' "$*" >&2; }
+die()  { printf 'build-cyrus: ERROR [%s]: %s\n' "$STEP" "$*" >&2; exit 1; }
+elapsed() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
+trap 'rc=$?; [ $rc -ne 0 ] && printf "build-cyrus: ERROR [%s]: unexpected failure (exit %d) at line %d: %s\n" "$STEP" $rc "$LINENO" "$BASH_COMMAND" >&2' ERR
+
+# run_logged NAME CMD...: run with output to logs/VARIANT-NAME.log; on failure show the tail.
+run_logged() {
+  local name=$1; shift
+  local log="$LOGDIR/$VARIANT-$name.log"
+  local t=$(date +%s)
+  if ! "$@" >"$log" 2>&1; then
+    printf -- '----- last 40 lines of %s -----\n' "$log" >&2
+    tail -n 40 "$log" >&2
+    printf -- '-----\n' >&2
+    die "'$name' failed (full log: $log)"
+  fi
+  say "  $name ok ($(( $(date +%s) - t )) s, log: $log)"
+}
+
+sha256() { sha256sum "$1" | cut -d' ' -f1; }
+
+usage() { sed -n '2,/^set -E/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+
+# ---------------------------------------------------------------- arguments
+ORIG_ARGS="$*"
+LIBDIR=""; FORCE=0; JOBS=${JOBS:-2}; USE_APT=1; OUTDIR=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --patched) [ $# -ge 2 ] || { STEP=args; die "--patched needs a LIBDIR argument"; }
+               LIBDIR=$2; shift 2 ;;
+    --patched=*) LIBDIR=${1#*=}; shift ;;
+    --force) FORCE=1; shift ;;
+    --jobs) JOBS=$2; shift 2 ;;
+    --jobs=*) JOBS=${1#*=}; shift ;;
+    --no-apt) USE_APT=0; shift ;;
+    -h|--help) usage; exit 0 ;;
+    -*) STEP=args; die "unknown option '$1' (see --help)" ;;
+    *) [ -z "$OUTDIR" ] || { STEP=args; die "more than one OUTDIR given ('$OUTDIR', '$1')"; }
+       OUTDIR=$1; shift ;;
+  esac
+done
+STEP=args
+[ -n "$OUTDIR" ] || { usage >&2; die "missing OUTDIR"; }
+[[ $JOBS =~ ^[0-9]+$ ]] && [ "$JOBS" -ge 1 ] || die "--jobs must be a positive integer (got '$JOBS')"
+
+if [ -n "$LIBDIR" ]; then VARIANT=patched; else VARIANT=stock; fi
+
+# ---------------------------------------------------------------- 1. root
+STEP=root
+[ "$(id -u)" -eq 0 ] || die "must run as root (installs Debian packages, creates the 'cyrus' user); try: sudo $0 $ORIG_ARGS"
+
+mkdir -p "$OUTDIR" || die "cannot create OUTDIR '$OUTDIR'"
+OUTDIR=$(cd "$OUTDIR" && pwd)
+SRCDIR="$OUTDIR/src"; LOGDIR="$OUTDIR/logs"
+PREFIX="$OUTDIR/$VARIANT"; BUILDROOT="$OUTDIR/build/$VARIANT"
+mkdir -p "$SRCDIR" "$LOGDIR"
+
+# One build per OUTDIR at a time.
+exec 9>"$OUTDIR/.lock"
+flock -n 9 || { say "another build-cyrus.sh holds $OUTDIR/.lock; waiting"; flock 9; }
+
+say "variant=$VARIANT outdir=$OUTDIR prefix=$PREFIX"
+
+# ---------------------------------------------------------------- patched inputs
+PATCHES=()
+if [ "$VARIANT" = patched ]; then
+  STEP=patched-inputs
+  [ -d "$LIBDIR" ] || die "LIBDIR '$LIBDIR' is not a directory"
+  LIBDIR=$(cd "$LIBDIR" && pwd)
+  [ -f "$LIBDIR/lib/libcyrus_mboxevent.so" ] || die "missing $LIBDIR/lib/libcyrus_mboxevent.so (build the Rust library and install it there first)"
+  [ -f "$LIBDIR/include/cyrus_mboxevent.h" ] || die "missing $LIBDIR/include/cyrus_mboxevent.h"
+  [ -f "$PATCH_DIR/series" ] || die "--patched given but $PATCH_DIR/series does not exist (create it; an empty series = link-only build)"
+  while IFS= read -r line || [ -n "$line" ]; do
+    line=${line%%#*}; line=$(echo "$line" | xargs)   # strip comments/whitespace
+    [ -n "$line" ] || continue
+    set -- $line
+    [ $# -eq 1 ] || die "series line '$line': only bare patch names are supported (always applied with -p1)"
+    [ -f "$PATCH_DIR/$1" ] || die "series lists '$1' but $PATCH_DIR/$1 does not exist"
+    PATCHES+=("$PATCH_DIR/$1")
+  done < "$PATCH_DIR/series"
+  [ ${#PATCHES[@]} -gt 0 ] || warn "patch series is empty: building stock sources linked against $LIBDIR"
+fi
+
+# ---------------------------------------------------------------- 2. source
+STEP=source
+TARBALL="$SRCDIR/$ORIG_TARBALL"
+
+have_debsrc() {
+  grep -Eqs '^[[:space:]]*Types:.*\bdeb-src\b' /etc/apt/sources.list.d/*.sources 2>/dev/null && return 0
+  grep -Eqs '^[[:space:]]*deb-src[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null && return 0
+  return 1
+}
+ensure_debsrc() {
+  have_debsrc && return 0
+  local base=/etc/apt/sources.list.d/debian.sources
+  [ -f "$base" ] || die "no deb-src entry and no $base to derive one from; add a deb-src line for bookworm by hand"
+  say "adding deb-src twin of $base -> /etc/apt/sources.list.d/debian-src.sources"
+  sed 's/^Types: deb$/Types: deb-src/' "$base" > /etc/apt/sources.list.d/debian-src.sources
+  APT_UPDATED_NEEDED=1
+}
+APT_UPDATED=0
+apt_update() {
+  [ $APT_UPDATED -eq 1 ] && return 0
+  say "apt-get update"
+  if ! apt-get update >"$LOGDIR/apt-update.log" 2>&1; then
+    tail -n 20 "$LOGDIR/apt-update.log" >&2
+    die "apt-get update failed — are the Debian mirrors reachable? (log: $LOGDIR/apt-update.log)"
+  fi
+  APT_UPDATED=1
+}
+
+verify_tarball() {   # $1 = file; dies on mismatch
+  local f=$1 got
+  got=$(sha256 "$f")
+  [ "$got" = "$EXPECTED_ORIG_SHA256" ] || die "$f: sha256 $got != expected Debian 3.6.1 orig $EXPECTED_ORIG_SHA256"
+  local v
+  v=$(tar -xzOf "$f" "cyrus-imapd-$CYRUS_VERSION/VERSION" 2>/dev/null | tr -d '[:space:]') \
+    || die "$f: no cyrus-imapd-$CYRUS_VERSION/VERSION inside (not a 3.6.1 tarball?)"
+  [ "$v" = "$CYRUS_VERSION" ] || die "$f: VERSION says '$v', expected $CYRUS_VERSION"
+  local dsc
+  for dsc in "$SRCDIR"/${SRC_PACKAGE}_${CYRUS_VERSION}-*.dsc; do
+    [ -f "$dsc" ] || continue
+    local want
+    want=$(awk -v n="$ORIG_TARBALL" '/^Checksums-Sha256:/{s=1;next} /^[^ ]/{s=0} s && $3==n {print $1}' "$dsc")
+    [ -n "$want" ] || die "$dsc has no Checksums-Sha256 entry for $ORIG_TARBALL"
+    [ "$want" = "$got" ] || die "$ORIG_TARBALL sha256 $got does not match $dsc ($want)"
+  done
+}
+
+fetch_source() {
+  [ $USE_APT -eq 1 ] || die "$TARBALL missing and --no-apt given"
+  ensure_debsrc
+  # (capture first: with pipefail, 'apt-cache | grep -q' fails on SIGPIPE)
+  src_known() { local out; out=$(apt-cache showsrc "$SRC_PACKAGE" 2>/dev/null || true)
+                grep -q "^Version: $CYRUS_VERSION-" <<<"$out"; }
+  if [ "${APT_UPDATED_NEEDED:-0}" = 1 ] || ! src_known; then
+    apt_update
+    src_known || die "apt knows no source package $SRC_PACKAGE $CYRUS_VERSION-* even after apt-get update (deb-src entry for bookworm missing?)"
+  fi
+  local dl="$SRCDIR/download.$$"
+  rm -rf "$dl"; mkdir -p "$dl"
+  # The bookworm (non-security) version first: on this mirror the security pool 404s for
+  # sources, and the debian.tar.xz of bookworm's version may 404 too — we only need the orig.
+  local spec ok=0
+  for spec in "$SRC_PACKAGE/bookworm" "$SRC_PACKAGE"; do
+    say "apt-get source --download-only $spec"
+    ( cd "$dl" && apt-get -o APT::Sandbox::User=root source --download-only "$spec" ) \
+      >>"$LOGDIR/apt-source.log" 2>&1 || true
+    if [ -f "$dl/$ORIG_TARBALL" ]; then ok=1; break; fi
+    grep -q -E 'Temporary failure resolving|Could not connect|Unable to connect|Connection failed|Network is unreachable|Could not resolve' "$LOGDIR/apt-source.log" \
+      && die "Debian mirror unreachable while fetching source (log: $LOGDIR/apt-source.log)"
+  done
+  if [ $ok -ne 1 ]; then
+    tail -n 20 "$LOGDIR/apt-source.log" >&2
+    die "apt-get source did not deliver $ORIG_TARBALL (log: $LOGDIR/apt-source.log)"
+  fi
+  grep -E '^(E|W): ' "$LOGDIR/apt-source.log" | grep -v 'unsandboxed' | sed 's/^/  apt (tolerated, only the orig tarball is required): /' || true
+  mv -f "$dl"/* "$SRCDIR"/
+  rmdir "$dl"
+}
+
+if [ -f "$TARBALL" ] && [ "$(sha256 "$TARBALL")" = "$EXPECTED_ORIG_SHA256" ]; then
+  say "source: cached $TARBALL"
+else
+  [ -f "$TARBALL" ] && { warn "cached $TARBALL has a wrong sha256; refetching"; rm -f "$TARBALL"; }
+  fetch_source
+  # record what we got
+  {
+    echo "fetched: $(date -u +%FT%TZ)"
+    for f in "$SRCDIR"/*; do
+      case $f in *.dsc|*.tar.*) echo "$(sha256 "$f")  $(basename "$f")";; esac
+    done
+    if ls "$SRCDIR"/${SRC_PACKAGE}_${CYRUS_VERSION}-*.debian.tar.xz >/dev/null 2>&1; then
+      echo "debian.tar.xz: available (Debian patches NOT applied; build uses the upstream orig)"
+    else
+      echo "debian.tar.xz: not available from this mirror (404) — optional, not used"
+    fi
+  } > "$SRCDIR/SOURCE-INFO"
+fi
+verify_tarball "$TARBALL"
+TARBALL_SHA=$(sha256 "$TARBALL")
+say "source: $ORIG_TARBALL verified (sha256 ${TARBALL_SHA:0:16}…, VERSION $CYRUS_VERSION)"
+
+# ---------------------------------------------------------------- 3. packages + cyrus user
+STEP=deps
+NEED_AUTORECONF=0
+for p in "${PATCHES[@]}"; do
+  if grep -Eq '^\+\+\+ [^[:space:]]*/(configure\.ac|Makefile\.am|[^[:space:]]*\.m4)([[:space:]]|$)' "$p"; then
+    NEED_AUTORECONF=1
+  fi
+done
+WANT=("${BUILD_DEPS[@]}" "${RUNTIME_DEPS[@]}")
+[ $NEED_AUTORECONF -eq 1 ] && WANT+=("${AUTORECONF_DEPS[@]}")
+MISSING=()
+for p in "${WANT[@]}"; do
+  [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" = "ii " ] || MISSING+=("$p")
+done
+if [ ${#MISSING[@]} -gt 0 ]; then
+  [ $USE_APT -eq 1 ] || die "missing packages and --no-apt given: ${MISSING[*]}"
+  say "installing missing packages: ${MISSING[*]}"
+  inst() { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >>"$LOGDIR/apt-install.log" 2>&1; }
+  if ! inst "${MISSING[@]}"; then
+    warn "apt-get install failed; running apt-get update and retrying"
+    apt_update
+    if ! inst "${MISSING[@]}"; then
+      warn "retrying with -t bookworm (non-security versions)"
+      inst -t bookworm "${MISSING[@]}" || { tail -n 20 "$LOGDIR/apt-install.log" >&2
+        die "could not install: ${MISSING[*]} (log: $LOGDIR/apt-install.log)"; }
+    fi
+  fi
+else
+  say "packages: all ${#WANT[@]} present"
+fi
+
+STEP=cyrus-user
+# Lighter than the cyrus-common package (which would pull exim4, clamav, xapian, zephyr, ...).
+getent group mail >/dev/null || die "group 'mail' does not exist (base-passwd should provide it)"
+if ! getent passwd cyrus >/dev/null; then
+  say "creating system user 'cyrus' (primary group mail)"
+  useradd --system --gid mail --home-dir /var/spool/cyrus --no-create-home \
+          --shell /usr/sbin/nologin --comment "Cyrus Mailsystem User" cyrus \
+    || die "useradd cyrus failed"
+fi
+
+# ---------------------------------------------------------------- 5. cache key
+STEP=cache
+ENV_ARGS=()
+if [ "$VARIANT" = patched ]; then
+  ENV_ARGS=("CPPFLAGS=-I$LIBDIR/include"
+            "LDFLAGS=-L$LIBDIR/lib -Wl,-rpath,$LIBDIR/lib"
+            "LIBS=-lcyrus_mboxevent")
+fi
+INFO=$(
+  echo "recipe $RECIPE_VERSION"
+  echo "variant $VARIANT"
+  echo "tarball $TARBALL_SHA"
+  echo "configure --prefix=$PREFIX ${CONFIGURE_FLAGS[*]} ${ENV_ARGS[*]}"
+  echo "autoreconf $NEED_AUTORECONF"
+  for p in "${PATCHES[@]}"; do echo "patch $(sha256 "$p") $(basename "$p")"; done
+  if [ "$VARIANT" = patched ]; then
+    echo "lib $(sha256 "$LIBDIR/lib/libcyrus_mboxevent.so") $LIBDIR/lib/libcyrus_mboxevent.so"
+    echo "header $(sha256 "$LIBDIR/include/cyrus_mboxevent.h") $LIBDIR/include/cyrus_mboxevent.h"
+  fi
+)
+KEY=$(printf '%s\n' "$INFO" | sha256sum | cut -d' ' -f1)
+STAMP="$PREFIX/.build-key"
+if [ $FORCE -eq 0 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" ] \
+   && [ -x "$PREFIX/libexec/imapd" ] && [ -x "$PREFIX/libexec/master" ]; then
+  say "CACHED: $PREFIX is up to date (key ${KEY:0:16}); nothing to do ($(elapsed) s). Use --force to rebuild."
+  exit 0
+fi
+say "building (key ${KEY:0:16}$( [ $FORCE -eq 1 ] && echo ', --force'))"
+
+# ---------------------------------------------------------------- 4. build
+STEP=extract
+rm -f "$STAMP"
+rm -rf "$BUILDROOT"; mkdir -p "$BUILDROOT"
+tar -xzf "$TARBALL" -C "$BUILDROOT" --no-same-owner || die "extracting $TARBALL failed"
+TREE="$BUILDROOT/cyrus-imapd-$CYRUS_VERSION"
+[ -x "$TREE/configure" ] || die "$TREE/configure missing after extraction"
+
+STEP=patch
+: > "$LOGDIR/$VARIANT-patch.log"
+for p in "${PATCHES[@]}"; do
+  say "applying $(basename "$p")"
+  if ! ( cd "$TREE" && patch -p1 --batch --forward --no-backup-if-mismatch -i "$p" ) >>"$LOGDIR/$VARIANT-patch.log" 2>&1; then
+    tail -n 20 "$LOGDIR/$VARIANT-patch.log" >&2
+    die "patch $(basename "$p") does not apply to cyrus-imapd $CYRUS_VERSION (log: $LOGDIR/$VARIANT-patch.log)"
+  fi
+done
+if [ $NEED_AUTORECONF -eq 1 ]; then
+  STEP=autoreconf
+  run_logged autoreconf bash -c "cd '$TREE' && autoreconf -fi"
+fi
+
+STEP=configure
+say "configure (prefix $PREFIX)"
+run_logged configure bash -c 'cd "$1" && shift && ./configure "$@"' _ "$TREE" \
+  --prefix="$PREFIX" "${CONFIGURE_FLAGS[@]}" "${ENV_ARGS[@]}"
+
+STEP=make
+say "make -j$JOBS"
+run_logged make make -C "$TREE" -j"$JOBS"
+
+STEP=install
+say "make install"
+rm -rf "$PREFIX"
+run_logged install make -C "$TREE" install
+for b in libexec/master libexec/imapd libexec/lmtpd libexec/notifyd sbin/ctl_cyrusdb; do
+  [ -x "$PREFIX/$b" ] || die "expected $PREFIX/$b after make install, not found"
+done
+if [ "$VARIANT" = patched ]; then
+  grep -q "$LIBDIR/lib/libcyrus_mboxevent.so" <<<"$(ldd "$PREFIX/libexec/imapd")" \
+    || warn "imapd does not load $LIBDIR/lib/libcyrus_mboxevent.so (no symbol used yet? check ldd)"
+fi
+
+printf '%s\n' "$INFO" > "$PREFIX/.build-info"
+echo "$KEY" > "$STAMP"
+say "DONE: $VARIANT Cyrus $CYRUS_VERSION installed in $PREFIX ($(elapsed) s)"
