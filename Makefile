@@ -9,7 +9,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LINK    := -L$(LIBDIR) -lcyrus_mboxevent -Wl,-rpath,$(CURDIR)/$(LIBDIR)
 C_TESTS := test_api golden_test
 
-.PHONY: all lib check test-rust test-c test-c-san test-golden header-check lint demo install clean
+.PHONY: all lib check test-rust test-c test-c-san test-golden test-install header-check lint demo install clean
 
 all: lib
 
@@ -34,7 +34,7 @@ $(B)/golden_test: tests/golden/golden_test.c include/cyrus_mboxevent.h | lib
 $(B)/golden_test-san: tests/golden/golden_test.c include/cyrus_mboxevent.h | lib
 	gcc $(CFLAGS_TEST) $(SAN) -o $@ $< $(LINK)
 
-check: lib header-check lint test-rust test-c test-c-san test-golden
+check: lib header-check lint test-rust test-c test-c-san test-golden test-install
 	@echo "make check: all passed"
 
 # The committed header must be what build.rs generates.
@@ -57,6 +57,18 @@ test-c-san: $(B)/test_api-san $(B)/golden_test-san
 
 test-golden: $(B)/golden_test
 	$(B)/golden_test tests/golden/cases.txt
+
+# `make install` into a staging prefix: soname, pkg-config and header work.
+STAGE := $(CURDIR)/$(B)/stage
+PC    := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config
+test-install: lib
+	rm -rf $(STAGE)
+	$(MAKE) --no-print-directory install PREFIX=$(STAGE)
+	readelf -d $(STAGE)/lib/libcyrus_mboxevent.so | grep -q 'SONAME.*\[libcyrus_mboxevent.so.0\]'
+	gcc $(CFLAGS_TEST) $$($(PC) --cflags cyrus_mboxevent) -o $(B)/demo-installed examples/demo.c \
+	  $$($(PC) --libs cyrus_mboxevent) -Wl,-rpath,$(STAGE)/lib
+	$(B)/demo-installed > /dev/null
+	@echo "test-install: passed"
 
 demo: $(B)/demo
 	$(B)/demo

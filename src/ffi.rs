@@ -498,3 +498,20 @@ pub extern "C" fn cmev_counters_get(out: *mut Snapshot) -> c_int {
         0
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_the_fallback_value() {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let r = guard("test", Error::Panic as c_int, || -> c_int {
+            panic!("boom")
+        });
+        std::panic::set_hook(prev);
+        assert_eq!(r, Error::Panic as c_int);
+        assert_eq!(guard("test", 0, || 7), 7);
+    }
+}
