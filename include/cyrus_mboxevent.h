@@ -20,7 +20,7 @@
 /**
  * Number of counters.
  */
-#define CMEV_COUNTER_COUNT 8
+#define CMEV_COUNTER_COUNT 17
 
 /**
  * Number of parameters; `MessageContent` is the last one.
@@ -60,7 +60,11 @@ enum cmev_counter
    */
   CMEV_COUNTER_NOTIFIED = 0,
   /**
-   * Notifications handed to the notify socket.
+   * Notifications accepted for delivery (queued, or sent directly in sync mode).
+   */
+  CMEV_COUNTER_ENQUEUED,
+  /**
+   * Notifications the receiver accepted.
    */
   CMEV_COUNTER_SENT,
   /**
@@ -68,13 +72,37 @@ enum cmev_counter
    */
   CMEV_COUNTER_UNSENT_GROUP_OFF,
   /**
+   * Dropped: the queue was full (event_queue_overflow).
+   */
+  CMEV_COUNTER_DROPPED_OVERFLOW,
+  /**
+   * Dropped: the receiver stayed absent past event_queue_max_age.
+   */
+  CMEV_COUNTER_DROPPED_EXPIRED,
+  /**
    * Dropped: too big for a datagram even without messageContent.
    */
   CMEV_COUNTER_DROPPED_TOO_BIG,
   /**
-   * Dropped: the socket refused them (receiver absent, bad path, ...).
+   * Dropped: a dlist listener did not answer within event_dlist_timeout.
+   */
+  CMEV_COUNTER_DROPPED_DLIST_TIMEOUT,
+  /**
+   * Dropped: a dlist listener answered garbage, not OK, or closed early.
+   */
+  CMEV_COUNTER_DROPPED_DLIST_ERROR,
+  /**
+   * Dropped: the socket refused them for another reason (bad path, permissions...).
    */
   CMEV_COUNTER_DROPPED_SEND_ERROR,
+  /**
+   * Still queued when a flush deadline (or process exit) passed.
+   */
+  CMEV_COUNTER_UNSENT_AT_FLUSH,
+  /**
+   * Send attempts repeated after EAGAIN/ENOBUFS or an absent receiver.
+   */
+  CMEV_COUNTER_RETRIED,
   /**
    * Sent with messageContent cut to fit the datagram limit.
    */
@@ -87,6 +115,14 @@ enum cmev_counter
    * Notifications handed to the IMAP NOTIFY callback.
    */
   CMEV_COUNTER_CALLBACK_CALLS,
+  /**
+   * Most events ever waiting in the queue at once (a level, not a count).
+   */
+  CMEV_COUNTER_QUEUE_HIGH_WATER,
+  /**
+   * errno of the last failed send, 0 if none (a value, not a count).
+   */
+  CMEV_COUNTER_LAST_ERRNO,
 };
 #ifndef __cplusplus
 typedef uint32_t cmev_counter;
@@ -462,6 +498,15 @@ void cmev_set_client_id(const char *id);
  * passed back untouched.
  */
 void cmev_set_notify_callback(cmev_notify_cb cb, void *rock);
+
+/**
+ * Wait up to `timeout_ms` milliseconds for every queued event to be sent
+ * (or dropped and counted). Returns how many are still queued when the
+ * deadline passes; those are counted (`CMEV_COUNTER_UNSENT_AT_FLUSH`) and
+ * logged. Process exit does the same with `event_flush_timeout`; Cyrus's
+ * shut_down calls this explicitly.
+ */
+uint64_t cmev_flush(uint32_t timeout_ms);
 
 /**
  * Copy the process's counters into `*out` (index `values` with a

@@ -4,7 +4,6 @@
 
 use crate::config::{Config, ConfigError, ContentMode};
 use crate::counters::{bump, Counter};
-use crate::deliver::{DirectSink, Sink};
 use crate::event::{mask, Event, EventType, Kind, Param, Value};
 use crate::json::{compact, lossy};
 use crate::log::{self, OncePerType};
@@ -43,7 +42,6 @@ static CONFIG: LazyLock<RwLock<Arc<Config>>> =
     LazyLock::new(|| RwLock::new(Arc::new(Config::default())));
 static CLIENT_ID: RwLock<Option<String>> = RwLock::new(None);
 static CALLBACK: RwLock<Option<Callback>> = RwLock::new(None);
-static SINK: LazyLock<Box<dyn Sink>> = LazyLock::new(|| Box::new(DirectSink::default()));
 static INCOMPLETE_LOGGED: OncePerType = OncePerType::new();
 
 pub fn config() -> Arc<Config> {
@@ -97,7 +95,7 @@ pub fn event_new(kind: EventType) -> Option<Box<Event>> {
         return None;
     }
     let mut ev = Box::new(Event::new(kind));
-    ev.set(Param::Pid, Value::Int(u64::from(std::process::id())));
+    ev.set(Param::Pid, Value::Int(u64::from(crate::process::pid())));
     if expected(kind, Param::ClientId, &cfg) {
         ev.set(
             Param::ClientId,
@@ -262,6 +260,12 @@ pub fn mailbox_enabled(is_user_inbox: bool, specialuse: Option<&[u8]>) -> bool {
         .any(|a| cfg.exclude_specialuse.iter().any(|x| x == a))
 }
 
+/// Wait up to `timeout` for queued events to go out; returns how many are
+/// still queued (counted and logged).
+pub fn flush(timeout: std::time::Duration) -> usize {
+    crate::queue::flush(timeout)
+}
+
 /// Send a queue of events in order (SPEC §3). The events stay the caller's.
 pub fn notify(events: &mut [&mut Event]) {
     let cfg = config();
@@ -283,7 +287,7 @@ pub fn notify(events: &mut [&mut Event]) {
             deliver_to_callback(cb, &o.rendered.json);
         }
         if o.send {
-            SINK.submit(&cfg, o.rendered);
+            crate::deliver::submit(&cfg, o.rendered);
         } else {
             bump(Counter::UnsentGroupOff);
         }

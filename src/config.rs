@@ -4,6 +4,7 @@
 //! documented default.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Groups of `event_groups`, in the bit order of stock's BITFIELD.
 pub const GROUP_NAMES: [&str; 8] = [
@@ -101,6 +102,27 @@ pub enum TimestampFormat {
     Epoch,
 }
 
+/// `event_queue_overflow`: what `notify` does when the queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overflow {
+    /// Discard the oldest queued event to make room (the default: never
+    /// waits, keeps what a push gateway cares about most, the latest).
+    DropOldest,
+    /// Discard the new event.
+    DropNewest,
+    /// Wait for room up to `event_queue_block_timeout`, then drop the new event.
+    Block,
+}
+
+/// `event_delivery`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queue and send from a background thread (the default).
+    Queued,
+    /// Send on the caller's thread, as stock does, on a persistent socket.
+    Sync,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// `event_notifier`: the notifyd method; `None` turns events off.
@@ -122,6 +144,17 @@ pub struct Config {
     pub service: String,
     /// Largest datagram sent, in bytes; 0 derives it from SO_SNDBUF like stock.
     pub max_datagram: usize,
+    pub delivery: Delivery,
+    /// Events the queue holds; read when the first event is queued.
+    pub queue_size: usize,
+    pub overflow: Overflow,
+    pub block_timeout: Duration,
+    /// How long an event may wait for an absent receiver before it is dropped.
+    pub max_age: Duration,
+    /// How long process exit waits for queued events to go out.
+    pub flush_timeout: Duration,
+    /// Bound on one `dlist:` exchange (connect, send, reply).
+    pub dlist_timeout: Duration,
 }
 
 pub const DEFAULT_GROUPS: &str = "message mailbox";
@@ -144,6 +177,13 @@ impl Default for Config {
             servername: String::new(),
             service: String::new(),
             max_datagram: 0,
+            delivery: Delivery::Queued,
+            queue_size: 16384,
+            overflow: Overflow::DropOldest,
+            block_timeout: Duration::from_millis(100),
+            max_age: Duration::from_secs(300),
+            flush_timeout: Duration::from_secs(2),
+            dlist_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -214,6 +254,18 @@ fn parse_size(s: &str) -> Result<u64, String> {
     s.trim()
         .parse::<u64>()
         .map_err(|_| "expected a non-negative integer".to_owned())
+}
+
+/// An integer option within `range`.
+fn parse_in(s: &str, range: std::ops::RangeInclusive<u64>) -> Result<u64, String> {
+    match parse_size(s) {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected an integer from {} to {}",
+            range.start(),
+            range.end()
+        )),
+    }
 }
 
 impl Config {
@@ -298,6 +350,62 @@ impl Config {
                     return Err(invalid("expected 0 (from SO_SNDBUF) or 64..65536".into()));
                 }
             },
+            "event_delivery" => {
+                self.delivery = match value.trim() {
+                    "queued" => Delivery::Queued,
+                    "sync" => Delivery::Sync,
+                    _ => {
+                        self.delivery = d.delivery;
+                        return Err(invalid("expected queued or sync".into()));
+                    }
+                }
+            }
+            "event_queue_overflow" => {
+                self.overflow = match value.trim() {
+                    "drop-oldest" => Overflow::DropOldest,
+                    "drop-newest" => Overflow::DropNewest,
+                    "block" => Overflow::Block,
+                    _ => {
+                        self.overflow = d.overflow;
+                        return Err(invalid("expected drop-oldest, drop-newest or block".into()));
+                    }
+                }
+            }
+            "event_queue_size" => match parse_in(value, 16..=4_194_304) {
+                Ok(n) => self.queue_size = n as usize,
+                Err(r) => {
+                    self.queue_size = d.queue_size;
+                    return Err(invalid(r));
+                }
+            },
+            "event_queue_block_timeout" => match parse_in(value, 0..=60_000) {
+                Ok(n) => self.block_timeout = Duration::from_millis(n),
+                Err(r) => {
+                    self.block_timeout = d.block_timeout;
+                    return Err(invalid(format!("{r} (milliseconds)")));
+                }
+            },
+            "event_queue_max_age" => match parse_in(value, 1..=86_400) {
+                Ok(n) => self.max_age = Duration::from_secs(n),
+                Err(r) => {
+                    self.max_age = d.max_age;
+                    return Err(invalid(format!("{r} (seconds)")));
+                }
+            },
+            "event_flush_timeout" => match parse_in(value, 0..=600_000) {
+                Ok(n) => self.flush_timeout = Duration::from_millis(n),
+                Err(r) => {
+                    self.flush_timeout = d.flush_timeout;
+                    return Err(invalid(format!("{r} (milliseconds)")));
+                }
+            },
+            "event_dlist_timeout" => match parse_in(value, 1..=600_000) {
+                Ok(n) => self.dlist_timeout = Duration::from_millis(n),
+                Err(r) => {
+                    self.dlist_timeout = d.dlist_timeout;
+                    return Err(invalid(format!("{r} (milliseconds)")));
+                }
+            },
             "notifysocket" => {
                 let v = value.trim();
                 self.notifysocket = (!v.is_empty()).then(|| v.to_owned());
@@ -380,6 +488,33 @@ mod tests {
         assert_eq!(c.content_mode, ContentMode::Standard);
         assert!(c.set("event_timestamp_format", "rfc822").is_err());
         assert!(c.set("event_max_datagram_size", "10").is_err());
+        for (o, bad) in [
+            ("event_delivery", "async"),
+            ("event_queue_overflow", "drop"),
+            ("event_queue_size", "8"),
+            ("event_queue_block_timeout", "-5"),
+            ("event_queue_max_age", "0"),
+            ("event_flush_timeout", "soon"),
+            ("event_dlist_timeout", "0"),
+        ] {
+            let e = c.set(o, bad).unwrap_err().to_string();
+            assert!(e.contains(o) && e.contains(bad), "{e}");
+        }
+        let d = Config::default();
+        assert_eq!(
+            (c.delivery, c.overflow, c.queue_size, c.block_timeout),
+            (d.delivery, d.overflow, d.queue_size, d.block_timeout)
+        );
+        assert_eq!(
+            (c.max_age, c.flush_timeout, c.dlist_timeout),
+            (d.max_age, d.flush_timeout, d.dlist_timeout)
+        );
+        c.set("event_queue_overflow", "block").unwrap();
+        c.set("event_queue_block_timeout", "250").unwrap();
+        assert_eq!(
+            (c.overflow, c.block_timeout),
+            (Overflow::Block, Duration::from_millis(250))
+        );
         assert_eq!(
             c.set("event_nonsense", "1").unwrap_err(),
             ConfigError::UnknownOption("event_nonsense".into())

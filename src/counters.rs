@@ -9,24 +9,52 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub enum Counter {
     /// Notifications produced by notify (after FlagsSet splitting), sent or not.
     Notified = 0,
-    /// Notifications handed to the notify socket.
+    /// Notifications accepted for delivery (queued, or sent directly in sync mode).
+    Enqueued,
+    /// Notifications the receiver accepted.
     Sent,
     /// Not sent because their group is off in event_groups.
     UnsentGroupOff,
+    /// Dropped: the queue was full (event_queue_overflow).
+    DroppedOverflow,
+    /// Dropped: the receiver stayed absent past event_queue_max_age.
+    DroppedExpired,
     /// Dropped: too big for a datagram even without messageContent.
     DroppedTooBig,
-    /// Dropped: the socket refused them (receiver absent, bad path, ...).
+    /// Dropped: a dlist listener did not answer within event_dlist_timeout.
+    DroppedDlistTimeout,
+    /// Dropped: a dlist listener answered garbage, not OK, or closed early.
+    DroppedDlistError,
+    /// Dropped: the socket refused them for another reason (bad path, permissions...).
     DroppedSendError,
+    /// Still queued when a flush deadline (or process exit) passed.
+    UnsentAtFlush,
+    /// Send attempts repeated after EAGAIN/ENOBUFS or an absent receiver.
+    Retried,
     /// Sent with messageContent cut to fit the datagram limit.
     ContentCut,
     /// Sent although an expected parameter was missing (stock aborted).
     Incomplete,
     /// Notifications handed to the IMAP NOTIFY callback.
     CallbackCalls,
+    /// Most events ever waiting in the queue at once (a level, not a count).
+    QueueHighWater,
+    /// errno of the last failed send, 0 if none (a value, not a count).
+    LastErrno,
 }
 
 /// Number of counters.
-pub const COUNTER_COUNT: usize = 8;
+pub const COUNTER_COUNT: usize = 17;
+
+/// Counters whose sum is what was lost.
+pub const DROPS: [Counter; 6] = [
+    Counter::DroppedOverflow,
+    Counter::DroppedExpired,
+    Counter::DroppedTooBig,
+    Counter::DroppedDlistTimeout,
+    Counter::DroppedDlistError,
+    Counter::DroppedSendError,
+];
 
 /// A snapshot of all counters, indexed by `cmev_counter`.
 #[repr(C)]
@@ -39,6 +67,10 @@ impl Snapshot {
     pub fn get(&self, c: Counter) -> u64 {
         self.values[c as usize]
     }
+
+    pub fn dropped(&self) -> u64 {
+        DROPS.iter().map(|c| self.get(*c)).sum()
+    }
 }
 
 pub struct Counters([AtomicU64; COUNTER_COUNT]);
@@ -48,6 +80,18 @@ pub static COUNTERS: Counters = Counters([const { AtomicU64::new(0) }; COUNTER_C
 impl Counters {
     pub fn bump(&self, c: Counter) {
         self.0[c as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn add(&self, c: Counter, n: u64) {
+        self.0[c as usize].fetch_add(n, Relaxed);
+    }
+
+    pub fn set(&self, c: Counter, v: u64) {
+        self.0[c as usize].store(v, Relaxed);
+    }
+
+    pub fn raise_to(&self, c: Counter, v: u64) {
+        self.0[c as usize].fetch_max(v, Relaxed);
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -60,3 +104,5 @@ impl Counters {
 pub fn bump(c: Counter) {
     COUNTERS.bump(c);
 }
+
+const _: () = assert!(Counter::LastErrno as usize + 1 == COUNTER_COUNT);

@@ -1,91 +1,180 @@
 //! The boundary between building events and moving bytes. `notify` hands
-//! each rendered notification to the process's `Sink`; the sink frames,
-//! sizes and sends it. The synchronous sink below sends on the caller's
-//! thread over one persistent socket; a queued sink plugs in behind the same
-//! trait without touching the event code.
+//! each rendered notification here; it goes to the queue (default) or, with
+//! `event_delivery: sync`, straight out on the caller's thread. `Wire` turns
+//! an item into bytes on a socket and is shared by both paths.
 
-use crate::config::Config;
-use crate::counters::{bump, Counter};
+use crate::config::{Config, Delivery};
+use crate::counters::{bump, Counter, COUNTERS};
 use crate::frame::{fit_datagram, limit_for_buffer, Fitted};
 use crate::json::Rendered;
 use crate::log;
 use crate::transport::datagram::DatagramSocket;
+use crate::transport::dlist::{self, DlistError};
 use parking_lot::Mutex;
-use std::time::Duration;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-pub trait Sink: Send + Sync {
-    /// Deliver one notification according to `cfg` (method, socket, limits).
-    fn submit(&self, cfg: &Config, r: Rendered);
+/// One notification on its way, with the configuration it was made under.
+pub struct Item {
+    pub rendered: Rendered,
+    pub cfg: Arc<Config>,
+    pub queued_at: Instant,
 }
 
-/// How long a full receiver queue may hold a synchronous send.
-const SEND_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// Sends on the caller's thread, keeping its socket between events.
-#[derive(Default)]
-pub struct DirectSink {
-    socket: Mutex<Option<(DatagramSocket, usize)>>,
-}
-
-impl DirectSink {
-    fn limit(cfg: &Config, derived: usize) -> usize {
-        if cfg.max_datagram > 0 {
-            cfg.max_datagram
-        } else {
-            derived
+impl Item {
+    pub fn new(cfg: &Arc<Config>, rendered: Rendered) -> Item {
+        Item {
+            rendered,
+            cfg: Arc::clone(cfg),
+            queued_at: Instant::now(),
         }
+    }
+
+    /// The notifysocket path, and whether it is a `dlist:` listener.
+    pub fn target(&self) -> (String, bool) {
+        let p = self.cfg.socket_path();
+        match p.strip_prefix("dlist:") {
+            Some(rest) => (rest.to_owned(), true),
+            None => (p, false),
+        }
+    }
+
+    fn method(&self) -> &str {
+        self.cfg.notifier.as_deref().unwrap_or("")
     }
 }
 
-impl Sink for DirectSink {
-    fn submit(&self, cfg: &Config, r: Rendered) {
-        let Some(method) = cfg.notifier.as_deref() else {
-            return;
-        };
-        let path = cfg.socket_path();
-        if path.starts_with("dlist:") {
-            bump(Counter::DroppedSendError);
-            log::error("mboxevent: the dlist: transport needs the delivery engine; event dropped");
-            return;
+/// What became of one attempt to deliver.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// Sent, or dropped and counted: done with it.
+    Done,
+    /// The receiver is busy (EAGAIN, ENOBUFS): try again shortly.
+    Busy,
+    /// Nobody listens at the path (ENOENT, ECONNREFUSED): keep and retry.
+    Absent,
+}
+
+pub fn classify(e: &io::Error) -> Option<Attempt> {
+    match e.raw_os_error() {
+        Some(libc::EAGAIN | libc::ENOBUFS) => Some(Attempt::Busy),
+        Some(libc::ENOENT | libc::ECONNREFUSED) => Some(Attempt::Absent),
+        _ => None,
+    }
+}
+
+fn record_error(e: &io::Error) {
+    if let Some(errno) = e.raw_os_error() {
+        COUNTERS.set(Counter::LastErrno, errno as u64);
+    }
+}
+
+/// How long a full receiver queue may hold a synchronous send.
+const SYNC_SEND_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A persistent datagram socket, opened on first use, and its stock size limit.
+#[derive(Default)]
+pub struct Wire {
+    socket: Option<(DatagramSocket, usize)>,
+}
+
+impl Wire {
+    pub fn socket(&mut self) -> io::Result<(&DatagramSocket, usize)> {
+        if self.socket.is_none() {
+            let s = DatagramSocket::new(SYNC_SEND_TIMEOUT)?;
+            let limit = limit_for_buffer(s.send_buffer()?);
+            self.socket = Some((s, limit));
         }
-        let mut guard = self.socket.lock();
-        if guard.is_none() {
-            let opened = DatagramSocket::new(SEND_TIMEOUT)
-                .and_then(|s| s.send_buffer().map(|b| (s, limit_for_buffer(b))));
-            match opened {
-                Ok(s) => *guard = Some(s),
-                Err(e) => {
-                    bump(Counter::DroppedSendError);
-                    log::error(&format!("mboxevent: cannot create notify socket: {e}"));
-                    return;
-                }
+        let (s, l) = self.socket.as_ref().expect("opened above");
+        Ok((s, *l))
+    }
+
+    /// The datagram for an item, cut to the size limit; `None` when it
+    /// cannot fit (dropped and counted) or no socket can be had.
+    pub fn frame(&mut self, item: &Item) -> Option<Vec<u8>> {
+        let derived = match self.socket() {
+            Ok((_, l)) => l,
+            Err(e) => {
+                drop_send_error(&e);
+                return None;
             }
-        }
-        let Some((sock, derived)) = guard.as_ref() else {
-            return;
         };
-        let data = match fit_datagram(method, &r, Self::limit(cfg, *derived)) {
-            Fitted::Whole(d) => d,
+        let max = if item.cfg.max_datagram > 0 {
+            item.cfg.max_datagram
+        } else {
+            derived
+        };
+        match fit_datagram(item.method(), &item.rendered, max) {
+            Fitted::Whole(d) => Some(d),
             Fitted::ContentCut(d) => {
                 bump(Counter::ContentCut);
-                d
+                Some(d)
             }
             Fitted::TooBig => {
                 bump(Counter::DroppedTooBig);
-                log::error(&format!(
-                    "mboxevent: event of {} bytes does not fit a {}-byte datagram even without messageContent; dropped",
-                    r.json.len(),
-                    Self::limit(cfg, *derived)
-                ));
-                return;
-            }
-        };
-        match sock.send_to(&path, &data) {
-            Ok(()) => bump(Counter::Sent),
-            Err(e) => {
-                bump(Counter::DroppedSendError);
-                log::error(&format!("mboxevent: unable to send to {path}: {e}"));
+                None
             }
         }
+    }
+
+    /// One `dlist:` exchange, bounded by the item's dlist timeout.
+    pub fn send_dlist(&mut self, item: &Item, path: &str) -> Attempt {
+        let req = dlist::frame(item.method(), &item.rendered.json);
+        match dlist::send(path, &req, item.cfg.dlist_timeout) {
+            Ok(()) => bump(Counter::Sent),
+            Err(DlistError::Io(e)) => match classify(&e) {
+                Some(Attempt::Absent) => return Attempt::Absent,
+                _ => {
+                    record_error(&e);
+                    bump(Counter::DroppedDlistError);
+                }
+            },
+            Err(DlistError::Timeout) => bump(Counter::DroppedDlistTimeout),
+            Err(DlistError::Garbage | DlistError::NotOk(_)) => bump(Counter::DroppedDlistError),
+        }
+        Attempt::Done
+    }
+}
+
+pub fn drop_send_error(e: &io::Error) {
+    record_error(e);
+    bump(Counter::DroppedSendError);
+}
+
+/// Stock-like delivery on the caller's thread (`event_delivery: sync`), on
+/// one persistent socket; an absent receiver loses the event (counted).
+static SYNC_WIRE: Mutex<Option<Wire>> = Mutex::new(None);
+
+fn send_sync(item: Item) {
+    let mut guard = SYNC_WIRE.lock();
+    let wire = guard.get_or_insert_with(Wire::default);
+    let (path, is_dlist) = item.target();
+    if is_dlist {
+        if wire.send_dlist(&item, &path) == Attempt::Absent {
+            bump(Counter::DroppedDlistError);
+        }
+        return;
+    }
+    let Some(data) = wire.frame(&item) else {
+        return;
+    };
+    let sent = wire.socket().map(|(s, _)| s.send_to(&path, &data));
+    match sent {
+        Ok(Ok(())) => bump(Counter::Sent),
+        Ok(Err(e)) | Err(e) => drop_send_error(&e),
+    }
+}
+
+/// Hand one rendered notification to delivery.
+pub fn submit(cfg: &Arc<Config>, rendered: Rendered) {
+    bump(Counter::Enqueued);
+    let item = Item::new(cfg, rendered);
+    match cfg.delivery {
+        Delivery::Sync => {
+            send_sync(item);
+            log::report_drops(false);
+        }
+        Delivery::Queued => crate::queue::push(item),
     }
 }

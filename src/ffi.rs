@@ -485,6 +485,18 @@ pub extern "C" fn cmev_set_notify_callback(cb: cmev_notify_cb, rock: *mut c_void
     })
 }
 
+/// Wait up to `timeout_ms` milliseconds for every queued event to be sent
+/// (or dropped and counted). Returns how many are still queued when the
+/// deadline passes; those are counted (`CMEV_COUNTER_UNSENT_AT_FLUSH`) and
+/// logged. Process exit does the same with `event_flush_timeout`; Cyrus's
+/// shut_down calls this explicitly.
+#[no_mangle]
+pub extern "C" fn cmev_flush(timeout_ms: u32) -> u64 {
+    guard("cmev_flush", 0, || {
+        api::flush(std::time::Duration::from_millis(u64::from(timeout_ms))) as u64
+    })
+}
+
 /// Copy the process's counters into `*out` (index `values` with a
 /// `cmev_counter`). `CMEV_ERROR_NULL` if `out` is NULL.
 #[no_mangle]

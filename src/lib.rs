@@ -3,7 +3,8 @@
 //! thin adapter in Cyrus calls.
 //!
 //! Data flow: `ffi` → `api` → `event` (+ `rules`, `config`, `seqset`) →
-//! `notify` → `json` → `deliver` → `frame` → `transport`.
+//! `notify` → `json` → `deliver` → `queue` (sender thread) → `frame` →
+//! `transport`.
 
 pub mod api;
 pub mod config;
@@ -15,6 +16,8 @@ pub mod frame;
 pub mod json;
 pub mod log;
 pub mod notify;
+pub mod process;
+pub mod queue;
 pub mod rules;
 pub mod seqset;
 pub mod timestamp;

@@ -84,28 +84,80 @@ impl DatagramSocket {
     }
 
     pub fn send_to(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        let (addr, len) = unix_addr(path)?;
-        // SAFETY: valid fd, data slice and address of the given length.
+        match self.send_batch(path, &[data], false) {
+            (1, _) => Ok(()),
+            (_, e) => {
+                Err(e.unwrap_or_else(|| {
+                    io::Error::new(io::ErrorKind::WriteZero, "datagram not sent")
+                }))
+            }
+        }
+    }
+
+    /// Send datagrams to `path` with one `sendmmsg` call. Returns how many
+    /// went out and, when not all did, the error that stopped the first one
+    /// left. `nonblocking` turns a full receiver into `EAGAIN` at once.
+    pub fn send_batch(
+        &self,
+        path: &str,
+        datagrams: &[&[u8]],
+        nonblocking: bool,
+    ) -> (usize, Option<io::Error>) {
+        if datagrams.is_empty() {
+            return (0, None);
+        }
+        let (mut addr, addr_len) = match unix_addr(path) {
+            Ok(a) => a,
+            Err(e) => return (0, Some(e)),
+        };
+        let mut iovs: Vec<libc::iovec> = datagrams
+            .iter()
+            .map(|d| libc::iovec {
+                iov_base: d.as_ptr() as *mut libc::c_void,
+                iov_len: d.len(),
+            })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = iovs
+            .iter_mut()
+            .map(|iov| {
+                // SAFETY: msghdr is plain data; all-zero is valid.
+                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                h.msg_hdr.msg_name = (&mut addr as *mut libc::sockaddr_un).cast();
+                h.msg_hdr.msg_namelen = addr_len;
+                h.msg_hdr.msg_iov = iov;
+                h.msg_hdr.msg_iovlen = 1;
+                h
+            })
+            .collect();
+        let flags = libc::MSG_NOSIGNAL | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
+        // SAFETY: every header points at a live iovec and at `addr`, all of
+        // which outlive the call.
         let n = unsafe {
-            libc::sendto(
+            libc::sendmmsg(
                 self.fd.as_raw_fd(),
-                data.as_ptr().cast(),
-                data.len(),
-                libc::MSG_NOSIGNAL,
-                (&addr as *const libc::sockaddr_un).cast(),
-                len,
+                msgs.as_mut_ptr(),
+                msgs.len() as libc::c_uint,
+                flags,
             )
         };
         if n < 0 {
-            return Err(io::Error::last_os_error());
+            return (0, Some(io::Error::last_os_error()));
         }
-        if n as usize != data.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "short datagram write",
-            ));
+        let n = n as usize;
+        if let Some(short) = msgs[..n]
+            .iter()
+            .zip(datagrams)
+            .position(|(m, d)| m.msg_len as usize != d.len())
+        {
+            return (
+                short,
+                Some(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "short datagram write",
+                )),
+            );
         }
-        Ok(())
+        (n, None)
     }
 }
 
@@ -127,6 +179,12 @@ mod tests {
         let mut buf = [0u8; 16];
         let n = rx.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"x\0y");
+        let (sent, err) = s.send_batch(path.to_str().unwrap(), &[b"a", b"bb", b"ccc"], true);
+        assert_eq!((sent, err.is_none()), (3, true));
+        for want in [&b"a"[..], b"bb", b"ccc"] {
+            let n = rx.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], want);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -494,6 +494,7 @@ static void test_datagram_limit(void)
     ev = content_event(msg, 10);
     CHECK(cmev_notify(&ev, 1) == 0);
     cmev_event_free(ev);
+    CHECK_EQ_INT(cmev_flush(2000), 0);
     expect_nothing();
     CHECK_EQ_INT(counter(CMEV_COUNTER_DROPPED_TOO_BIG), toobig + 1);
 
@@ -625,12 +626,13 @@ static void test_bad_input(void)
         CHECK(got_len > 5 && memcmp(got + got_len - 5, "\\\"\"}", 5) == 0);
     }
 
-    /* an unreachable socket path: counted, never fatal */
-    config("notifysocket", "/nonexistent/dir/notify");
+    /* a socket path longer than sun_path: refused, counted, never fatal */
+    config("notifysocket", "/tmp/a-path-far-too-long-for-sun_path/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/notify");
     ev = message_event(CMEV_EVENT_TYPE_MESSAGE_EXPUNGE, u1, 1);
     CHECK(cmev_counters_get(&c) == 0);
     CHECK(cmev_notify(&ev, 1) == 0);
     cmev_event_free(ev);
+    CHECK_EQ_INT(cmev_flush(2000), 0);
     CHECK_EQ_INT(counter(CMEV_COUNTER_DROPPED_SEND_ERROR), c.values[CMEV_COUNTER_DROPPED_SEND_ERROR] + 1);
 }
 

@@ -1,0 +1,376 @@
+//! The delivery queue: a bounded lock-free ring (crossbeam's ArrayQueue)
+//! between the threads calling `notify` and one sender thread per process.
+//!
+//! The caller's side is a push and, only when the sender sleeps, one futex
+//! wake. The sender, started on the first event with every signal blocked,
+//! drains the ring into a small pending list, sends datagrams in `sendmmsg`
+//! batches on one socket, backs off on EAGAIN/ENOBUFS, keeps events while
+//! the receiver is absent until `event_queue_max_age`, and counts every
+//! event it gives up on. Memory is bounded by the ring plus the pending list.
+
+use crate::config::{Config, Overflow};
+use crate::counters::{bump, Counter, COUNTERS};
+use crate::deliver::{classify, drop_send_error, Attempt, Item, Wire};
+use crate::log;
+use crossbeam_queue::ArrayQueue;
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+/// Datagrams per sendmmsg call.
+const BATCH: usize = 64;
+/// Events the sender holds outside the ring while retrying.
+const PENDING_MAX: usize = 1024;
+/// Sleep of an idle sender between housekeeping rounds (drop reports).
+const IDLE_WAKE: Duration = Duration::from_secs(10);
+
+pub struct Engine {
+    ring: ArrayQueue<Item>,
+    /// Events accepted and neither sent nor dropped yet.
+    outstanding: AtomicUsize,
+    sleeping: AtomicBool,
+    started: AtomicBool,
+    sender: OnceLock<Thread>,
+    space: (Mutex<()>, Condvar),
+    space_waiters: AtomicUsize,
+}
+
+/// The process's engine, made on the first queued event. A forked child
+/// forgets its parent's (without touching it: a thread of the parent may
+/// have been halfway through a push) and makes its own on demand.
+static ENGINE: AtomicPtr<Engine> = AtomicPtr::new(ptr::null_mut());
+
+fn engine(cfg: &Config) -> &'static Engine {
+    let e = ENGINE.load(Ordering::Acquire);
+    if !e.is_null() {
+        // SAFETY: engines are leaked, never freed.
+        return unsafe { &*e };
+    }
+    crate::process::install_hooks();
+    let fresh = Box::into_raw(Box::new(Engine {
+        ring: ArrayQueue::new(cfg.queue_size.max(1)),
+        outstanding: AtomicUsize::new(0),
+        sleeping: AtomicBool::new(false),
+        started: AtomicBool::new(false),
+        sender: OnceLock::new(),
+        space: (Mutex::new(()), Condvar::new()),
+        space_waiters: AtomicUsize::new(0),
+    }));
+    match ENGINE.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: just published; leaked for the life of the process.
+        Ok(_) => unsafe { &*fresh },
+        Err(winner) => {
+            // SAFETY: `fresh` was never shared; `winner` is leaked forever.
+            drop(unsafe { Box::from_raw(fresh) });
+            unsafe { &*winner }
+        }
+    }
+}
+
+fn current() -> Option<&'static Engine> {
+    // SAFETY: engines are leaked, never freed.
+    unsafe { ENGINE.load(Ordering::Acquire).as_ref() }
+}
+
+/// In a forked child: the parent's queued events stay the parent's to send.
+pub fn forget_in_child() {
+    ENGINE.store(ptr::null_mut(), Ordering::Release);
+}
+
+/// Queue one item under the overflow policy; never blocks unless the
+/// policy is `block`, and then at most `event_queue_block_timeout`.
+pub fn push(item: Item) {
+    let e = engine(&item.cfg);
+    let (policy, block) = (item.cfg.overflow, item.cfg.block_timeout);
+    e.outstanding.fetch_add(1, Ordering::AcqRel);
+    let accepted = match policy {
+        Overflow::DropOldest => {
+            if e.ring.force_push(item).is_some() {
+                e.finished(1);
+                bump(Counter::DroppedOverflow);
+            }
+            true
+        }
+        Overflow::DropNewest => e.ring.push(item).is_ok(),
+        Overflow::Block => e.push_blocking(item, block),
+    };
+    if !accepted {
+        e.finished(1);
+        bump(Counter::DroppedOverflow);
+    }
+    COUNTERS.raise_to(Counter::QueueHighWater, e.ring.len() as u64);
+    e.wake();
+}
+
+impl Engine {
+    fn push_blocking(&'static self, mut item: Item, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.ring.push(item) {
+                Ok(()) => return true,
+                Err(back) => item = back,
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            self.wake();
+            let mut g = self.space.0.lock();
+            self.space_waiters.fetch_add(1, Ordering::AcqRel);
+            if self.ring.is_full() {
+                // Short slices: a pop between the check and the wait must
+                // not cost the whole timeout.
+                self.space
+                    .1
+                    .wait_for(&mut g, (deadline - now).min(Duration::from_millis(5)));
+            }
+            self.space_waiters.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    fn finished(&self, n: usize) {
+        self.outstanding.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    fn wake(&'static self) {
+        if !self.started.load(Ordering::Acquire) && !self.started.swap(true, Ordering::AcqRel) {
+            self.start();
+        }
+        if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
+            if let Some(t) = self.sender.get() {
+                t.unpark();
+            }
+        }
+    }
+
+    fn start(&'static self) {
+        // The sender inherits this mask: Cyrus's signals stay with Cyrus's threads.
+        // SAFETY: sigset operations on local, initialised sets.
+        let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        unsafe {
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        }
+        let spawned = thread::Builder::new()
+            .name("mboxevent-send".into())
+            .spawn(move || self.run());
+        // SAFETY: restores the caller's own mask.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut()) };
+        match spawned {
+            Ok(h) => {
+                let _ = self.sender.set(h.thread().clone());
+            }
+            Err(err) => {
+                log::error(&format!("mboxevent: cannot start the sender thread: {err}"));
+                self.started.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    fn run(&self) {
+        let mut wire = Wire::default();
+        let mut pending: VecDeque<(Item, Option<Vec<u8>>)> = VecDeque::new();
+        let mut backoff = Duration::ZERO;
+        loop {
+            while pending.len() < PENDING_MAX {
+                match self.ring.pop() {
+                    Some(i) => pending.push_back((i, None)),
+                    None => break,
+                }
+            }
+            if self.space_waiters.load(Ordering::Acquire) > 0 {
+                let _g = self.space.0.lock();
+                self.space.1.notify_all();
+            }
+            self.expire(&mut pending);
+            if pending.is_empty() {
+                log::report_drops(false);
+                self.sleeping.store(true, Ordering::SeqCst);
+                if self.ring.is_empty() {
+                    thread::park_timeout(IDLE_WAKE);
+                }
+                self.sleeping.store(false, Ordering::SeqCst);
+                continue;
+            }
+            match self.send_front(&mut wire, &mut pending) {
+                Attempt::Done => backoff = Duration::ZERO,
+                retry => {
+                    bump(Counter::Retried);
+                    let (first, max) = match retry {
+                        Attempt::Busy => (Duration::from_micros(200), Duration::from_millis(20)),
+                        _ => (Duration::from_millis(10), Duration::from_secs(1)),
+                    };
+                    backoff = (backoff * 2).clamp(first, max);
+                    thread::sleep(backoff);
+                }
+            }
+            log::report_drops(false);
+        }
+    }
+
+    /// Drop events that waited longer than their max age.
+    fn expire(&self, pending: &mut VecDeque<(Item, Option<Vec<u8>>)>) {
+        let before = pending.len();
+        pending.retain(|(i, _)| i.queued_at.elapsed() <= i.cfg.max_age);
+        let gone = before - pending.len();
+        if gone > 0 {
+            COUNTERS.add(Counter::DroppedExpired, gone as u64);
+            self.finished(gone);
+        }
+    }
+
+    /// Send what is at the front: one dlist exchange, or a batch of
+    /// datagrams for the same path.
+    fn send_front(
+        &self,
+        wire: &mut Wire,
+        pending: &mut VecDeque<(Item, Option<Vec<u8>>)>,
+    ) -> Attempt {
+        let (path, is_dlist) = pending[0].0.target();
+        let first_cfg = Arc::clone(&pending[0].0.cfg);
+        let same_target =
+            |i: &Item| Arc::ptr_eq(&i.cfg, &first_cfg) || i.target() == (path.clone(), false);
+        if is_dlist {
+            let r = wire.send_dlist(&pending[0].0, &path);
+            if r == Attempt::Done {
+                pending.pop_front();
+                self.finished(1);
+            }
+            return r;
+        }
+        // Frame once; an event that cannot fit is dropped here (counted).
+        let mut n = 0;
+        while n < pending.len() && n < BATCH && same_target(&pending[n].0) {
+            if pending[n].1.is_none() {
+                match wire.frame(&pending[n].0) {
+                    Some(d) => pending[n].1 = Some(d),
+                    None => {
+                        pending.remove(n);
+                        self.finished(1);
+                        continue;
+                    }
+                }
+            }
+            n += 1;
+        }
+        if n == 0 {
+            return Attempt::Done;
+        }
+        let datagrams: Vec<&[u8]> = pending
+            .iter()
+            .take(n)
+            .filter_map(|(_, d)| d.as_deref())
+            .collect();
+        let (sent, err) = match wire.socket() {
+            Ok((s, _)) => s.send_batch(&path, &datagrams, true),
+            Err(e) => (0, Some(e)),
+        };
+        drop(datagrams);
+        pending.drain(..sent);
+        self.finished(sent);
+        COUNTERS.add(Counter::Sent, sent as u64);
+        match err {
+            None => Attempt::Done,
+            Some(e) => match classify(&e) {
+                Some(retry) if sent == 0 => retry,
+                Some(_) => Attempt::Done,
+                None => {
+                    drop_send_error(&e);
+                    pending.pop_front();
+                    self.finished(1);
+                    Attempt::Done
+                }
+            },
+        }
+    }
+
+    /// Wait until everything accepted so far is sent or dropped, or the
+    /// deadline passes; returns how many are still outstanding. Polls with
+    /// short sleeps so it also works from exit handlers.
+    fn flush(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = self.outstanding.load(Ordering::Acquire);
+            if left == 0 || Instant::now() >= deadline {
+                return left;
+            }
+            if let Some(t) = self.sender.get() {
+                t.unpark();
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Flush with a deadline. What is still queued when it passes is counted
+/// and logged (it stays queued and may still go out later).
+pub fn flush(timeout: Duration) -> usize {
+    let Some(e) = current() else { return 0 };
+    let left = e.flush(timeout);
+    if left > 0 {
+        COUNTERS.add(Counter::UnsentAtFlush, left as u64);
+        log::error(&format!(
+            "mboxevent: {left} events still queued after waiting {} ms to flush",
+            timeout.as_millis()
+        ));
+    }
+    log::report_drops(true);
+    left
+}
+
+/// atexit: give queued events `event_flush_timeout` to leave.
+pub fn flush_at_exit() {
+    flush(crate::api::config().flush_timeout);
+}
+
+/// Events accepted and not yet sent or dropped.
+pub fn outstanding() -> usize {
+    current().map_or(0, |e| e.outstanding.load(Ordering::Acquire))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::Rendered;
+
+    #[test]
+    fn send_errors_are_classified() {
+        let e = |n| std::io::Error::from_raw_os_error(n);
+        assert_eq!(classify(&e(libc::EAGAIN)), Some(Attempt::Busy));
+        assert_eq!(classify(&e(libc::ENOBUFS)), Some(Attempt::Busy));
+        assert_eq!(classify(&e(libc::ENOENT)), Some(Attempt::Absent));
+        assert_eq!(classify(&e(libc::ECONNREFUSED)), Some(Attempt::Absent));
+        assert_eq!(classify(&e(libc::EACCES)), None);
+    }
+
+    #[test]
+    fn expiry_drops_only_old_items() {
+        let mut cfg = Config::default();
+        cfg.set("event_queue_max_age", "1").unwrap();
+        let cfg = Arc::new(cfg);
+        let e = Engine {
+            ring: ArrayQueue::new(4),
+            outstanding: AtomicUsize::new(2),
+            sleeping: AtomicBool::new(false),
+            started: AtomicBool::new(false),
+            sender: OnceLock::new(),
+            space: (Mutex::new(()), Condvar::new()),
+            space_waiters: AtomicUsize::new(0),
+        };
+        let r = Rendered {
+            json: "{}".into(),
+            content_at: None,
+        };
+        let mut old = Item::new(&cfg, r.clone());
+        old.queued_at -= Duration::from_secs(5);
+        let mut pending = VecDeque::from([(old, None), (Item::new(&cfg, r), None)]);
+        e.expire(&mut pending);
+        assert_eq!(pending.len(), 1);
+        assert_eq!(e.outstanding.load(Ordering::Relaxed), 1);
+    }
+}

@@ -1,0 +1,223 @@
+//! The `dlist:` transport (notifysocket = `dlist:/path`), which Cyrus's own
+//! test suite listens on: one stream connection per event carrying a dlist
+//! `NOTIFY` kvlist, answered by a dlist whose name is `OK` on success.
+//! Unlike stock, every step is bounded by a timeout, so a stalled listener
+//! costs at most that long, and never on the caller's thread when queued.
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+/// Replies longer than this are not a dlist reply to NOTIFY.
+const MAX_REPLY: usize = 4096;
+
+#[derive(Debug)]
+pub enum DlistError {
+    /// No complete reply within the timeout (includes a stalled listener).
+    Timeout,
+    /// Could not connect or write (listener absent, refused, closed early).
+    Io(io::Error),
+    /// The peer answered something that is not a dlist reply line.
+    Garbage,
+    /// A well-formed reply other than OK (its name).
+    NotOk(String),
+}
+
+impl std::fmt::Display for DlistError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DlistError::Timeout => write!(f, "no reply within the dlist timeout"),
+            DlistError::Io(e) => write!(f, "{e}"),
+            DlistError::Garbage => write!(f, "reply is not a dlist"),
+            DlistError::NotOk(n) => write!(f, "reply {n}"),
+        }
+    }
+}
+
+/// A dlist atom is written bare when it is made of these; otherwise as a
+/// literal, which carries any bytes.
+fn is_atom(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+}
+
+fn push_value(out: &mut Vec<u8>, v: &str) {
+    if is_atom(v) && v != "NIL" {
+        out.extend_from_slice(v.as_bytes());
+    } else {
+        out.extend_from_slice(format!("{{{}+}}\r\n", v.len()).as_bytes());
+        out.extend_from_slice(v.as_bytes());
+    }
+}
+
+/// The request stock's `notify_dlist` writes for an event.
+pub fn frame(method: &str, json: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len() + 128);
+    out.extend_from_slice(b"NOTIFY %(METHOD ");
+    push_value(&mut out, method);
+    out.extend_from_slice(b" CLASS EVENT PRIORITY NIL USER NIL MAILBOX NIL OPTIONS () MESSAGE ");
+    push_value(&mut out, json);
+    out.extend_from_slice(b" FILEPATH NIL)\r\n");
+    out
+}
+
+/// Check a complete reply line (without CRLF): its first token is the
+/// reply's name, and only `OK` is success.
+pub fn parse_reply(line: &[u8]) -> Result<(), DlistError> {
+    let name_len = line
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
+    let rest = &line[name_len..];
+    if name_len == 0
+        || !(rest.is_empty() || rest[0] == b' ')
+        || line.iter().any(|b| b.is_ascii_control())
+    {
+        return Err(DlistError::Garbage);
+    }
+    match &line[..name_len] {
+        b"OK" => Ok(()),
+        other => Err(DlistError::NotOk(
+            String::from_utf8_lossy(other).into_owned(),
+        )),
+    }
+}
+
+fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Deliver one framed request to the listener at `path`, all within `timeout`.
+pub fn send(path: &str, request: &[u8], timeout: Duration) -> Result<(), DlistError> {
+    let deadline = Instant::now() + timeout;
+    let left = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    };
+    let mut s = UnixStream::connect(path).map_err(DlistError::Io)?;
+    s.set_write_timeout(Some(left())).map_err(DlistError::Io)?;
+    s.write_all(request).map_err(|e| {
+        if timed_out(&e) {
+            DlistError::Timeout
+        } else {
+            DlistError::Io(e)
+        }
+    })?;
+    let mut reply = Vec::with_capacity(64);
+    let mut buf = [0u8; 512];
+    loop {
+        if let Some(end) = reply.windows(2).position(|w| w == b"\r\n") {
+            return parse_reply(&reply[..end]);
+        }
+        if reply.len() > MAX_REPLY {
+            return Err(DlistError::Garbage);
+        }
+        if Instant::now() >= deadline {
+            return Err(DlistError::Timeout);
+        }
+        s.set_read_timeout(Some(left())).map_err(DlistError::Io)?;
+        match s.read(&mut buf) {
+            Ok(0) if reply.is_empty() => {
+                return Err(DlistError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed without a reply",
+                )))
+            }
+            Ok(0) => return Err(DlistError::Garbage),
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) if timed_out(&e) => return Err(DlistError::Timeout),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(DlistError::Io(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+    use std::thread;
+
+    #[test]
+    fn frame_like_stock() {
+        let json = "{\"event\":\"Login\"}";
+        assert_eq!(
+            frame("pusher", json),
+            format!(
+                "NOTIFY %(METHOD pusher CLASS EVENT PRIORITY NIL USER NIL MAILBOX NIL OPTIONS () MESSAGE {{{}+}}\r\n{json} FILEPATH NIL)\r\n",
+                json.len()
+            )
+            .into_bytes()
+        );
+        assert!(frame("a b", "x").starts_with(b"NOTIFY %(METHOD {3+}\r\na b CLASS"));
+    }
+
+    #[test]
+    fn replies() {
+        assert!(parse_reply(b"OK").is_ok());
+        assert!(parse_reply(b"OK %()").is_ok());
+        assert!(matches!(parse_reply(b"NO %(ERROR x)"), Err(DlistError::NotOk(n)) if n == "NO"));
+        for bad in [&b""[..], b" OK", b"\x01\x02", b"OK\x00", b"{5+}"] {
+            assert!(
+                matches!(parse_reply(bad), Err(DlistError::Garbage)),
+                "{bad:?}"
+            );
+        }
+    }
+
+    fn listener(
+        name: &str,
+        answer: Option<&'static [u8]>,
+    ) -> (String, thread::JoinHandle<Vec<u8>>) {
+        let dir = std::env::temp_dir().join(format!("cmev-dl-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify").to_str().unwrap().to_owned();
+        let l = UnixListener::bind(&path).unwrap();
+        let h = thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut got = vec![0u8; 4096];
+            let n = c.read(&mut got).unwrap();
+            got.truncate(n);
+            match answer {
+                Some(a) => c.write_all(a).unwrap(),
+                None => thread::sleep(Duration::from_millis(400)),
+            }
+            got
+        });
+        (path, h)
+    }
+
+    #[test]
+    fn ok_timeout_and_garbage() {
+        let (p, h) = listener("ok", Some(b"OK %()\r\n"));
+        send(&p, &frame("log", "{}"), Duration::from_secs(2)).unwrap();
+        assert!(h.join().unwrap().starts_with(b"NOTIFY %(METHOD log"));
+
+        let (p, h) = listener("stall", None);
+        let t = Instant::now();
+        assert!(matches!(
+            send(&p, &frame("log", "{}"), Duration::from_millis(100)),
+            Err(DlistError::Timeout)
+        ));
+        assert!(t.elapsed() < Duration::from_millis(350));
+        h.join().unwrap();
+
+        let (p, h) = listener("garbage", Some(b"\x00\x01garbage\r\n"));
+        assert!(matches!(
+            send(&p, &frame("log", "{}"), Duration::from_secs(2)),
+            Err(DlistError::Garbage)
+        ));
+        h.join().unwrap();
+
+        assert!(matches!(
+            send("/nonexistent/x", b"", Duration::from_secs(1)),
+            Err(DlistError::Io(_))
+        ));
+    }
+}
