@@ -4,7 +4,7 @@ VERSION := 0.1.0
 SONAME  := libcyrus_mboxevent.so.0
 B       := build
 LIBDIR  := $(B)/lib
-CFLAGS_TEST := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Iinclude
+CFLAGS_TEST := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Iinclude -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LINK    := -L$(LIBDIR) -lcyrus_mboxevent -Wl,-rpath,$(CURDIR)/$(LIBDIR)
 C_TESTS := test_api golden_test
@@ -48,11 +48,13 @@ lint:
 test-rust:
 	cargo test --release
 
-test-c: $(B)/test_api
+test-c: $(B)/test_api $(B)/test_delivery
 	$(B)/test_api
+	$(B)/test_delivery
 
-test-c-san: $(B)/test_api-san $(B)/golden_test-san
+test-c-san: $(B)/test_api-san $(B)/test_delivery-san $(B)/golden_test-san
 	ASAN_OPTIONS=detect_leaks=1 $(B)/test_api-san
+	ASAN_OPTIONS=detect_leaks=1 $(B)/test_delivery-san
 	ASAN_OPTIONS=detect_leaks=1 $(B)/golden_test-san tests/golden/cases.txt
 
 test-golden: $(B)/golden_test

@@ -44,6 +44,28 @@ static CLIENT_ID: RwLock<Option<String>> = RwLock::new(None);
 static CALLBACK: RwLock<Option<Callback>> = RwLock::new(None);
 static INCOMPLETE_LOGGED: OncePerType = OncePerType::new();
 
+/// Hold every lock of this module across fork() (see `process`).
+pub fn lock_for_fork() {
+    use parking_lot::lock_api::RawRwLock as _;
+    // SAFETY: taking the raw lock; released by unlock_after_fork.
+    unsafe {
+        CONFIG.raw().lock_exclusive();
+        CLIENT_ID.raw().lock_exclusive();
+        CALLBACK.raw().lock_exclusive();
+    }
+}
+
+/// # Safety
+/// Only after `lock_for_fork`, in the thread that called it (or its child).
+pub unsafe fn unlock_after_fork() {
+    use parking_lot::lock_api::RawRwLock as _;
+    unsafe {
+        CALLBACK.raw().unlock_exclusive();
+        CLIENT_ID.raw().unlock_exclusive();
+        CONFIG.raw().unlock_exclusive();
+    }
+}
+
 pub fn config() -> Arc<Config> {
     CONFIG.read().clone()
 }

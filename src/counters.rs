@@ -94,6 +94,11 @@ impl Counters {
         self.0[c as usize].fetch_max(v, Relaxed);
     }
 
+    /// Start from zero (a forked child counts its own events).
+    pub fn reset(&self) {
+        self.0.iter().for_each(|c| c.store(0, Relaxed));
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             values: std::array::from_fn(|i| self.0[i].load(Relaxed)),

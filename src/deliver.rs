@@ -146,6 +146,20 @@ pub fn drop_send_error(e: &io::Error) {
 /// one persistent socket; an absent receiver loses the event (counted).
 static SYNC_WIRE: Mutex<Option<Wire>> = Mutex::new(None);
 
+/// Hold the sync socket's lock across fork() (see `process`).
+pub fn lock_for_fork() {
+    use parking_lot::lock_api::RawMutex as _;
+    // SAFETY: taking the raw lock; released by unlock_after_fork.
+    unsafe { SYNC_WIRE.raw().lock() };
+}
+
+/// # Safety
+/// Only after `lock_for_fork`, in the thread that called it (or its child).
+pub unsafe fn unlock_after_fork() {
+    use parking_lot::lock_api::RawMutex as _;
+    unsafe { SYNC_WIRE.raw().unlock() };
+}
+
 fn send_sync(item: Item) {
     let mut guard = SYNC_WIRE.lock();
     let wire = guard.get_or_insert_with(Wire::default);

@@ -2,9 +2,9 @@
 //! the service's log with its ident.
 
 use crate::counters::{Counter, COUNTERS, DROPS};
-use parking_lot::Mutex;
 use std::ffi::CString;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 pub fn error(msg: &str) {
@@ -41,21 +41,32 @@ impl OncePerType {
 /// At most one drop report per this interval, whatever the drop rate.
 const REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
-static LAST_REPORT: Mutex<(Option<Instant>, u64)> = Mutex::new((None, 0));
+/// Drops already reported, and when (ms since `EPOCH`, 0 = never). Atomics,
+/// not a lock: a fork must never leave a child waiting on a stale lock.
+static REPORTED: AtomicU64 = AtomicU64::new(0);
+static REPORTED_AT: AtomicU64 = AtomicU64::new(0);
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 /// Log one line with the drop counters if anything was dropped since the
 /// last line and the interval has passed (or `now_anyway`, at flush/exit).
 pub fn report_drops(now_anyway: bool) {
     let s = COUNTERS.snapshot();
     let total = s.dropped();
-    let mut last = LAST_REPORT.lock();
-    let due = match last.0 {
-        None => true,
-        Some(t) => now_anyway || t.elapsed() >= REPORT_INTERVAL,
-    };
-    if total <= last.1 || !due {
+    let last = REPORTED.load(Ordering::Acquire);
+    if total <= last {
         return;
     }
+    let now = EPOCH.elapsed().as_millis() as u64 + 1;
+    let at = REPORTED_AT.load(Ordering::Acquire);
+    let due = at == 0 || now_anyway || now - at >= REPORT_INTERVAL.as_millis() as u64;
+    if !due
+        || REPORTED_AT
+            .compare_exchange(at, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+    {
+        return;
+    }
+    REPORTED.store(total, Ordering::Release);
     let names = [
         "overflow",
         "expired",
@@ -71,9 +82,14 @@ pub fn report_drops(now_anyway: bool) {
         .collect();
     error(&format!(
         "mboxevent: {} events dropped since the last report (totals: {}; last errno {})",
-        total - last.1,
+        total - last,
         parts.join(", "),
         s.get(Counter::LastErrno)
     ));
-    *last = (Some(Instant::now()), total);
+}
+
+/// A forked child reports its own drops from zero.
+pub fn reset_reports() {
+    REPORTED.store(0, Ordering::Release);
+    REPORTED_AT.store(0, Ordering::Release);
 }

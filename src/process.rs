@@ -20,8 +20,30 @@ pub fn pid() -> u32 {
     }
 }
 
+// Locks another thread might hold at fork() are taken first and released
+// on both sides, so the child never inherits one held by a thread it lacks.
+extern "C" fn before_fork() {
+    crate::api::lock_for_fork();
+    crate::deliver::lock_for_fork();
+}
+
+extern "C" fn in_parent() {
+    // SAFETY: locked by before_fork in this thread.
+    unsafe {
+        crate::deliver::unlock_after_fork();
+        crate::api::unlock_after_fork();
+    }
+}
+
 extern "C" fn in_child() {
+    // SAFETY: the child's only thread is the one that locked them.
+    unsafe {
+        crate::deliver::unlock_after_fork();
+        crate::api::unlock_after_fork();
+    }
     PID.store(0, Ordering::Relaxed);
+    crate::counters::COUNTERS.reset();
+    crate::log::reset_reports();
     crate::queue::forget_in_child();
 }
 
@@ -36,7 +58,7 @@ pub fn install_hooks() {
         // SAFETY: registering plain extern "C" functions that live as long
         // as the library (a cdylib loaded by imapd is never unloaded).
         unsafe {
-            libc::pthread_atfork(None, None, Some(in_child));
+            libc::pthread_atfork(Some(before_fork), Some(in_parent), Some(in_child));
             libc::atexit(at_exit);
         }
     });

@@ -11,7 +11,7 @@ pub struct DatagramSocket {
 
 /// Build a `sockaddr_un` for `path`; paths that do not fit `sun_path` (with
 /// its NUL) are refused instead of being cut as stock's strlcpy does.
-fn unix_addr(path: &str) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+pub fn unix_addr(path: &str) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     // SAFETY: sockaddr_un is plain data; all-zero is a valid value.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;

@@ -5,6 +5,7 @@
 //! costs at most that long, and never on the caller's thread when queued.
 
 use std::io::{self, Read, Write};
+use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -91,6 +92,41 @@ fn timed_out(e: &io::Error) -> bool {
     )
 }
 
+/// Connect without blocking: a listener whose backlog is full (one that
+/// never accepts) makes connect() fail with EAGAIN instead of hanging.
+fn connect(path: &str, deadline: Instant) -> Result<UnixStream, DlistError> {
+    let (addr, len) = super::datagram::unix_addr(path).map_err(DlistError::Io)?;
+    loop {
+        // SAFETY: plain socket(2) call.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                0,
+            )
+        };
+        if fd < 0 {
+            return Err(DlistError::Io(io::Error::last_os_error()));
+        }
+        // SAFETY: fd is fresh and ours.
+        let s = unsafe { UnixStream::from_raw_fd(fd) };
+        // SAFETY: valid fd and address of the given length.
+        let r = unsafe { libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) };
+        if r == 0 {
+            s.set_nonblocking(false).map_err(DlistError::Io)?;
+            return Ok(s);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EAGAIN) {
+            return Err(DlistError::Io(e));
+        }
+        if Instant::now() >= deadline {
+            return Err(DlistError::Timeout);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Deliver one framed request to the listener at `path`, all within `timeout`.
 pub fn send(path: &str, request: &[u8], timeout: Duration) -> Result<(), DlistError> {
     let deadline = Instant::now() + timeout;
@@ -99,7 +135,7 @@ pub fn send(path: &str, request: &[u8], timeout: Duration) -> Result<(), DlistEr
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1))
     };
-    let mut s = UnixStream::connect(path).map_err(DlistError::Io)?;
+    let mut s = connect(path, deadline)?;
     s.set_write_timeout(Some(left())).map_err(DlistError::Io)?;
     s.write_all(request).map_err(|e| {
         if timed_out(&e) {
