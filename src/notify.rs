@@ -127,13 +127,10 @@ fn prepare_one(ev: &mut Event, cfg: &Config, out: &mut Vec<Outgoing>) {
 fn finish(ev: &Event, kind: EventType, cfg: &Config) -> Outgoing {
     let mut params: Vec<(Param, &Value)> = ev.params.iter().map(|(p, v)| (*p, v)).collect();
     params.sort_unstable_by_key(|(p, _)| *p);
-    let messages = ev.message_count();
     let missing = crate::event::ALL_PARAMS
         .iter()
         .copied()
-        .filter(|p| {
-            expected(kind, *p, cfg) && !ev.has(*p) && !may_be_missing(kind, *p, cfg, messages)
-        })
+        .filter(|p| expected(kind, *p, cfg) && !ev.has(*p) && !may_be_missing(kind, *p, cfg, ev))
         .collect();
     Outgoing {
         kind,
@@ -268,6 +265,25 @@ mod tests {
                 Param::MailboxAcl
             ]
         );
+    }
+
+    #[test]
+    fn quota_events_about_one_resource_are_complete() {
+        let mut c = cfg();
+        c.set("event_groups", "quota").unwrap();
+        let mut e = Event::new(EventType::QuotaExceed);
+        e.set(Param::Uri, Value::Str("imap://h/user/u".into()));
+        e.set(Param::Pid, Value::Int(1));
+        e.set(Param::ServerFqdn, Value::Str("h".into()));
+        e.set(Param::QuotaMessages, Value::Int(10));
+        e.set(Param::Messages, Value::Int(10));
+        let o = prepare(&mut [&mut e], &c);
+        assert!(o[0].missing.is_empty(), "{:?}", o[0].missing);
+        let mut e = Event::new(EventType::QuotaWithin);
+        e.set(Param::Uri, Value::Str("imap://h/user/u".into()));
+        e.set(Param::QuotaStorage, Value::Int(4));
+        let o = prepare(&mut [&mut e], &c);
+        assert_eq!(o[0].missing, [Param::DiskUsed, Param::Pid]);
     }
 
     #[test]

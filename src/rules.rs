@@ -4,7 +4,7 @@
 //! events that go out incomplete.
 
 use crate::config::{Config, Extra};
-use crate::event::{mask, EventType, Param};
+use crate::event::{mask, Event, EventType, Param};
 
 pub fn expected(t: EventType, p: Param, c: &Config) -> bool {
     use EventType as T;
@@ -107,12 +107,19 @@ fn is_calendar_param(p: Param) -> bool {
 /// Expected parameters an event may legitimately lack (stock's
 /// `filled_params` exceptions): flagNames on MessageNew/MessageAppend,
 /// messageContent when standard mode left a big message out, modseq when the
-/// event covers more than one message.
-pub fn may_be_missing(t: EventType, p: Param, c: &Config, messages: u64) -> bool {
+/// event covers more than one message. Also, where stock aborted instead: a
+/// quota event about one resource lacks the other resource's fields.
+pub fn may_be_missing(t: EventType, p: Param, c: &Config, ev: &Event) -> bool {
     match p {
         Param::FlagNames => t.is_in(mask::NEW_OR_APPEND),
         Param::MessageContent => c.content_mode == crate::config::ContentMode::Standard,
-        Param::Modseq => messages > 1,
+        Param::Modseq => ev.message_count() > 1,
+        Param::QuotaStorage | Param::DiskUsed => {
+            t.is_in(mask::QUOTA) && ev.has(Param::QuotaMessages)
+        }
+        Param::QuotaMessages | Param::Messages => {
+            t.is_in(mask::QUOTA) && ev.has(Param::QuotaStorage)
+        }
         _ => false,
     }
 }
