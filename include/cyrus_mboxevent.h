@@ -328,6 +328,13 @@ extern "C" {
 int cmev_config_set(const char *option, const char *value, char *errbuf, size_t errlen);
 
 /**
+ * The event types that are sent under the current configuration (a mask
+ * of `cmev_event_type` bits from event_groups), 0 when event_notifier is
+ * unset. Stock `mboxevent_init()` returns this.
+ */
+uint32_t cmev_enabled_types(void);
+
+/**
  * Put every option back to its default (events off).
  */
 void cmev_config_reset(void);

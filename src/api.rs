@@ -82,6 +82,15 @@ pub fn config_set(option: &str, value: &str) -> Result<(), ConfigError> {
     r
 }
 
+pub fn enabled_types() -> u32 {
+    let cfg = config();
+    if cfg.notifier.is_some() {
+        cfg.enabled_types
+    } else {
+        0
+    }
+}
+
 pub fn config_reset() {
     *CONFIG.write() = Arc::new(Config::default());
 }

@@ -136,6 +136,14 @@ pub extern "C" fn cmev_config_set(
     })
 }
 
+/// The event types that are sent under the current configuration (a mask
+/// of `cmev_event_type` bits from event_groups), 0 when event_notifier is
+/// unset. Stock `mboxevent_init()` returns this.
+#[no_mangle]
+pub extern "C" fn cmev_enabled_types() -> u32 {
+    guard("cmev_enabled_types", 0, api::enabled_types)
+}
+
 /// Put every option back to its default (events off).
 #[no_mangle]
 pub extern "C" fn cmev_config_reset() {

@@ -257,3 +257,194 @@ mod tests {
         ));
     }
 }
+
+/// A NOTIFY request as a listener receives it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    pub class: String,
+    pub message: Vec<u8>,
+}
+
+/// Parse one `NOTIFY %(KEY value ...)` request at the start of `buf`.
+/// Returns the request and the bytes it used, `None` until it is complete,
+/// or an error for bytes that are not such a request. Values are atoms,
+/// `NIL`, quoted strings, literals (`{N+}\r\n` / `{N}\r\n`) or
+/// parenthesised lists (skipped).
+pub fn parse_request(buf: &[u8]) -> Option<Result<(Request, usize), ()>> {
+    let mut p = Parser { buf, pos: 0 };
+    match p.request() {
+        Ok(req) => Some(Ok((req, p.pos))),
+        Err(Stop::Incomplete) => None,
+        Err(Stop::Invalid) => Some(Err(())),
+    }
+}
+
+enum Stop {
+    Incomplete,
+    Invalid,
+}
+
+struct Parser<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Result<u8, Stop> {
+        self.buf.get(self.pos).copied().ok_or(Stop::Incomplete)
+    }
+
+    fn expect(&mut self, s: &[u8]) -> Result<(), Stop> {
+        for &b in s {
+            if self.peek()? != b {
+                return Err(Stop::Invalid);
+            }
+            self.pos += 1;
+        }
+        Ok(())
+    }
+
+    fn atom(&mut self) -> Result<&[u8], Stop> {
+        let start = self.pos;
+        while self.peek()?.is_ascii_graphic() && !b"(){}%\"".contains(&self.peek()?) {
+            self.pos += 1;
+        }
+        Ok(&self.buf[start..self.pos])
+    }
+
+    fn quoted(&mut self) -> Result<Vec<u8>, Stop> {
+        self.pos += 1;
+        let mut out = Vec::new();
+        loop {
+            match self.peek()? {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                b'\\' => {
+                    self.pos += 1;
+                    out.push(self.peek()?);
+                }
+                c => out.push(c),
+            }
+            self.pos += 1;
+        }
+    }
+
+    fn literal(&mut self) -> Result<Vec<u8>, Stop> {
+        self.pos += 1;
+        let digits = self.atom()?;
+        let n: usize = std::str::from_utf8(digits.strip_suffix(b"+").unwrap_or(digits))
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .ok_or(Stop::Invalid)?;
+        self.expect(b"}\r\n")?;
+        let end = self.pos.checked_add(n).ok_or(Stop::Invalid)?;
+        let v = self
+            .buf
+            .get(self.pos..end)
+            .ok_or(Stop::Incomplete)?
+            .to_vec();
+        self.pos = end;
+        Ok(v)
+    }
+
+    fn skip_list(&mut self) -> Result<(), Stop> {
+        if self.peek()? == b'%' {
+            self.pos += 1;
+        }
+        self.expect(b"(")?;
+        while self.peek()? != b')' {
+            if self.peek()? == b' ' {
+                self.pos += 1;
+            } else {
+                self.value()?;
+            }
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// One value; lists are skipped and give an empty string.
+    fn value(&mut self) -> Result<Vec<u8>, Stop> {
+        match self.peek()? {
+            b'"' => self.quoted(),
+            b'{' => self.literal(),
+            b'(' | b'%' => self.skip_list().map(|()| Vec::new()),
+            _ => {
+                let a = self.atom()?;
+                if a.is_empty() {
+                    return Err(Stop::Invalid);
+                }
+                Ok(if a == b"NIL" { Vec::new() } else { a.to_vec() })
+            }
+        }
+    }
+
+    fn request(&mut self) -> Result<Request, Stop> {
+        let head = b"NOTIFY %(";
+        let n = head.len().min(self.buf.len());
+        if self.buf[..n] != head[..n] {
+            return Err(Stop::Invalid);
+        }
+        self.expect(head)?;
+        let mut req = Request {
+            method: String::new(),
+            class: String::new(),
+            message: Vec::new(),
+        };
+        loop {
+            match self.peek()? {
+                b')' => {
+                    self.pos += 1;
+                    self.expect(b"\r\n")?;
+                    return Ok(req);
+                }
+                b' ' => self.pos += 1,
+                _ => {
+                    let key = self.atom()?.to_vec();
+                    self.expect(b" ")?;
+                    let v = self.value()?;
+                    match key.as_slice() {
+                        b"METHOD" => req.method = String::from_utf8_lossy(&v).into_owned(),
+                        b"CLASS" => req.class = String::from_utf8_lossy(&v).into_owned(),
+                        b"MESSAGE" => req.message = v,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_our_frame() {
+        let json = "{\"event\":\"MessageNew\",\"uri\":\"imap://h/a b\"}";
+        let f = frame("pusher", json);
+        let (req, used) = parse_request(&f).unwrap().unwrap();
+        assert_eq!(used, f.len());
+        assert_eq!(
+            req,
+            Request {
+                method: "pusher".into(),
+                class: "EVENT".into(),
+                message: json.as_bytes().to_vec()
+            }
+        );
+        for cut in 0..f.len() {
+            assert!(parse_request(&f[..cut]).is_none(), "cut at {cut}");
+        }
+        assert_eq!(parse_request(b"HELLO\r\n"), Some(Err(())));
+        let quoted = b"NOTIFY %(METHOD \"x\\\"y\" MESSAGE \"{}\" OPTIONS (a b))\r\n";
+        let (req, _) = parse_request(quoted).unwrap().unwrap();
+        assert_eq!(
+            (req.method.as_str(), req.message.as_slice()),
+            ("x\"y", &b"{}"[..])
+        );
+    }
+}

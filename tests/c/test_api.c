@@ -310,6 +310,10 @@ static void test_options(void)
     /* event_notifier: unset means no events at all */
     cmev_config_reset();
     CHECK(cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_NEW) == NULL);
+    CHECK_EQ_INT(cmev_enabled_types(), 0);
+    config("event_notifier", "log");
+    CHECK(cmev_enabled_types() & CMEV_EVENT_TYPE_MAILBOX_CREATE);
+    CHECK(!(cmev_enabled_types() & CMEV_EVENT_TYPE_LOGIN));
     base_config();
     config("event_notifier", "mailto");
     ev = message_event(CMEV_EVENT_TYPE_MESSAGE_EXPUNGE, u1, 1);
