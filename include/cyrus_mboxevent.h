@@ -23,6 +23,11 @@
 #define CMEV_COUNTER_COUNT 17
 
 /**
+ * Number of per-type table slots (`EventType::slot`).
+ */
+#define TYPE_SLOTS 28
+
+/**
  * Number of parameters; `MessageContent` is the last one.
  */
 #define CMEV_PARAM_COUNT 71

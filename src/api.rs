@@ -5,10 +5,9 @@
 use crate::config::{Config, ConfigError, ContentMode};
 use crate::counters::{bump, Counter};
 use crate::event::{mask, Event, EventType, Kind, Param, Value};
-use crate::json::{compact, lossy};
+use crate::json::{is_valid, lossy};
 use crate::log::{self, OncePerType};
 use crate::notify::{prepare, CALLBACK_TYPES};
-use crate::rules::expected;
 use parking_lot::RwLock;
 use std::sync::{Arc, LazyLock};
 
@@ -112,7 +111,7 @@ pub fn parse_param(n: u32) -> Result<Param, Error> {
 }
 
 pub fn is_expected(kind: EventType, p: Param) -> bool {
-    expected(kind, p, &config())
+    config().expects(kind, p)
 }
 
 /// A new event, or `None` when nobody would receive it: notification off,
@@ -125,9 +124,10 @@ pub fn event_new(kind: EventType) -> Option<Box<Event>> {
     {
         return None;
     }
-    let mut ev = Box::new(Event::new(kind));
+    let client_id = cfg.expects(kind, Param::ClientId);
+    let mut ev = Box::new(Event::new(kind, cfg));
     ev.set(Param::Pid, Value::Int(u64::from(crate::process::pid())));
-    if expected(kind, Param::ClientId, &cfg) {
+    if client_id {
         ev.set(
             Param::ClientId,
             Value::Str(CLIENT_ID.read().clone().unwrap_or_default()),
@@ -155,15 +155,19 @@ pub fn set_param(ev: &mut Event, p: Param, v: Value) -> Result<(), Error> {
     Ok(())
 }
 
+/// JSON text is checked here and written compactly when rendered, off the
+/// caller's thread.
 pub fn set_json(ev: &mut Event, p: Param, text: &str) -> Result<(), Error> {
-    let j = compact(text).ok_or(Error::InvalidJson)?;
-    set_param(ev, p, Value::Json(j))
+    if !is_valid(text) {
+        return Err(Error::InvalidJson);
+    }
+    set_param(ev, p, Value::Json(text.to_owned()))
 }
 
 /// Add a Message-ID to vnd.cmu.midset (`NIL` for none), once each, when the
 /// event carries a midset.
 pub fn add_msgid(ev: &mut Event, msgid: Option<&[u8]>) {
-    if !is_expected(ev.kind, Param::Midset) {
+    if !ev.cfg.expects(ev.kind, Param::Midset) {
         return;
     }
     let id = msgid.map_or_else(|| "NIL".to_owned(), lossy);
@@ -180,14 +184,14 @@ fn add_flag_case(ev: &mut Event, flag: String) {
 
 /// One flag, without event_exclude_flags, when the event carries flagNames.
 pub fn add_flag(ev: &mut Event, flag: &[u8]) {
-    if is_expected(ev.kind, Param::FlagNames) {
+    if ev.cfg.expects(ev.kind, Param::FlagNames) {
         add_flag_case(ev, lossy(flag));
     }
 }
 
 /// Flags changed by a STORE: those in event_exclude_flags are left out.
 pub fn add_flags<'a>(ev: &mut Event, flags: impl Iterator<Item = &'a [u8]>) {
-    let cfg = config();
+    let cfg = Arc::clone(&ev.cfg);
     for f in flags {
         let f = lossy(f);
         if !cfg.exclude_flags.iter().any(|x| x.eq_ignore_ascii_case(&f)) {
@@ -208,7 +212,6 @@ pub fn set_access(
         ev.kind = EventType::Cancelled;
         return;
     }
-    let cfg = config();
     let fields = [
         (Param::ServerAddress, server),
         (Param::ClientAddress, client),
@@ -216,7 +219,7 @@ pub fn set_access(
     ];
     for (p, v) in fields {
         if let Some(v) = v {
-            if expected(ev.kind, p, &cfg) {
+            if ev.cfg.expects(ev.kind, p) {
                 ev.set(p, Value::Str(lossy(v)));
             }
         }
@@ -249,8 +252,8 @@ pub fn set_mailbox_uri(ev: &mut Event, uri: &[u8]) {
 /// messageContent per event_content_inclusion_mode and event_content_size.
 /// `message` is the whole message, its first `header_size` bytes the header.
 pub fn set_content(ev: &mut Event, message: &[u8], header_size: usize) {
-    let cfg = config();
-    if !expected(ev.kind, Param::MessageContent, &cfg) {
+    let cfg = Arc::clone(&ev.cfg);
+    if !cfg.expects(ev.kind, Param::MessageContent) {
         return;
     }
     let header_size = header_size.min(message.len());
@@ -297,11 +300,11 @@ pub fn flush(timeout: std::time::Duration) -> usize {
     crate::queue::flush(timeout)
 }
 
-/// Send a queue of events in order (SPEC §3). The events stay the caller's.
+/// Send a queue of events in order (SPEC §3). Their contents move into the
+/// notifications; the emptied events stay the caller's to free.
 pub fn notify(events: &mut [&mut Event]) {
-    let cfg = config();
     let callback = *CALLBACK.read();
-    for o in prepare(events, &cfg) {
+    for o in prepare(events) {
         bump(Counter::Notified);
         if !o.missing.is_empty() {
             bump(Counter::Incomplete);
@@ -315,10 +318,10 @@ pub fn notify(events: &mut [&mut Event]) {
             }
         }
         if let Some(cb) = callback.filter(|_| o.kind.is_in(CALLBACK_TYPES)) {
-            deliver_to_callback(cb, &o.rendered.json);
+            deliver_to_callback(cb, &o.render().json);
         }
         if o.send {
-            crate::deliver::submit(&cfg, o.rendered);
+            crate::deliver::submit(o);
         } else {
             bump(Counter::UnsentGroupOff);
         }

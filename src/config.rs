@@ -155,6 +155,9 @@ pub struct Config {
     pub flush_timeout: Duration,
     /// Bound on one `dlist:` exchange (connect, send, reply).
     pub dlist_timeout: Duration,
+    /// `rules::expected` for every type and parameter, as bitmasks by
+    /// `EventType::slot()`: the hot path asks it many times per event.
+    expected: [u128; crate::event::TYPE_SLOTS],
 }
 
 pub const DEFAULT_GROUPS: &str = "message mailbox";
@@ -184,7 +187,9 @@ impl Default for Config {
             max_age: Duration::from_secs(300),
             flush_timeout: Duration::from_secs(2),
             dlist_timeout: Duration::from_secs(5),
+            expected: [0; crate::event::TYPE_SLOTS],
         }
+        .with_expected_table()
     }
 }
 
@@ -269,6 +274,29 @@ fn parse_in(s: &str, range: std::ops::RangeInclusive<u64>) -> Result<u64, String
 }
 
 impl Config {
+    fn with_expected_table(mut self) -> Self {
+        let mut table = [0u128; crate::event::TYPE_SLOTS];
+        for t in crate::event::ALL_TYPES_AND_COMBINATIONS {
+            table[t.slot()] = crate::event::ALL_PARAMS
+                .iter()
+                .filter(|p| crate::rules::expected(t, **p, &self))
+                .fold(0, |m, p| m | 1u128 << *p as u32);
+        }
+        self.expected = table;
+        self
+    }
+
+    /// Whether events of type `t` carry parameter `p` (stock's
+    /// `mboxevent_expected_param`), from the table.
+    pub fn expects(&self, t: crate::event::EventType, p: crate::event::Param) -> bool {
+        self.expected[t.slot()] & (1u128 << p as u32) != 0
+    }
+
+    /// All parameters events of type `t` carry, as a bitmask by number.
+    pub fn expected_mask(&self, t: crate::event::EventType) -> u128 {
+        self.expected[t.slot()]
+    }
+
     pub fn has_extra(&self, e: Extra) -> bool {
         self.extra & (1 << e as u32) != 0
     }
@@ -284,6 +312,12 @@ impl Config {
     /// Set one option. On an invalid value the option is reset to its
     /// default and the error says so.
     pub fn set(&mut self, option: &str, value: &str) -> Result<(), ConfigError> {
+        let r = self.set_value(option, value);
+        *self = std::mem::take(self).with_expected_table();
+        r
+    }
+
+    fn set_value(&mut self, option: &str, value: &str) -> Result<(), ConfigError> {
         let invalid = |reason: String| ConfigError::InvalidValue {
             option: option.to_owned(),
             value: value.to_owned(),

@@ -73,35 +73,40 @@ impl Snapshot {
     }
 }
 
-pub struct Counters([AtomicU64; COUNTER_COUNT]);
+/// One counter per cache line: callers bump some while the sender thread
+/// bumps others, and shared lines would bounce between cores.
+#[repr(align(64))]
+struct Padded(AtomicU64);
 
-pub static COUNTERS: Counters = Counters([const { AtomicU64::new(0) }; COUNTER_COUNT]);
+pub struct Counters([Padded; COUNTER_COUNT]);
+
+pub static COUNTERS: Counters = Counters([const { Padded(AtomicU64::new(0)) }; COUNTER_COUNT]);
 
 impl Counters {
     pub fn bump(&self, c: Counter) {
-        self.0[c as usize].fetch_add(1, Relaxed);
+        self.0[c as usize].0.fetch_add(1, Relaxed);
     }
 
     pub fn add(&self, c: Counter, n: u64) {
-        self.0[c as usize].fetch_add(n, Relaxed);
+        self.0[c as usize].0.fetch_add(n, Relaxed);
     }
 
     pub fn set(&self, c: Counter, v: u64) {
-        self.0[c as usize].store(v, Relaxed);
+        self.0[c as usize].0.store(v, Relaxed);
     }
 
     pub fn raise_to(&self, c: Counter, v: u64) {
-        self.0[c as usize].fetch_max(v, Relaxed);
+        self.0[c as usize].0.fetch_max(v, Relaxed);
     }
 
     /// Start from zero (a forked child counts its own events).
     pub fn reset(&self) {
-        self.0.iter().for_each(|c| c.store(0, Relaxed));
+        self.0.iter().for_each(|c| c.0.store(0, Relaxed));
     }
 
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            values: std::array::from_fn(|i| self.0[i].load(Relaxed)),
+            values: std::array::from_fn(|i| self.0[i].0.load(Relaxed)),
         }
     }
 }

@@ -6,8 +6,8 @@
 use crate::config::{Config, Delivery};
 use crate::counters::{bump, Counter, COUNTERS};
 use crate::frame::{fit_datagram, limit_for_buffer, Fitted};
-use crate::json::Rendered;
 use crate::log;
+use crate::notify::Outgoing;
 use crate::transport::datagram::DatagramSocket;
 use crate::transport::dlist::{self, DlistError};
 use parking_lot::Mutex;
@@ -15,25 +15,27 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// One notification on its way, with the configuration it was made under.
+/// One notification on its way, rendered only when it is sent.
 pub struct Item {
-    pub rendered: Rendered,
-    pub cfg: Arc<Config>,
+    pub out: Outgoing,
     pub queued_at: Instant,
 }
 
 impl Item {
-    pub fn new(cfg: &Arc<Config>, rendered: Rendered) -> Item {
+    pub fn new(out: Outgoing) -> Item {
         Item {
-            rendered,
-            cfg: Arc::clone(cfg),
+            out,
             queued_at: Instant::now(),
         }
     }
 
+    pub fn cfg(&self) -> &Arc<Config> {
+        &self.out.cfg
+    }
+
     /// The notifysocket path, and whether it is a `dlist:` listener.
     pub fn target(&self) -> (String, bool) {
-        let p = self.cfg.socket_path();
+        let p = self.cfg().socket_path();
         match p.strip_prefix("dlist:") {
             Some(rest) => (rest.to_owned(), true),
             None => (p, false),
@@ -41,7 +43,7 @@ impl Item {
     }
 
     fn method(&self) -> &str {
-        self.cfg.notifier.as_deref().unwrap_or("")
+        self.cfg().notifier.as_deref().unwrap_or("")
     }
 }
 
@@ -100,12 +102,12 @@ impl Wire {
                 return None;
             }
         };
-        let max = if item.cfg.max_datagram > 0 {
-            item.cfg.max_datagram
+        let max = if item.cfg().max_datagram > 0 {
+            item.cfg().max_datagram
         } else {
             derived
         };
-        match fit_datagram(item.method(), &item.rendered, max) {
+        match fit_datagram(item.method(), &item.out.render(), max) {
             Fitted::Whole(d) => Some(d),
             Fitted::ContentCut(d) => {
                 bump(Counter::ContentCut);
@@ -120,8 +122,8 @@ impl Wire {
 
     /// One `dlist:` exchange, bounded by the item's dlist timeout.
     pub fn send_dlist(&mut self, item: &Item, path: &str) -> Attempt {
-        let req = dlist::frame(item.method(), &item.rendered.json);
-        match dlist::send(path, &req, item.cfg.dlist_timeout) {
+        let req = dlist::frame(item.method(), &item.out.render().json);
+        match dlist::send(path, &req, item.cfg().dlist_timeout) {
             Ok(()) => bump(Counter::Sent),
             Err(DlistError::Io(e)) => match classify(&e) {
                 Some(Attempt::Absent) => return Attempt::Absent,
@@ -180,11 +182,12 @@ fn send_sync(item: Item) {
     }
 }
 
-/// Hand one rendered notification to delivery.
-pub fn submit(cfg: &Arc<Config>, rendered: Rendered) {
+/// Hand one notification to delivery.
+pub fn submit(out: Outgoing) {
     bump(Counter::Enqueued);
-    let item = Item::new(cfg, rendered);
-    match cfg.delivery {
+    let delivery = out.cfg.delivery;
+    let item = Item::new(out);
+    match delivery {
         Delivery::Sync => {
             send_sync(item);
             log::report_drops(false);

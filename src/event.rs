@@ -99,7 +99,32 @@ pub const ALL_TYPES: [EventType; 25] = {
     ]
 };
 
+/// Number of per-type table slots (`EventType::slot`).
+pub const TYPE_SLOTS: usize = 28;
+
+/// Every type an event can have, including Cancelled and MessageNew|Calendar.
+pub const ALL_TYPES_AND_COMBINATIONS: [EventType; 27] = {
+    let mut a = [EventType::Cancelled; 27];
+    let mut i = 0;
+    while i < ALL_TYPES.len() {
+        a[i] = ALL_TYPES[i];
+        i += 1;
+    }
+    a[25] = EventType::MessageNewCalendar;
+    a[26] = EventType::Calendar;
+    a
+};
+
 impl EventType {
+    /// A distinct index 0..TYPE_SLOTS for per-type tables.
+    pub fn slot(self) -> usize {
+        match self {
+            EventType::Cancelled => 26,
+            EventType::MessageNewCalendar => 27,
+            t => t.bit_index() as usize,
+        }
+    }
+
     /// The type for a C value: one known bit, or `MessageNew|Calendar`.
     pub fn from_bits(bits: u32) -> Option<EventType> {
         if bits == 0 {
@@ -375,17 +400,21 @@ pub enum Value {
     Int(u64),
     Str(String),
     Array(Vec<String>),
-    /// Compact JSON text, already written the way jansson writes it.
+    /// Valid JSON text as given; rendered compactly, the way jansson writes it.
     Json(String),
     /// Filled but not written: stock fills aclRights with NULL for DELETEACL,
     /// which jansson then leaves out.
     Absent,
+    /// The event's creation time, written as configured when rendered.
+    Time(SystemTime),
 }
 
 /// One event as the adapter builds it between `new` and `notify`.
 #[derive(Debug)]
 pub struct Event {
     pub kind: EventType,
+    /// The configuration in force when the event was created.
+    pub cfg: std::sync::Arc<crate::config::Config>,
     /// Filled parameters, unordered; the writer sorts by number. Few are
     /// filled, so a short vector beats a 71-slot table here.
     pub params: Vec<(Param, Value)>,
@@ -400,9 +429,10 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(kind: EventType) -> Event {
+    pub fn new(kind: EventType, cfg: std::sync::Arc<crate::config::Config>) -> Event {
         Event {
             kind,
+            cfg,
             params: Vec::with_capacity(16),
             flags: Vec::new(),
             uids: SeqSet::default(),
@@ -431,6 +461,13 @@ impl Event {
 
     pub fn unset(&mut self, p: Param) {
         self.params.retain(|(q, _)| *q != p);
+    }
+
+    /// The filled parameters as a bitmask by number.
+    pub fn filled_mask(&self) -> u128 {
+        self.params
+            .iter()
+            .fold(0, |m, (p, _)| m | 1u128 << *p as u32)
     }
 
     /// How many messages the event refers to.

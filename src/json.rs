@@ -3,7 +3,9 @@
 //! UTF-8 output, `/` left alone, `"` `\` and the short escapes `\b \f \n \r
 //! \t`, every other control character as `\u00XX` in uppercase hex.
 
+use crate::config::TimestampFormat;
 use crate::event::{EventType, Kind, Param, Value};
+use crate::timestamp;
 use std::fmt::Write;
 
 /// Append `s` as a JSON string literal.
@@ -38,6 +40,11 @@ pub fn write_str(out: &mut String, s: &str) {
 /// Bytes as a string: invalid UTF-8 becomes U+FFFD, so the key stays.
 pub fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Whether `text` is one JSON value (checked without building it).
+pub fn is_valid(text: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
 }
 
 /// Rewrite JSON text compactly, in jansson's form, keeping key order.
@@ -105,13 +112,13 @@ pub struct Rendered {
 
 /// Write an event: `"event"` first, then every filled parameter in parameter
 /// order. `params` must be sorted by parameter.
-pub fn render(kind: EventType, params: &[(Param, &Value)]) -> Rendered {
+pub fn render(kind: EventType, params: &[(Param, Value)], ts: TimestampFormat) -> Rendered {
     let mut out = String::with_capacity(512);
     out.push_str("{\"event\":");
     write_str(&mut out, kind.name());
     let mut content_at = None;
     for (p, v) in params {
-        if **v == Value::Absent {
+        if *v == Value::Absent {
             continue;
         }
         if *p == Param::MessageContent {
@@ -148,7 +155,9 @@ pub fn render(kind: EventType, params: &[(Param, &Value)]) -> Rendered {
                         }
                         out.push(']');
                     }
-                    Value::Json(j) => out.push_str(j),
+                    // Validated when set; written in jansson's compact form.
+                    Value::Json(j) => out.push_str(compact(j).as_deref().unwrap_or("null")),
+                    Value::Time(t) => write_str(&mut out, &timestamp::format(*t, ts)),
                     Value::Absent => {}
                 }
             }
@@ -214,6 +223,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const ISO: TimestampFormat = TimestampFormat::Iso8601;
+
     fn s(x: &str) -> String {
         let mut o = String::new();
         write_str(&mut o, x);
@@ -254,19 +265,20 @@ mod tests {
         let r = render(
             EventType::Login,
             &[
-                (Param::ServerAddress, &a),
-                (Param::ClientAddress, &b),
-                (Param::Uri, &c),
+                (Param::ServerAddress, a),
+                (Param::ClientAddress, b),
+                (Param::Uri, c.clone()),
             ],
+            ISO,
         );
         assert_eq!(
             r.json,
             "{\"event\":\"Login\",\"serverDomain\":\"127.0.0.1\",\"serverPort\":44713,\"clientIP\":\"::1\",\"uri\":\"10.0.0.1;x\"}"
         );
-        let r = render(EventType::Login, &[(Param::ClientAddress, &c)]);
+        let r = render(EventType::Login, &[(Param::ClientAddress, c)], ISO);
         assert_eq!(r.json, "{\"event\":\"Login\",\"clientIP\":\"10.0.0.1\"}");
         let big = v("h;99999999999");
-        let r = render(EventType::Login, &[(Param::ClientAddress, &big)]);
+        let r = render(EventType::Login, &[(Param::ClientAddress, big)], ISO);
         assert_eq!(r.json, "{\"event\":\"Login\",\"clientIP\":\"h\"}");
     }
 
@@ -276,7 +288,8 @@ mod tests {
         let n = Value::Int(7);
         let r = render(
             EventType::QuotaChange,
-            &[(Param::QuotaMessages, &m), (Param::Messages, &n)],
+            &[(Param::QuotaMessages, m), (Param::Messages, n)],
+            ISO,
         );
         assert_eq!(
             r.json,
@@ -290,7 +303,8 @@ mod tests {
         let c = Value::Str("ab\u{1}é€cd".into());
         let r = render(
             EventType::MessageNew,
-            &[(Param::Uri, &u), (Param::MessageContent, &c)],
+            &[(Param::Uri, u.clone()), (Param::MessageContent, c)],
+            ISO,
         );
         let head = "{\"event\":\"MessageNew\",\"uri\":\"imap://h/INBOX\",\"messageContent\":\"";
         assert_eq!(r.json, format!("{head}ab\\u0001é€cd\"}}"));
@@ -303,7 +317,7 @@ mod tests {
             assert!("ab\u{1}é€cd".starts_with(got));
         }
         assert_eq!(r.fit(head.len() + 1), None);
-        let plain = render(EventType::MessageNew, &[(Param::Uri, &u)]);
+        let plain = render(EventType::MessageNew, &[(Param::Uri, u)], ISO);
         assert_eq!(plain.fit(10), None);
     }
 
@@ -318,7 +332,7 @@ mod tests {
         #[test]
         fn any_bytes_give_valid_json(b in proptest::collection::vec(any::<u8>(), 0..200)) {
             let v = Value::Str(lossy(&b));
-            let r = render(EventType::MessageNew, &[(Param::Envelope, &v), (Param::MessageContent, &v)]);
+            let r = render(EventType::MessageNew, &[(Param::Envelope, v.clone()), (Param::MessageContent, v)], ISO);
             let parsed: serde_json::Value = serde_json::from_str(&r.json).unwrap();
             prop_assert!(parsed.get("vnd.cmu.envelope").is_some());
             for max in [r.json.len() / 2, r.json.len() - 1] {

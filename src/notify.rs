@@ -1,24 +1,33 @@
 //! What `notify` does to a queue of events before anything is sent, in
 //! stock's order: skip cancelled events, send a FlagsClear carrying `\Seen`
 //! before the FlagsSet just ahead of it, skip events with nothing to report,
-//! fill the parameters the library owns, split FlagsSet into MessageTrash /
-//! MessageRead / FlagsSet, and render each notification.
+//! fill the parameters the library owns, and split FlagsSet into
+//! MessageTrash / MessageRead / FlagsSet. Rendering is left to whoever sends
+//! (the sender thread, off the caller's hot path).
 
 use crate::config::Config;
-use crate::event::{mask, Event, EventType, Param, Value};
+use crate::event::{mask, Event, EventType, Param, Value, ALL_PARAMS};
 use crate::json::{render, Rendered};
-use crate::rules::{expected, may_be_missing};
-use crate::timestamp;
+use crate::rules::may_be_missing;
+use std::sync::Arc;
 
-/// One notification ready to leave.
+/// One notification ready to leave, not yet rendered.
 #[derive(Debug)]
 pub struct Outgoing {
     pub kind: EventType,
-    pub rendered: Rendered,
+    /// Filled parameters, sorted by number.
+    pub params: Vec<(Param, Value)>,
+    pub cfg: Arc<Config>,
     /// The event's group is enabled: it goes to the notify socket.
     pub send: bool,
     /// Expected parameters the adapter did not fill (stock aborted here).
     pub missing: Vec<Param>,
+}
+
+impl Outgoing {
+    pub fn render(&self) -> Rendered {
+        render(self.kind, &self.params, self.cfg.timestamp_format)
+    }
 }
 
 /// Event types that later Cyrus versions hand to the in-process IMAP NOTIFY
@@ -29,9 +38,10 @@ fn has_seen(flags: &[String]) -> bool {
     flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"))
 }
 
-/// Process a queue in order. Events are changed the way stock changes them
-/// (filled, reordered, flags consumed); the caller still owns and frees them.
-pub fn prepare(events: &mut [&mut Event], cfg: &Config) -> Vec<Outgoing> {
+/// Process a queue in order. The events' contents move into the
+/// notifications (stock frees events right after notify); what is left of
+/// them is the caller's to free.
+pub fn prepare(events: &mut [&mut Event]) -> Vec<Outgoing> {
     let mut out = Vec::with_capacity(events.len());
     for i in 0..events.len() {
         if events[i].kind == EventType::FlagsSet
@@ -41,7 +51,7 @@ pub fn prepare(events: &mut [&mut Event], cfg: &Config) -> Vec<Outgoing> {
         {
             events.swap(i, i + 1);
         }
-        prepare_one(events[i], cfg, &mut out);
+        prepare_one(events[i], &mut out);
     }
     out
 }
@@ -63,25 +73,23 @@ fn nothing_to_report(ev: &Event) -> bool {
     k.is_in(mask::QUOTA) && !ev.has(Param::QuotaStorage) && !ev.has(Param::QuotaMessages)
 }
 
-fn fill_library_params(ev: &mut Event, cfg: &Config) {
-    let k = ev.kind;
-    if expected(k, Param::Service, cfg) {
+fn fill_library_params(ev: &mut Event) {
+    let (k, cfg) = (ev.kind, Arc::clone(&ev.cfg));
+    if cfg.expects(k, Param::Service) {
         ev.set(Param::Service, Value::Str(cfg.service.clone()));
     }
-    if expected(k, Param::ServerFqdn, cfg) {
+    if cfg.expects(k, Param::ServerFqdn) {
         ev.set(Param::ServerFqdn, Value::Str(cfg.servername.clone()));
     }
-    if expected(k, Param::Timestamp, cfg) {
-        ev.set(
-            Param::Timestamp,
-            Value::Str(timestamp::format(ev.created, cfg.timestamp_format)),
-        );
+    if cfg.expects(k, Param::Timestamp) {
+        ev.set(Param::Timestamp, Value::Time(ev.created));
     }
     if let Some(s) = ev.uids.to_imap() {
         ev.set(Param::Uidset, Value::Str(s));
     }
     if !ev.msgids.is_empty() {
-        ev.set(Param::Midset, Value::Array(ev.msgids.clone()));
+        let ids = std::mem::take(&mut ev.msgids);
+        ev.set(Param::Midset, Value::Array(ids));
     }
     if let Some(s) = ev.old_uids.to_imap() {
         ev.set(Param::OldUidset, Value::Str(s));
@@ -92,11 +100,11 @@ fn fill_library_params(ev: &mut Event, cfg: &Config) {
     }
 }
 
-fn prepare_one(ev: &mut Event, cfg: &Config, out: &mut Vec<Outgoing>) {
+fn prepare_one(ev: &mut Event, out: &mut Vec<Outgoing>) {
     if nothing_to_report(ev) {
         return;
     }
-    fill_library_params(ev, cfg);
+    fill_library_params(ev);
     loop {
         let mut kind = ev.kind;
         if kind == EventType::FlagsSet {
@@ -117,25 +125,39 @@ fn prepare_one(ev: &mut Event, cfg: &Config, out: &mut Vec<Outgoing>) {
             ev.set(Param::FlagNames, Value::Str(ev.flags.join(" ")));
             ev.flags.clear();
         }
-        out.push(finish(ev, kind, cfg));
-        if ev.flags.is_empty() {
+        // The last notification of an event takes its parameters; the
+        // others of a split get a copy.
+        let last = ev.flags.is_empty();
+        out.push(finish(ev, kind, last));
+        if last {
             break;
         }
     }
 }
 
-fn finish(ev: &Event, kind: EventType, cfg: &Config) -> Outgoing {
-    let mut params: Vec<(Param, &Value)> = ev.params.iter().map(|(p, v)| (*p, v)).collect();
+fn finish(ev: &mut Event, kind: EventType, last: bool) -> Outgoing {
+    let cfg = Arc::clone(&ev.cfg);
+    let unfilled = cfg.expected_mask(kind) & !ev.filled_mask();
+    let missing = if unfilled == 0 {
+        Vec::new()
+    } else {
+        ALL_PARAMS
+            .iter()
+            .copied()
+            .filter(|p| unfilled & (1u128 << *p as u32) != 0 && !may_be_missing(kind, *p, &cfg, ev))
+            .collect()
+    };
+    let mut params = if last {
+        std::mem::take(&mut ev.params)
+    } else {
+        ev.params.clone()
+    };
     params.sort_unstable_by_key(|(p, _)| *p);
-    let missing = crate::event::ALL_PARAMS
-        .iter()
-        .copied()
-        .filter(|p| expected(kind, *p, cfg) && !ev.has(*p) && !may_be_missing(kind, *p, cfg, ev))
-        .collect();
     Outgoing {
         kind,
-        rendered: render(kind, &params),
+        params,
         send: cfg.enabled_types & kind.bits() != 0,
+        cfg,
         missing,
     }
 }
@@ -154,7 +176,11 @@ mod tests {
     }
 
     fn flag_event(kind: EventType, uids: &[u32], flags: &[&str]) -> Event {
-        let mut e = Event::new(kind);
+        flag_event_in(&cfg(), kind, uids, flags)
+    }
+
+    fn flag_event_in(c: &Config, kind: EventType, uids: &[u32], flags: &[&str]) -> Event {
+        let mut e = Event::new(kind, Arc::new(c.clone()));
         e.set(Param::Uri, Value::Str("imap://h/INBOX".into()));
         e.set(Param::User, Value::Str("u".into()));
         e.set(Param::Pid, Value::Int(1));
@@ -164,7 +190,11 @@ mod tests {
     }
 
     fn names(o: &[Outgoing]) -> Vec<String> {
-        o.iter().map(|x| x.rendered.json.clone()).collect()
+        o.iter().map(|x| x.render().json).collect()
+    }
+
+    fn json(o: &Outgoing) -> String {
+        o.render().json
     }
 
     #[test]
@@ -174,7 +204,7 @@ mod tests {
             &[7],
             &["\\Seen", "\\Deleted", "$Label4"],
         );
-        let o = prepare(&mut [&mut e], &cfg());
+        let o = prepare(&mut [&mut e]);
         let kinds: Vec<_> = o.iter().map(|x| x.kind).collect();
         assert_eq!(
             kinds,
@@ -184,19 +214,19 @@ mod tests {
                 EventType::FlagsSet
             ]
         );
-        assert!(!o[0].rendered.json.contains("flagNames"));
-        assert!(o[2].rendered.json.contains("\"flagNames\":\"$Label4\""));
+        assert!(!json(&o[0]).contains("flagNames"));
+        assert!(json(&o[2]).contains("\"flagNames\":\"$Label4\""));
         assert!(o.iter().all(|x| x.missing.is_empty()), "{:?}", o);
     }
 
     #[test]
     fn split_is_case_sensitive_and_lone_flag_makes_one_event() {
         let mut e = flag_event(EventType::FlagsSet, &[1], &["\\seen"]);
-        let o = prepare(&mut [&mut e], &cfg());
+        let o = prepare(&mut [&mut e]);
         assert_eq!(o.len(), 1);
         assert_eq!(o[0].kind, EventType::FlagsSet);
         let mut e = flag_event(EventType::FlagsSet, &[1], &["\\Deleted"]);
-        let o = prepare(&mut [&mut e], &cfg());
+        let o = prepare(&mut [&mut e]);
         assert_eq!(o.len(), 1);
         assert_eq!(o[0].kind, EventType::MessageTrash);
     }
@@ -205,12 +235,12 @@ mod tests {
     fn flagsclear_with_seen_goes_first() {
         let mut set = flag_event(EventType::FlagsSet, &[4], &["\\Answered"]);
         let mut clear = flag_event(EventType::FlagsClear, &[4], &["\\SEEN"]);
-        let o = prepare(&mut [&mut set, &mut clear], &cfg());
+        let o = prepare(&mut [&mut set, &mut clear]);
         assert_eq!(o[0].kind, EventType::FlagsClear);
         assert_eq!(o[1].kind, EventType::FlagsSet);
         let mut set = flag_event(EventType::FlagsSet, &[4], &["\\Answered"]);
         let mut clear = flag_event(EventType::FlagsClear, &[4], &["\\Flagged"]);
-        let o = prepare(&mut [&mut set, &mut clear], &cfg());
+        let o = prepare(&mut [&mut set, &mut clear]);
         assert_eq!(o[0].kind, EventType::FlagsSet);
     }
 
@@ -220,18 +250,15 @@ mod tests {
         let mut no_uids = flag_event(EventType::MessageExpunge, &[], &[]);
         let mut no_flags = flag_event(EventType::FlagsSet, &[1], &[]);
         let mut cancelled = flag_event(EventType::Cancelled, &[1], &[]);
-        let mut new_no_uri = Event::new(EventType::MessageNew);
-        let mut quota = Event::new(EventType::QuotaChange);
-        let o = prepare(
-            &mut [
-                &mut no_uids,
-                &mut no_flags,
-                &mut cancelled,
-                &mut new_no_uri,
-                &mut quota,
-            ],
-            &c,
-        );
+        let mut new_no_uri = Event::new(EventType::MessageNew, Arc::new(c.clone()));
+        let mut quota = Event::new(EventType::QuotaChange, Arc::new(c.clone()));
+        let o = prepare(&mut [
+            &mut no_uids,
+            &mut no_flags,
+            &mut cancelled,
+            &mut new_no_uri,
+            &mut quota,
+        ]);
         assert!(o.is_empty(), "{:?}", names(&o));
     }
 
@@ -239,21 +266,21 @@ mod tests {
     fn modseq_only_with_one_message() {
         let mut c = cfg();
         c.set("event_extra_params", "modseq").unwrap();
-        let mut one = flag_event(EventType::MessageExpunge, &[3], &[]);
+        let mut one = flag_event_in(&c, EventType::MessageExpunge, &[3], &[]);
         one.set(Param::Modseq, Value::Int(9));
-        let mut two = flag_event(EventType::MessageExpunge, &[3, 7], &[]);
+        let mut two = flag_event_in(&c, EventType::MessageExpunge, &[3, 7], &[]);
         two.set(Param::Modseq, Value::Int(9));
-        let o = prepare(&mut [&mut one, &mut two], &c);
-        assert!(o[0].rendered.json.contains("\"modseq\":9"));
-        assert!(!o[1].rendered.json.contains("modseq"));
+        let o = prepare(&mut [&mut one, &mut two]);
+        assert!(json(&o[0]).contains("\"modseq\":9"));
+        assert!(!json(&o[1]).contains("modseq"));
         assert!(o[1].missing.is_empty());
     }
 
     #[test]
     fn missing_parameters_are_reported_not_fatal() {
-        let mut e = Event::new(EventType::MailboxCreate);
+        let mut e = Event::new(EventType::MailboxCreate, Arc::new(cfg()));
         e.set(Param::Uri, Value::Str("imap://h/x".into()));
-        let o = prepare(&mut [&mut e], &cfg());
+        let o = prepare(&mut [&mut e]);
         assert_eq!(o.len(), 1);
         assert_eq!(
             o[0].missing,
@@ -271,18 +298,18 @@ mod tests {
     fn quota_events_about_one_resource_are_complete() {
         let mut c = cfg();
         c.set("event_groups", "quota").unwrap();
-        let mut e = Event::new(EventType::QuotaExceed);
+        let mut e = Event::new(EventType::QuotaExceed, Arc::new(c.clone()));
         e.set(Param::Uri, Value::Str("imap://h/user/u".into()));
         e.set(Param::Pid, Value::Int(1));
         e.set(Param::ServerFqdn, Value::Str("h".into()));
         e.set(Param::QuotaMessages, Value::Int(10));
         e.set(Param::Messages, Value::Int(10));
-        let o = prepare(&mut [&mut e], &c);
+        let o = prepare(&mut [&mut e]);
         assert!(o[0].missing.is_empty(), "{:?}", o[0].missing);
-        let mut e = Event::new(EventType::QuotaWithin);
+        let mut e = Event::new(EventType::QuotaWithin, Arc::new(c.clone()));
         e.set(Param::Uri, Value::Str("imap://h/user/u".into()));
         e.set(Param::QuotaStorage, Value::Int(4));
-        let o = prepare(&mut [&mut e], &c);
+        let o = prepare(&mut [&mut e]);
         assert_eq!(o[0].missing, [Param::DiskUsed, Param::Pid]);
     }
 
@@ -290,8 +317,8 @@ mod tests {
     fn group_filter_marks_unsent() {
         let mut c = cfg();
         c.set("event_groups", "message").unwrap();
-        let mut e = flag_event(EventType::FlagsSet, &[1], &["$X"]);
-        let o = prepare(&mut [&mut e], &c);
+        let mut e = flag_event_in(&c, EventType::FlagsSet, &[1], &["$X"]);
+        let o = prepare(&mut [&mut e]);
         assert!(!o[0].send);
     }
 }

@@ -16,7 +16,7 @@ use crossbeam_queue::ArrayQueue;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -27,12 +27,23 @@ const BATCH: usize = 64;
 const PENDING_MAX: usize = 1024;
 /// Sleep of an idle sender between housekeeping rounds (drop reports).
 const IDLE_WAKE: Duration = Duration::from_secs(10);
+/// After sending, the sender naps this long and looks again instead of
+/// waiting to be woken: during a burst the callers then make no system call
+/// at all, for at most this much added latency.
+const NAP: Duration = Duration::from_millis(1);
+/// A napping sender is woken anyway once this many events wait.
+const WAKE_BACKLOG: usize = BATCH;
+
+/// What the sender is doing, for callers deciding whether to wake it.
+const AWAKE: u8 = 0;
+const NAPPING: u8 = 1;
+const ASLEEP: u8 = 2;
 
 pub struct Engine {
     ring: ArrayQueue<Item>,
     /// Events accepted and neither sent nor dropped yet.
     outstanding: AtomicUsize,
-    sleeping: AtomicBool,
+    state: AtomicU8,
     started: AtomicBool,
     sender: OnceLock<Thread>,
     space: (Mutex<()>, Condvar),
@@ -54,7 +65,7 @@ fn engine(cfg: &Config) -> &'static Engine {
     let fresh = Box::into_raw(Box::new(Engine {
         ring: ArrayQueue::new(cfg.queue_size.max(1)),
         outstanding: AtomicUsize::new(0),
-        sleeping: AtomicBool::new(false),
+        state: AtomicU8::new(AWAKE),
         started: AtomicBool::new(false),
         sender: OnceLock::new(),
         space: (Mutex::new(()), Condvar::new()),
@@ -84,8 +95,8 @@ pub fn forget_in_child() {
 /// Queue one item under the overflow policy; never blocks unless the
 /// policy is `block`, and then at most `event_queue_block_timeout`.
 pub fn push(item: Item) {
-    let e = engine(&item.cfg);
-    let (policy, block) = (item.cfg.overflow, item.cfg.block_timeout);
+    let e = engine(item.cfg());
+    let (policy, block) = (item.cfg().overflow, item.cfg().block_timeout);
     e.outstanding.fetch_add(1, Ordering::AcqRel);
     let accepted = match policy {
         Overflow::DropOldest => {
@@ -140,7 +151,12 @@ impl Engine {
         if !self.started.load(Ordering::Acquire) && !self.started.swap(true, Ordering::AcqRel) {
             self.start();
         }
-        if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
+        let wake = match self.state.load(Ordering::SeqCst) {
+            ASLEEP => true,
+            NAPPING => self.ring.len() >= WAKE_BACKLOG,
+            _ => false,
+        };
+        if wake && self.state.swap(AWAKE, Ordering::SeqCst) != AWAKE {
             if let Some(t) = self.sender.get() {
                 t.unpark();
             }
@@ -176,6 +192,7 @@ impl Engine {
         let mut wire = Wire::default();
         let mut pending: VecDeque<(Item, Option<Vec<u8>>)> = VecDeque::new();
         let mut backoff = Duration::ZERO;
+        let mut busy = false;
         loop {
             while pending.len() < PENDING_MAX {
                 match self.ring.pop() {
@@ -190,13 +207,21 @@ impl Engine {
             self.expire(&mut pending);
             if pending.is_empty() {
                 log::report_drops(false);
-                self.sleeping.store(true, Ordering::SeqCst);
+                // Nap while a burst may go on; sleep once a nap found nothing.
+                let (state, wait) = if busy {
+                    (NAPPING, NAP)
+                } else {
+                    (ASLEEP, IDLE_WAKE)
+                };
+                self.state.store(state, Ordering::SeqCst);
                 if self.ring.is_empty() {
-                    thread::park_timeout(IDLE_WAKE);
+                    thread::park_timeout(wait);
                 }
-                self.sleeping.store(false, Ordering::SeqCst);
+                self.state.store(AWAKE, Ordering::SeqCst);
+                busy = !self.ring.is_empty();
                 continue;
             }
+            busy = true;
             match self.send_front(&mut wire, &mut pending) {
                 Attempt::Done => backoff = Duration::ZERO,
                 retry => {
@@ -216,7 +241,7 @@ impl Engine {
     /// Drop events that waited longer than their max age.
     fn expire(&self, pending: &mut VecDeque<(Item, Option<Vec<u8>>)>) {
         let before = pending.len();
-        pending.retain(|(i, _)| i.queued_at.elapsed() <= i.cfg.max_age);
+        pending.retain(|(i, _)| i.queued_at.elapsed() <= i.cfg().max_age);
         let gone = before - pending.len();
         if gone > 0 {
             COUNTERS.add(Counter::DroppedExpired, gone as u64);
@@ -232,9 +257,9 @@ impl Engine {
         pending: &mut VecDeque<(Item, Option<Vec<u8>>)>,
     ) -> Attempt {
         let (path, is_dlist) = pending[0].0.target();
-        let first_cfg = Arc::clone(&pending[0].0.cfg);
+        let first_cfg = Arc::clone(pending[0].0.cfg());
         let same_target =
-            |i: &Item| Arc::ptr_eq(&i.cfg, &first_cfg) || i.target() == (path.clone(), false);
+            |i: &Item| Arc::ptr_eq(i.cfg(), &first_cfg) || i.target() == (path.clone(), false);
         if is_dlist {
             let r = wire.send_dlist(&pending[0].0, &path);
             if r == Attempt::Done {
@@ -336,7 +361,8 @@ pub fn outstanding() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::Rendered;
+    use crate::event::EventType;
+    use crate::notify::Outgoing;
 
     #[test]
     fn send_errors_are_classified() {
@@ -356,19 +382,24 @@ mod tests {
         let e = Engine {
             ring: ArrayQueue::new(4),
             outstanding: AtomicUsize::new(2),
-            sleeping: AtomicBool::new(false),
+            state: AtomicU8::new(AWAKE),
             started: AtomicBool::new(false),
             sender: OnceLock::new(),
             space: (Mutex::new(()), Condvar::new()),
             space_waiters: AtomicUsize::new(0),
         };
-        let r = Rendered {
-            json: "{}".into(),
-            content_at: None,
+        let item = || {
+            Item::new(Outgoing {
+                kind: EventType::MailboxCreate,
+                params: Vec::new(),
+                cfg: Arc::clone(&cfg),
+                send: true,
+                missing: Vec::new(),
+            })
         };
-        let mut old = Item::new(&cfg, r.clone());
+        let mut old = item();
         old.queued_at -= Duration::from_secs(5);
-        let mut pending = VecDeque::from([(old, None), (Item::new(&cfg, r), None)]);
+        let mut pending = VecDeque::from([(old, None), (item(), None)]);
         e.expire(&mut pending);
         assert_eq!(pending.len(), 1);
         assert_eq!(e.outstanding.load(Ordering::Relaxed), 1);
