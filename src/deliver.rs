@@ -107,7 +107,7 @@ impl Wire {
         } else {
             derived
         };
-        match fit_datagram(item.method(), &item.out.render(), max) {
+        match fit_datagram(item.method(), &item.out, max) {
             Fitted::Whole(d) => Some(d),
             Fitted::ContentCut(d) => {
                 bump(Counter::ContentCut);

@@ -2,7 +2,7 @@
 //! message\0`, with class `EVENT`, empty priority/user/mailbox, no options
 //! and no file name, exactly as stock's notify() writes an event.
 
-use crate::json::Rendered;
+use crate::notify::Outgoing;
 
 const CLASS_AND_EMPTY_FIELDS: &[u8] = b"EVENT\0\0\0\0";
 const NO_OPTIONS: &[u8] = b"0\0";
@@ -31,12 +31,14 @@ pub enum Fitted {
     TooBig,
 }
 
-/// Frame `r`, cutting messageContent when the datagram would exceed `max`.
-pub fn fit_datagram(method: &str, r: &Rendered, max: usize) -> Fitted {
+/// Frame a notification, cutting messageContent when the datagram would
+/// exceed `max`.
+pub fn fit_datagram(method: &str, out: &Outgoing, max: usize) -> Fitted {
     let Some(budget) = max.checked_sub(overhead(method)) else {
         return Fitted::TooBig;
     };
-    if r.json.len() <= budget {
+    let r = out.render_within(budget);
+    if r.json.len() <= budget && !r.content_cut {
         return Fitted::Whole(datagram(method, &r.json));
     }
     match r.fit(budget) {
@@ -69,19 +71,30 @@ mod tests {
 
     #[test]
     fn fitting() {
-        let r = Rendered {
-            json: "{\"event\":\"X\",\"messageContent\":\"abcdef\"}".into(),
-            content_at: Some(12),
+        let mut cfg = crate::config::Config::default();
+        cfg.set("event_extra_params", "").unwrap();
+        let out = Outgoing {
+            kind: crate::event::EventType::MessageNew,
+            params: vec![(
+                crate::event::Param::MessageContent,
+                crate::event::Value::Str("abcdef".into()),
+            )],
+            cfg: std::sync::Arc::new(cfg),
+            send: true,
+            missing: Vec::new(),
         };
-        let whole = datagram("log", &r.json);
+        let whole = datagram(
+            "log",
+            "{\"event\":\"MessageNew\",\"messageContent\":\"abcdef\"}",
+        );
         assert_eq!(
-            fit_datagram("log", &r, whole.len()),
+            fit_datagram("log", &out, whole.len()),
             Fitted::Whole(whole.clone())
         );
-        match fit_datagram("log", &r, whole.len() - 2) {
+        match fit_datagram("log", &out, whole.len() - 2) {
             Fitted::ContentCut(d) => assert!(d.ends_with(b"\"abcd\"}\0")),
             other => panic!("{other:?}"),
         }
-        assert_eq!(fit_datagram("log", &r, 20), Fitted::TooBig);
+        assert_eq!(fit_datagram("log", &out, 20), Fitted::TooBig);
     }
 }

@@ -103,26 +103,53 @@ fn leading_port(s: &str) -> Option<i32> {
 }
 
 /// A rendered event. `content_at` is the byte offset of the
-/// `,"messageContent":` member, which is always last, so a sender can cut it.
+/// `,"messageContent":` member, which is always last, so a sender can cut it;
+/// `content_cut` says the content was already shortened while rendering.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rendered {
     pub json: String,
     pub content_at: Option<usize>,
+    pub content_cut: bool,
 }
 
 /// Write an event: `"event"` first, then every filled parameter in parameter
 /// order. `params` must be sorted by parameter.
 pub fn render(kind: EventType, params: &[(Param, Value)], ts: TimestampFormat) -> Rendered {
+    render_limited(kind, params, ts, usize::MAX)
+}
+
+/// `render`, writing at most the first `content_limit` bytes of
+/// messageContent: a datagram of N bytes never needs more, and a 100 MB
+/// message then costs N, not 100 MB, to send.
+pub fn render_limited(
+    kind: EventType,
+    params: &[(Param, Value)],
+    ts: TimestampFormat,
+    content_limit: usize,
+) -> Rendered {
     let mut out = String::with_capacity(512);
     out.push_str("{\"event\":");
     write_str(&mut out, kind.name());
     let mut content_at = None;
+    let mut content_cut = false;
     for (p, v) in params {
         if *v == Value::Absent {
             continue;
         }
         if *p == Param::MessageContent {
             content_at = Some(out.len());
+            if let Value::Str(c) = v {
+                if c.len() > content_limit {
+                    let mut end = content_limit;
+                    while !c.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    key(&mut out, p.json_name());
+                    write_str(&mut out, &c[..end]);
+                    content_cut = true;
+                    continue;
+                }
+            }
         }
         match (p.kind(), v) {
             (Kind::Address(host_key, port_key), Value::Str(s)) => {
@@ -167,6 +194,7 @@ pub fn render(kind: EventType, params: &[(Param, Value)], ts: TimestampFormat) -
     Rendered {
         json: out,
         content_at,
+        content_cut,
     }
 }
 
@@ -319,6 +347,22 @@ mod tests {
         assert_eq!(r.fit(head.len() + 1), None);
         let plain = render(EventType::MessageNew, &[(Param::Uri, u)], ISO);
         assert_eq!(plain.fit(10), None);
+    }
+
+    #[test]
+    fn limited_render_writes_only_what_can_fit() {
+        let c = Value::Str("é".repeat(1000));
+        let r = render_limited(
+            EventType::MessageNew,
+            &[(Param::MessageContent, c.clone())],
+            ISO,
+            101,
+        );
+        assert!(r.content_cut);
+        let v: serde_json::Value = serde_json::from_str(&r.json).unwrap();
+        assert_eq!(v["messageContent"].as_str().unwrap().len(), 100);
+        let full = render(EventType::MessageNew, &[(Param::MessageContent, c)], ISO);
+        assert!(!full.content_cut);
     }
 
     proptest! {

@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::event::{mask, Event, EventType, Param, Value, ALL_PARAMS};
-use crate::json::{render, Rendered};
+use crate::json::{render, render_limited, Rendered};
 use crate::rules::may_be_missing;
 use std::sync::Arc;
 
@@ -27,6 +27,11 @@ pub struct Outgoing {
 impl Outgoing {
     pub fn render(&self) -> Rendered {
         render(self.kind, &self.params, self.cfg.timestamp_format)
+    }
+
+    /// Rendered for a datagram of at most `max` bytes of JSON.
+    pub fn render_within(&self, max: usize) -> Rendered {
+        render_limited(self.kind, &self.params, self.cfg.timestamp_format, max)
     }
 }
 

@@ -624,6 +624,7 @@ static void test_bad_input(void)
         free(big);
         CHECK(cmev_notify(&ev, 1) == 0);
         cmev_event_free(ev);
+        CHECK_EQ_INT(cmev_flush(10000), 0);
         got_len = listener_recv(&L, got, sizeof(got));
         CHECK(got_len > 1000);
         /* an escaped quote is never split: content ends with \" pairs */
