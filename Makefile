@@ -9,7 +9,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LINK    := -L$(LIBDIR) -lcyrus_mboxevent -Wl,-rpath,$(CURDIR)/$(LIBDIR)
 C_TESTS := test_api golden_test
 
-.PHONY: cyrus cyrus-stock all lib check test-rust test-c test-c-san test-golden test-install header-check lint demo install clean
+.PHONY: bench cyrus cyrus-stock all lib check test-rust test-c test-c-san test-golden test-install header-check lint demo install clean
 
 all: lib
 
@@ -71,6 +71,10 @@ test-install: lib
 	  $$($(PC) --libs cyrus_mboxevent) -Wl,-rpath,$(STAGE)/lib
 	$(B)/demo-installed > /dev/null
 	@echo "test-install: passed"
+
+# Side-by-side benchmarks; results in build/bench/results.md and benches/results/.
+bench: lib
+	benches/run.sh
 
 # A patched Cyrus 3.6.1 linked to this library (cached: seconds when nothing changed).
 MBOXEVENT := $(CURDIR)/$(B)/mboxevent

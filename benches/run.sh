@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# make bench: every comparison in one run, written to build/bench/results.md
+# (and copied to benches/results/ for the README), with the growth plot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=build/bench
+mkdir -p "$OUT" benches/results
+DEB="$OUT/debian"
+benches/fetch-debian-cyrus.sh "$DEB"
+python3 -c "import matplotlib" 2>/dev/null || pip install -q matplotlib
+D="$DEB/usr/lib/x86_64-linux-gnu"
+CFLAGS=(-std=c11 -O2 -g -Wall -Wextra -Werror -Iinclude -pthread)
+OURS=(-Lbuild/lib -lcyrus_mboxevent -Wl,--disable-new-dtags,-rpath,"$PWD/build/lib:$PWD/$D")
+gcc "${CFLAGS[@]}" -o "$OUT/hotpath" benches/hotpath.c "${OURS[@]}" -ljansson \
+    -L"$D" -l:libcyrus_imap.so.0 -l:libcyrus_sieve.so.0 -l:libcyrus_min.so.0 -l:libcyrus.so.0
+gcc "${CFLAGS[@]}" -o "$OUT/throughput" benches/throughput.c "${OURS[@]}"
+
+echo "bench: hot path (a few minutes)"
+"$OUT/hotpath" "$OUT"
+echo "bench: throughput and memory"
+"$OUT/throughput" "$OUT"
+python3 benches/plot.py "$OUT/growth.csv" "$OUT/growth.png"
+
+{
+    echo "# Benchmark results"
+    echo
+    echo "Produced by \`make bench\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $(uname -r));"
+    echo "stock = Debian's cyrus-common $(cat "$DEB/VERSION") libcyrus_imap.so.0 called directly."
+    echo
+    cat "$OUT/hotpath.md"
+    echo
+    cat "$OUT/throughput.md"
+    echo
+    echo "![cost growth](growth.png)"
+} > "$OUT/results.md"
+cp "$OUT/results.md" "$OUT/growth.png" "$OUT/growth.csv" benches/results/
+echo "bench: results in $OUT/results.md (copied to benches/results/)"
