@@ -317,139 +317,186 @@ impl Config {
         r
     }
 
+    /// Parse and store one option. On an invalid value the option takes
+    /// the value it has in `Config::default()` and the error says why.
     fn set_value(&mut self, option: &str, value: &str) -> Result<(), ConfigError> {
-        let invalid = |reason: String| ConfigError::InvalidValue {
+        let v = value.trim();
+        let d = Config::default();
+        let r: Result<(), String> = match option {
+            "event_notifier" => {
+                self.notifier = (!v.is_empty()).then(|| v.to_owned());
+                Ok(())
+            }
+            "event_groups" => parse_words(value, &GROUP_NAMES)
+                .map(|g| self.enabled_types = groups_to_types(g))
+                .map_err(|w| {
+                    self.enabled_types = d.enabled_types;
+                    format!("unknown group '{w}'")
+                }),
+            "event_extra_params" => parse_words(value, &EXTRA_NAMES)
+                .map(|x| self.extra = x)
+                .map_err(|w| {
+                    self.extra = d.extra;
+                    format!("unknown parameter '{w}'")
+                }),
+            "event_exclude_flags" => {
+                self.exclude_flags = split_words(value);
+                Ok(())
+            }
+            "event_exclude_specialuse" => {
+                self.exclude_specialuse = split_words(value);
+                Ok(())
+            }
+            "event_content_inclusion_mode" => choose(
+                &mut self.content_mode,
+                d.content_mode,
+                v,
+                &[
+                    ("standard", ContentMode::Standard),
+                    ("message", ContentMode::Message),
+                    ("header", ContentMode::Header),
+                    ("body", ContentMode::Body),
+                    ("headerbody", ContentMode::HeaderBody),
+                ],
+            ),
+            "event_timestamp_format" => choose(
+                &mut self.timestamp_format,
+                d.timestamp_format,
+                v,
+                &[
+                    ("iso8601", TimestampFormat::Iso8601),
+                    ("epoch", TimestampFormat::Epoch),
+                ],
+            ),
+            "event_delivery" => choose(
+                &mut self.delivery,
+                d.delivery,
+                v,
+                &[("queued", Delivery::Queued), ("sync", Delivery::Sync)],
+            ),
+            "event_queue_overflow" => choose(
+                &mut self.overflow,
+                d.overflow,
+                v,
+                &[
+                    ("drop-oldest", Overflow::DropOldest),
+                    ("drop-newest", Overflow::DropNewest),
+                    ("block", Overflow::Block),
+                ],
+            ),
+            "event_content_size" => number(
+                &mut self.content_size,
+                d.content_size,
+                v,
+                0..=u64::MAX,
+                |n| n,
+            ),
+            "event_max_datagram_size" => match parse_size(v) {
+                Ok(n) if n == 0 || (64..=65536).contains(&n) => {
+                    self.max_datagram = n as usize;
+                    Ok(())
+                }
+                _ => {
+                    self.max_datagram = d.max_datagram;
+                    Err("expected 0 (from SO_SNDBUF) or 64..65536".into())
+                }
+            },
+            "event_queue_size" => {
+                number(&mut self.queue_size, d.queue_size, v, 16..=4_194_304, |n| {
+                    n as usize
+                })
+            }
+            "event_queue_block_timeout" => number(
+                &mut self.block_timeout,
+                d.block_timeout,
+                v,
+                0..=60_000,
+                Duration::from_millis,
+            ),
+            "event_queue_max_age" => number(
+                &mut self.max_age,
+                d.max_age,
+                v,
+                1..=86_400,
+                Duration::from_secs,
+            ),
+            "event_flush_timeout" => number(
+                &mut self.flush_timeout,
+                d.flush_timeout,
+                v,
+                0..=600_000,
+                Duration::from_millis,
+            ),
+            "event_dlist_timeout" => number(
+                &mut self.dlist_timeout,
+                d.dlist_timeout,
+                v,
+                1..=600_000,
+                Duration::from_millis,
+            ),
+            "notifysocket" => {
+                self.notifysocket = (!v.is_empty()).then(|| v.to_owned());
+                Ok(())
+            }
+            "configdirectory" => {
+                self.configdirectory = v.to_owned();
+                Ok(())
+            }
+            "servername" => {
+                self.servername = v.to_owned();
+                Ok(())
+            }
+            "service" => {
+                self.service = v.to_owned();
+                Ok(())
+            }
+            _ => return Err(ConfigError::UnknownOption(option.to_owned())),
+        };
+        r.map_err(|reason| ConfigError::InvalidValue {
             option: option.to_owned(),
             value: value.to_owned(),
             reason,
-        };
-        let d = Config::default();
-        match option {
-            "event_notifier" => {
-                let v = value.trim();
-                self.notifier = (!v.is_empty()).then(|| v.to_owned());
-            }
-            "event_groups" => match parse_words(value, &GROUP_NAMES) {
-                Ok(g) => self.enabled_types = groups_to_types(g),
-                Err(w) => {
-                    self.enabled_types = d.enabled_types;
-                    return Err(invalid(format!("unknown group '{w}'")));
-                }
-            },
-            "event_extra_params" => match parse_words(value, &EXTRA_NAMES) {
-                Ok(x) => self.extra = x,
-                Err(w) => {
-                    self.extra = d.extra;
-                    return Err(invalid(format!("unknown parameter '{w}'")));
-                }
-            },
-            "event_exclude_flags" => self.exclude_flags = split_words(value),
-            "event_exclude_specialuse" => self.exclude_specialuse = split_words(value),
-            "event_content_inclusion_mode" => {
-                self.content_mode = match value.trim() {
-                    "standard" => ContentMode::Standard,
-                    "message" => ContentMode::Message,
-                    "header" => ContentMode::Header,
-                    "body" => ContentMode::Body,
-                    "headerbody" => ContentMode::HeaderBody,
-                    _ => {
-                        self.content_mode = d.content_mode;
-                        return Err(invalid(
-                            "expected standard, message, header, body or headerbody".into(),
-                        ));
-                    }
-                }
-            }
-            "event_content_size" => match parse_size(value) {
-                Ok(n) => self.content_size = n,
-                Err(r) => {
-                    self.content_size = d.content_size;
-                    return Err(invalid(r));
-                }
-            },
-            "event_timestamp_format" => {
-                self.timestamp_format = match value.trim() {
-                    "iso8601" => TimestampFormat::Iso8601,
-                    "epoch" => TimestampFormat::Epoch,
-                    _ => {
-                        self.timestamp_format = d.timestamp_format;
-                        return Err(invalid("expected iso8601 or epoch".into()));
-                    }
-                }
-            }
-            "event_max_datagram_size" => match parse_size(value) {
-                Ok(n) if n == 0 || (64..=65536).contains(&n) => self.max_datagram = n as usize,
-                _ => {
-                    self.max_datagram = d.max_datagram;
-                    return Err(invalid("expected 0 (from SO_SNDBUF) or 64..65536".into()));
-                }
-            },
-            "event_delivery" => {
-                self.delivery = match value.trim() {
-                    "queued" => Delivery::Queued,
-                    "sync" => Delivery::Sync,
-                    _ => {
-                        self.delivery = d.delivery;
-                        return Err(invalid("expected queued or sync".into()));
-                    }
-                }
-            }
-            "event_queue_overflow" => {
-                self.overflow = match value.trim() {
-                    "drop-oldest" => Overflow::DropOldest,
-                    "drop-newest" => Overflow::DropNewest,
-                    "block" => Overflow::Block,
-                    _ => {
-                        self.overflow = d.overflow;
-                        return Err(invalid("expected drop-oldest, drop-newest or block".into()));
-                    }
-                }
-            }
-            "event_queue_size" => match parse_in(value, 16..=4_194_304) {
-                Ok(n) => self.queue_size = n as usize,
-                Err(r) => {
-                    self.queue_size = d.queue_size;
-                    return Err(invalid(r));
-                }
-            },
-            "event_queue_block_timeout" => match parse_in(value, 0..=60_000) {
-                Ok(n) => self.block_timeout = Duration::from_millis(n),
-                Err(r) => {
-                    self.block_timeout = d.block_timeout;
-                    return Err(invalid(format!("{r} (milliseconds)")));
-                }
-            },
-            "event_queue_max_age" => match parse_in(value, 1..=86_400) {
-                Ok(n) => self.max_age = Duration::from_secs(n),
-                Err(r) => {
-                    self.max_age = d.max_age;
-                    return Err(invalid(format!("{r} (seconds)")));
-                }
-            },
-            "event_flush_timeout" => match parse_in(value, 0..=600_000) {
-                Ok(n) => self.flush_timeout = Duration::from_millis(n),
-                Err(r) => {
-                    self.flush_timeout = d.flush_timeout;
-                    return Err(invalid(format!("{r} (milliseconds)")));
-                }
-            },
-            "event_dlist_timeout" => match parse_in(value, 1..=600_000) {
-                Ok(n) => self.dlist_timeout = Duration::from_millis(n),
-                Err(r) => {
-                    self.dlist_timeout = d.dlist_timeout;
-                    return Err(invalid(format!("{r} (milliseconds)")));
-                }
-            },
-            "notifysocket" => {
-                let v = value.trim();
-                self.notifysocket = (!v.is_empty()).then(|| v.to_owned());
-            }
-            "configdirectory" => self.configdirectory = value.trim().to_owned(),
-            "servername" => self.servername = value.trim().to_owned(),
-            "service" => self.service = value.trim().to_owned(),
-            _ => return Err(ConfigError::UnknownOption(option.to_owned())),
+        })
+    }
+}
+
+/// An enumerated option: one of `choices` by name, else the default.
+fn choose<T: Copy>(
+    field: &mut T,
+    default: T,
+    v: &str,
+    choices: &[(&str, T)],
+) -> Result<(), String> {
+    match choices.iter().find(|(name, _)| *name == v) {
+        Some((_, x)) => {
+            *field = *x;
+            Ok(())
         }
-        Ok(())
+        None => {
+            *field = default;
+            let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+            Err(format!("expected one of: {}", names.join(", ")))
+        }
+    }
+}
+
+/// An integer option within `range`, converted; else the default.
+fn number<T>(
+    field: &mut T,
+    default: T,
+    v: &str,
+    range: std::ops::RangeInclusive<u64>,
+    conv: impl Fn(u64) -> T,
+) -> Result<(), String> {
+    match parse_in(v, range) {
+        Ok(n) => {
+            *field = conv(n);
+            Ok(())
+        }
+        Err(r) => {
+            *field = default;
+            Err(r)
+        }
     }
 }
 
