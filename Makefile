@@ -9,7 +9,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LINK    := -L$(LIBDIR) -lcyrus_mboxevent -Wl,-rpath,$(CURDIR)/$(LIBDIR)
 C_TESTS := test_api golden_test
 
-.PHONY: bench cyrus cyrus-stock all lib check test-rust test-c test-c-san test-golden test-install header-check lint demo install clean
+.PHONY: e2e patch-check demo-library bench cyrus cyrus-stock all lib check test-rust test-c test-c-san test-golden test-install header-check lint demo install clean
 
 all: lib
 
@@ -34,7 +34,7 @@ $(B)/golden_test: tests/golden/golden_test.c include/cyrus_mboxevent.h | lib
 $(B)/golden_test-san: tests/golden/golden_test.c include/cyrus_mboxevent.h | lib
 	gcc $(CFLAGS_TEST) $(SAN) -o $@ $< $(LINK)
 
-check: lib header-check lint test-rust test-c test-c-san test-golden test-install
+check: lib header-check lint test-rust test-c test-c-san test-golden test-install e2e patch-check
 	@echo "make check: all passed"
 
 # The committed header must be what build.rs generates.
@@ -86,8 +86,22 @@ cyrus: lib
 cyrus-stock:
 	cyrus-patch/build-cyrus.sh $(CURDIR)/$(B)/cyrus
 
-demo: $(B)/demo
+# The main demo: a patched Cyrus on loopback, a short real session, events live.
+demo: lib
+	cyrus-patch/demo.sh
+
+# The library alone: one event of each type into a listener, no Cyrus.
+demo-library: $(B)/demo
 	$(B)/demo
+
+# End to end: the patched Cyrus 3.6.1 against stock's golden events, plus the
+# checks stock cannot pass (needs root; about 3 minutes once Cyrus is built).
+e2e: cyrus cyrus-stock
+	tests/e2e/run.sh --no-build
+
+# The patch series also applies to Debian's patched tree.
+patch-check: cyrus
+	cyrus-patch/check-apply.sh $(B)/cyrus/src
 
 $(B)/demo: examples/demo.c tests/c/harness.h include/cyrus_mboxevent.h | lib
 	gcc $(CFLAGS_TEST) -o $@ $< $(LINK)

@@ -1,0 +1,217 @@
+"""Shared helpers for the end-to-end checks (python3 stdlib only).
+
+A sandbox S is a directory made by cyrus-patch/run-sandbox.sh `up`: S/rig/port (imap on
+127.0.0.1), S/rig/users (user:password lines), S/rig/imapd.conf (lmtpsocket, ...), and
+S/events.jsonl, one `cmev-tap --envelope` line per received event.
+"""
+import base64
+import hashlib
+import imaplib
+import json
+import os
+import re
+import smtplib
+import time
+
+imaplib.Commands.setdefault('XMEID', ('AUTH', 'SELECTED'))
+imaplib.Commands.setdefault('MOVE', ('SELECTED',))
+
+INTERNALDATE = '"02-Jan-2024 03:04:05 +0000"'
+X_LINE = "x" * 76 + "\r\n"
+
+
+def message(n, subject, msgid=True, body=None, date_sec=None, extra_headers=()):
+    """The rig's test message n, byte for byte as the golden run sent it (CRLF)."""
+    ds = n if date_sec is None else date_sec
+    h = [f"From: Sender {n} <sender{n}@example.org>", "To: Alice <alice@example.org>",
+         f"Subject: {subject}", f"Date: Tue, 02 Jan 2024 03:04:{ds:02d} +0000"]
+    if msgid:
+        h.append(f"Message-ID: <rig-{n}@example.org>")
+    h += list(extra_headers)
+    h += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=us-ascii"]
+    b = f"Body of message {n}.\r\n" if body is None else body
+    return ("\r\n".join(h) + "\r\n\r\n" + b).encode()
+
+
+def big_body(n, lines=77):
+    return f"Body of message {n}.\r\n" + X_LINE * lines
+
+
+def emailid(raw):
+    """Cyrus 3.6 emailid of a stored message: 'M' + the first 24 hex digits of its sha1 GUID."""
+    return "M" + hashlib.sha1(raw).hexdigest()[:24]
+
+
+def conf_value(conf_text, key, default=None):
+    v = default
+    for line in conf_text.splitlines():
+        m = re.match(r'\s*' + re.escape(key) + r'\s*:\s*(.*?)\s*$', line)
+        if m:
+            v = m.group(1)
+    return v
+
+
+class Sandbox:
+    def __init__(self, path, events=None):
+        self.path = os.path.abspath(path)
+        rig = os.path.join(self.path, 'rig')
+        self.port = int(open(os.path.join(rig, 'port')).read())
+        self.users = dict(l.strip().split(':', 1) for l in open(os.path.join(rig, 'users')) if ':' in l)
+        self.conf = open(os.path.join(rig, 'imapd.conf')).read()
+        self.lmtp = conf_value(self.conf, 'lmtpsocket')
+        self.events = events or os.path.join(self.path, 'events.jsonl')
+        self.log = open(os.path.join(rig, 'transcript.log'), 'a')
+
+    def say(self, text):
+        self.log.write(text.rstrip('\n') + '\n')
+        self.log.flush()
+
+    def event_lines(self):
+        try:
+            with open(self.events, 'rb') as f:
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        return data.splitlines()[: data.count(b'\n')]
+
+    def count(self):
+        try:
+            with open(self.events, 'rb') as f:
+                return f.read().count(b'\n')
+        except FileNotFoundError:
+            return 0
+
+    def wait_quiet(self, quiet=0.3, timeout=15.0, min_count=None):
+        """Wait until S/events.jsonl has not grown for `quiet` seconds (and holds at
+        least min_count lines); return the line count."""
+        t0 = last_change = time.monotonic()
+        n = self.count()
+        while True:
+            time.sleep(0.02)
+            m = self.count()
+            now = time.monotonic()
+            if m != n:
+                n, last_change = m, now
+            elif now - last_change >= quiet and (min_count is None or n >= min_count):
+                return n
+            if now - t0 > timeout:
+                return n
+
+    def events_json(self, start=0, end=None):
+        return [json.loads(l) for l in self.event_lines()[start:end]]
+
+    def lmtp_deliver(self, raw, rcpt='alice', mail_from='rig-sender@example.org'):
+        self.say(f"lmtp: deliver {len(raw)} bytes to {rcpt}")
+        s = smtplib.LMTP(self.lmtp, local_hostname='rig-client.test')
+        try:
+            refused = s.sendmail(mail_from, [rcpt], raw)
+        finally:
+            try:
+                s.quit()
+            except Exception:
+                pass
+        self.say(f"lmtp: refused={refused}")
+        return refused
+
+
+class Session:
+    """An IMAP session that reconnects (login again, re-SELECT) only if the server
+    actually dropped the connection, and records when it did."""
+
+    def __init__(self, sb, user, password=None):
+        self.sb, self.user = sb, user
+        self.password = password or sb.users[user]
+        self.m = None
+        self.selected = None
+        self.dead = False
+        self.reconnects = []   # step numbers where we had to reconnect
+        self.step = None
+
+    def connect(self):
+        self.m = imaplib.IMAP4('127.0.0.1', self.sb.port, timeout=30)
+        r = self.m.login(self.user, self.password)
+        self.sb.say(f"{self.user}: LOGIN -> {r[0]}")
+        self.dead = False
+        return r
+
+    def _reconnect(self):
+        self.sb.say(f"{self.user}: connection was dropped, reconnecting")
+        self.reconnects.append(self.step)
+        self.connect()
+        if self.selected:
+            r = self.m.select(self.selected)
+            self.sb.say(f"{self.user}: reselect {self.selected} -> {r[0]}")
+
+    def do(self, what, fn):
+        """Run fn(imaplib object); returns (typ, data) or ('ABORT', [reason])."""
+        if self.dead or self.m is None:
+            self._reconnect()
+        try:
+            typ, data = fn(self.m)
+        except (imaplib.IMAP4.abort, OSError, EOFError) as e:
+            self.dead = True
+            self.sb.say(f"{self.user}: {what}: connection dropped: {e}")
+            return 'ABORT', [str(e)]
+        except imaplib.IMAP4.error as e:
+            self.sb.say(f"{self.user}: {what}: error: {e}")
+            return 'BAD', [str(e)]
+        self.sb.say(f"{self.user}: {what} -> {typ} {short(data)}")
+        return typ, data
+
+    def raw(self, what, payload):
+        """Send one raw command line (payload: bytes after the tag, LITERAL+ allowed)."""
+        def fn(m):
+            tag = m._new_tag()
+            m.tagged_commands[tag] = None
+            m.send(tag + b' ' + payload + b'\r\n')
+            return m._command_complete(what.split()[0].upper(), tag)
+        return self.do(what, fn)
+
+    def select(self, mbox='INBOX'):
+        typ, data = self.do(f"SELECT {mbox}", lambda m: m.select(mbox))
+        if typ == 'OK':
+            self.selected = mbox
+        return typ, data
+
+    def logout(self):
+        typ, data = self.do("LOGOUT", lambda m: m.logout())
+        self.m = None
+        return typ, data
+
+
+def short(data, n=160):
+    s = repr(data)
+    return s if len(s) <= n else s[:n] + '...'
+
+
+def parse_quota(data):
+    """GETQUOTA untagged data -> {'STORAGE': (used, limit), 'MESSAGE': (used, limit)}."""
+    out = {}
+    for d in data or []:
+        if isinstance(d, bytes):
+            d = d.decode()
+        m = re.search(r'\((.*)\)', d or '')
+        if not m:
+            continue
+        t = m.group(1).split()
+        for i in range(0, len(t) - 2, 3):
+            out[t[i]] = (int(t[i + 1]), int(t[i + 2]))
+    return out
+
+
+def datagram_size(ev):
+    """Bytes of the notifyd datagram a `cmev-tap --envelope` line came from:
+    method\\0class\\0priority\\0user\\0mailbox\\0nopt\\0{opt\\0}message\\0[fname\\0].
+    The event JSON is re-serialized compactly; the escapes jansson and json use have the
+    same lengths (short forms, \\u00XX), so the byte count is the original one."""
+    msg = ev['message']
+    js = msg if isinstance(msg, str) else json.dumps(msg, separators=(',', ':'), ensure_ascii=False)
+    parts = [ev['method'], ev['class'], ev['priority'], ev['user'], ev['mailbox'],
+             str(len(ev['options']))] + list(ev['options']) + [js]
+    if ev.get('fname'):
+        parts.append(ev['fname'])
+    return sum(len(p.encode()) + 1 for p in parts)
+
+
+def b64(b):
+    return base64.b64encode(b).decode()

@@ -1,0 +1,581 @@
+#!/usr/bin/env python3
+"""End-to-end checks beyond the stock comparison, each under its own sandbox and config.
+
+    extra.py [--prefix build/cyrus/patched] [--only quota,content,big,restart,dlist,notifyd]
+
+  quota    QuotaExceed / QuotaWithin for MESSAGE and STORAGE limits, QuotaChange (new root,
+           changed limits, SETQUOTA ()): the fields of the resource concerned, nothing else
+           (stock 3.6.1 aborted imapd on all of these)
+  content  messageContent in the five event_content_inclusion_mode values, size 1000, for a
+           ~30 KB message with a >1000-byte header (LMTP and IMAP APPEND) and a small one,
+           compared byte for byte with the stored message (FETCH BODY.PEEK[])
+  big      an event larger than the datagram limit (60 KB message, standard mode, size 0):
+           arrives, valid JSON, datagram <= the limit, messageContent cut, the rest intact
+  restart  the listener stopped while IMAP/LMTP generate events, started again: nothing lost,
+           same order, same events as with the listener up
+  dlist    notifysocket: dlist:<path> with cmev-tap --dlist (Cassandane style)
+  notifyd  the build's own notifyd as a cyrus.conf service (Debian's line) with its `log`
+           method: its syslog lines carry the event JSON
+
+Environment: E2E_LOGS=DIR keeps each sandbox's events, syslog and transcript in
+DIR/extra-<name>/; E2E_KEEP=1 keeps the sandbox directories themselves.
+
+Prints one `PASS name: ...` / `FAIL name: ...` (or `SKIP`) line per assertion group and a
+last line `extra: N passed, M failed`; exit status 1 if anything failed.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, HERE)
+from e2elib import (INTERNALDATE, Sandbox, Session, datagram_size, emailid, message)  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
+RUNNER = os.path.join(REPO, 'cyrus-patch', 'run-sandbox.sh')
+GOLDEN_DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'tests', 'e2e', 'golden', 'stock-3.6.1-default')
+QROOT = 'imap://cyrus-rig.test/user/alice'
+
+# JSON key order of SPEC §2 (enum event_param), for "keys in stock order" checks
+PARAM_ORDER = ("event timestamp service serverDomain serverPort clientIP clientPort oldMailboxID "
+               "vnd.cmu.oldUidset mailboxID uri modseq diskQuota diskUsed maxMessages messages "
+               "vnd.cmu.unseenMessages uidnext uidset vnd.cmu.midset flagNames pid aclSubject aclRights "
+               "user messageSize vnd.cmu.mbtype serverFQDN vnd.cmu.mailboxACL vnd.cmu.davFilename "
+               "vnd.cmu.davUid vnd.cmu.envelope vnd.cmu.sessionId bodyStructure vnd.fastmail.clientId "
+               "vnd.fastmail.sessionId vnd.fastmail.convExists vnd.fastmail.convUnseen vnd.fastmail.cid "
+               "vnd.fastmail.counters vnd.cmu.emailid vnd.cmu.threadid vnd.fastmail.jmapEmail "
+               "vnd.fastmail.jmapStates messageContent").split()
+
+RESULTS = []
+
+
+def report(ok, name, detail):
+    tag = {True: 'PASS', False: 'FAIL', None: 'SKIP'}[ok]
+    RESULTS.append(ok)
+    print(f"{tag} {name}: {detail}", flush=True)
+    return ok
+
+
+def in_param_order(keys):
+    idx = [PARAM_ORDER.index(k) for k in keys if k in PARAM_ORDER]
+    return idx == sorted(idx) and all(k in PARAM_ORDER for k in keys)
+
+
+def datagram_limit():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    b = s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+    s.close()
+    return min(b // 10 - 32, 65536)
+
+
+class Box:
+    """A sandbox for the duration of a `with` block (down even on failure)."""
+
+    def __init__(self, prefix, extra_lines=(), profile=GOLDEN_DEFAULT, name='box'):
+        self.prefix, self.extra_lines, self.profile, self.name = prefix, extra_lines, profile, name
+        self.tmp = tempfile.mkdtemp(prefix='cmev-e2e-')
+        self.S = None
+
+    def __enter__(self):
+        extra = os.path.join(self.tmp, 'extra.conf')
+        with open(extra, 'w') as f:
+            f.write(''.join(l + '\n' for l in self.extra_lines))
+        dirfile = os.path.join(self.tmp, 'sandbox-dir')
+        env = dict(os.environ, SANDBOX_WATCH_PID=str(os.getpid()), SANDBOX_DIR_FILE=dirfile)
+        r = subprocess.run([RUNNER, 'up', self.prefix, self.profile, extra], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            if os.path.exists(dirfile):
+                subprocess.run([RUNNER, 'down', open(dirfile).read().strip()], capture_output=True)
+            raise RuntimeError(f"run-sandbox up failed: {r.stderr.strip()}")
+        self.S = r.stdout.strip().splitlines()[-1]
+        self.sb = Sandbox(self.S)
+        self.sb.say(f"=== extra check sandbox '{self.name}' ({self.S}); extra conf: {list(self.extra_lines)}")
+        return self
+
+    def __exit__(self, *exc):
+        if self.S:
+            subprocess.run([RUNNER, 'down', self.S], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            logs = os.environ.get('E2E_LOGS')
+            if logs:   # keep what is needed to debug a failure, drop the mail spool
+                d = os.path.join(logs, 'extra-' + self.name)
+                shutil.rmtree(d, ignore_errors=True)
+                os.makedirs(d, exist_ok=True)
+                for f in ('events.jsonl', 'rig/syslog', 'rig/transcript.log', 'rig/imapd.conf',
+                          'rig/master.out', 'rig/tap.err', 'conf/cyrus.conf'):
+                    if os.path.exists(os.path.join(self.S, f)):
+                        shutil.copy(os.path.join(self.S, f), d)
+            if not os.environ.get('E2E_KEEP'):
+                shutil.rmtree(self.S, ignore_errors=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return False
+
+    def runner(self, *args):
+        r = subprocess.run([RUNNER, *args, self.S], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"run-sandbox {' '.join(args)}: {r.stderr.strip()}")
+
+    def events(self, start=0):
+        return self.sb.events_json(start)
+
+
+def setup_alice(box, settle=None):
+    """admin creates user/alice, alice logs in. `settle` (default: wait until the tap is
+    quiet) separates the two sessions' events: each process sends from its own queue."""
+    settle = settle or (lambda: box.sb.wait_quiet())
+    adm = Session(box.sb, 'admin')
+    adm.connect()
+    adm.do("CREATE user/alice", lambda m: m.create('user/alice'))
+    settle()
+    a = Session(box.sb, 'alice')
+    a.connect()
+    return adm, a
+
+
+def step(box, fn, quiet=0.3):
+    """Run fn, return the events it produced."""
+    n0 = box.sb.wait_quiet(quiet)
+    fn()
+    n1 = box.sb.wait_quiet(quiet)
+    return [e['message'] for e in box.sb.events_json(n0, n1)]
+
+
+def fetch_raw(sess, uid):
+    typ, data = sess.do(f"UID FETCH {uid} BODY.PEEK[]", lambda m: m.uid('FETCH', str(uid), '(BODY.PEEK[])'))
+    for d in data:
+        if isinstance(d, tuple):
+            return d[1]
+    raise RuntimeError(f"no body for uid {uid}: {data!r}")
+
+
+def uid_of(ev):
+    m = re.search(r'/;UID=(\d+)$', ev.get('uri', ''))
+    return int(m.group(1)) if m else None
+
+
+# ------------------------------------------------------------------------------- (a) quota
+def check_quota_event(name, evs, etype, want, absent):
+    q = [e for e in evs if e['event'].startswith('Quota')]
+    if len(q) != 1 or q[0]['event'] != etype:
+        return report(False, name, f"expected exactly one {etype}, got {[e['event'] for e in evs]}")
+    e = q[0]
+    bad = [f"{k}={e.get(k, '<absent>')} (want {v})" for k, v in want.items() if e.get(k) != v]
+    bad += [f"{k} present ({e[k]}) but the limit is not about it" for k in absent if k in e]
+    if e.get('uri') != QROOT:
+        bad.append(f"uri {e.get('uri')} (want the quota root {QROOT})")
+    if e.get('user') != 'alice':
+        bad.append(f"user {e.get('user')!r}")
+    if not in_param_order(list(e)):
+        bad.append(f"keys not in stock order: {list(e)}")
+    if bad:
+        return report(False, name, '; '.join(bad))
+    shown = ', '.join(f"{k}={e[k]}" for k in ('diskQuota', 'diskUsed', 'maxMessages', 'messages') if k in e)
+    return report(True, name, f"{etype} {shown}")
+
+
+def check_quota_and_big(prefix):
+    extra = ['event_groups: message quota flags mailbox',
+             'event_extra_params: timestamp service messageContent messageSize diskUsed vnd.cmu.emailid']
+    with Box(prefix, extra, name='quota+big') as box:
+        adm, a = setup_alice(box)
+        a.select('INBOX')
+        small = [message(20 + i, f"quota test {i}") for i in range(4)]
+        app = lambda raw, mbox='INBOX': a.do("APPEND", lambda m: m.append(mbox, None, INTERNALDATE, raw))  # noqa: E731
+        res = {}
+
+        ev = step(box, lambda: res.update(r=adm.do("SETQUOTA", lambda m: m.setquota('user/alice', '(MESSAGE 2)'))))
+        check_quota_event("quota: QuotaChange, new root (MESSAGE 2; storage unlimited)", ev, 'QuotaChange',
+                          {'diskQuota': -1, 'diskUsed': 0, 'maxMessages': 2, 'messages': 0}, ())
+        step(box, lambda: (app(small[0]), app(small[1])))
+        ev = step(box, lambda: res.update(r=app(small[2])))
+        if res['r'][0] != 'NO':
+            report(False, "quota: APPEND over MESSAGE limit", f"server said {res['r']}")
+        check_quota_event("quota: QuotaExceed, MESSAGE limit", ev, 'QuotaExceed',
+                          {'maxMessages': 2, 'messages': 2}, ('diskQuota', 'diskUsed'))
+        a.select('INBOX')
+        ev = step(box, lambda: (a.do("STORE", lambda m: m.store('1', '+FLAGS', '(\\Deleted)')),
+                                a.do("EXPUNGE", lambda m: m.expunge())))
+        check_quota_event("quota: QuotaWithin, MESSAGE limit", ev, 'QuotaWithin',
+                          {'maxMessages': 2, 'messages': 1}, ('diskQuota', 'diskUsed'))
+        ev = step(box, lambda: adm.do("SETQUOTA", lambda m: m.setquota('user/alice', '(STORAGE 1)')))
+        check_quota_event("quota: QuotaChange, MESSAGE 2 -> unlimited, STORAGE unlimited -> 1", ev,
+                          'QuotaChange', {'diskQuota': 1, 'diskUsed': 0, 'maxMessages': -1, 'messages': 1}, ())
+        big3k = message(24, "3 KB", body="Body.\r\n" + ("y" * 70 + "\r\n") * 42)
+        step(box, lambda: box.sb.lmtp_deliver(big3k))     # lmtp_strict_quota off: goes over
+        used_kb = (len(small[1]) + len(big3k)) // 1024     # INBOX holds small[1] + big3k (+ headers)
+        ev = step(box, lambda: res.update(r=app(small[3])))
+        if res['r'][0] != 'NO':
+            report(False, "quota: APPEND over STORAGE limit", f"server said {res['r']}")
+        q = [e for e in ev if e['event'] == 'QuotaExceed']
+        check_quota_event("quota: QuotaExceed, STORAGE limit", ev, 'QuotaExceed',
+                          {'diskQuota': 1, 'diskUsed': q[0].get('diskUsed') if q else -2}, ('maxMessages', 'messages'))
+        if q and not (used_kb <= q[0].get('diskUsed', -1) <= used_kb + 1):
+            report(False, "quota: QuotaExceed diskUsed", f"{q[0].get('diskUsed')} KB, stored ~{used_kb} KB")
+        r = a.select('INBOX')
+        last = int(r[1][0])
+        ev = step(box, lambda: (a.do("STORE", lambda m: m.store(str(last), '+FLAGS', '(\\Deleted)')),
+                                a.do("EXPUNGE", lambda m: m.expunge())))
+        check_quota_event("quota: QuotaWithin, STORAGE limit", ev, 'QuotaWithin',
+                          {'diskQuota': 1, 'diskUsed': 0}, ('maxMessages', 'messages'))
+        ev = step(box, lambda: adm.do("SETQUOTA ()", lambda m: m.setquota('user/alice', '()')))
+        check_quota_event("quota: QuotaChange after SETQUOTA () (all limits removed)", ev, 'QuotaChange',
+                          {'diskQuota': -1, 'diskUsed': 0, 'maxMessages': -1, 'messages': 1}, ())
+
+        # ---------------------------------------------------------- (c) bigger than a datagram
+        limit = datagram_limit()
+        body = ''.join(f"line {i:05d} " + "abcdefghij" * 6 + "\r\n" for i in range(850))   # ~60 KB
+        big = message(30, "60 KB message", body=body)
+        for how in ('LMTP', 'APPEND'):
+            ev0 = box.sb.wait_quiet()
+            if how == 'LMTP':
+                box.sb.lmtp_deliver(big)
+            else:
+                app(big)
+            box.sb.wait_quiet()
+            raw_evs = [e for e in box.sb.events_json(ev0) if e['message'].get('event') in ('MessageNew', 'MessageAppend')]
+            if len(raw_evs) != 1 or not isinstance(raw_evs[0]['message'], dict):
+                report(False, f"big: {how} of a {len(big)}-byte message",
+                       f"expected one parsed event, got {[type(e['message']).__name__ for e in raw_evs]}")
+                continue
+            env = raw_evs[0]
+            e = env['message']
+            stored = fetch_raw(a, uid_of(e))
+            c = e.get('messageContent', '')
+            size = datagram_size(env)
+            bad = []
+            if size > limit:
+                bad.append(f"datagram {size} > limit {limit}")
+            if not c or not stored.startswith(c.encode()) or len(c.encode()) >= len(stored):
+                bad.append(f"messageContent ({len(c)} chars) is not a cut prefix of the stored message")
+            if list(e)[-1] != 'messageContent':
+                bad.append("messageContent not the last key")
+            if e.get('messageSize') != len(stored):
+                bad.append(f"messageSize {e.get('messageSize')} != stored {len(stored)}")
+            if e.get('vnd.cmu.emailid') != emailid(stored):
+                bad.append("emailid is not the stored message's GUID")
+            # the rest intact: the same keys as the small events of the same kind above
+            ref = next((r['message'] for r in box.sb.events_json(0, ev0)
+                        if r['message'].get('event') == e['event'] and 'messageContent' in r['message']), None)
+            if ref is None:
+                bad.append(f"no earlier {e['event']} to compare the keys with")
+            elif list(ref) != list(e):
+                bad.append(f"keys {list(e)} differ from a small {e['event']}'s {list(ref)}")
+            elif any(e[k] != ref[k] for k in ('service', 'user', 'vnd.cmu.mbtype', 'serverFQDN')):
+                bad.append("service/user/mbtype/serverFQDN differ from a small event's")
+            if not re.match(r'^imap://cyrus-rig\.test/user/alice;UIDVALIDITY=\d+/;UID=\d+$', e.get('uri', '')):
+                bad.append(f"uri {e.get('uri')}")
+            if size < limit - 64:
+                bad.append(f"content cut more than needed: datagram {size} bytes, limit {limit}")
+            report(not bad, f"big: {how} of a {len(stored)}-byte message",
+                   '; '.join(bad) or f"datagram {size} <= {limit}, messageContent cut to {len(c.encode())} "
+                                     f"of {len(stored)} bytes, the other {len(e) - 1} keys as in a small {e['event']}")
+
+        # ---------------------------------------------------------- (d) listener restart
+        check_restart(box, a, app)
+
+
+# ------------------------------------------------------------------------------- (d) restart
+def restart_ops(box, a, app, name):
+    msgs = [message(40 + i, f"restart {name} {i}") for i in range(3)]
+    a.do("CREATE", lambda m: m.create(f'INBOX/{name}'))
+    for raw in msgs:
+        app(raw, f'INBOX/{name}')
+    a.select(f'INBOX/{name}')
+    a.do("STORE", lambda m: m.store('1:3', '+FLAGS', '(\\Flagged)'))
+    a.do("STORE", lambda m: m.store('2', '+FLAGS', '(\\Deleted)'))
+    a.do("EXPUNGE", lambda m: m.expunge())
+    a.do("CLOSE", lambda m: m.close())
+    # a Message-ID of its own per round: lmtpd's duplicate suppression would drop a repeat
+    box.sb.lmtp_deliver(message(43 if name == 'ctl' else 44, f"restart {name} lmtp"))
+    a.do("RENAME", lambda m: m.rename(f'INBOX/{name}', f'INBOX/{name}-old'))
+    a.do("DELETE", lambda m: m.delete(f'INBOX/{name}-old'))
+
+
+def restart_view(ev, name):
+    u = re.sub(r'UIDVALIDITY=\d+', 'UIDVALIDITY=*', ev.get('uri', '')).replace(name, 'NAME')
+    if ev['event'] == 'MessageNew':
+        u = re.sub(r'UID=\d+$', 'UID=*', u)   # INBOX UIDs differ between the two rounds
+    return (ev.get('service'), ev['event'], u, ev.get('uidset'), ev.get('flagNames'))
+
+
+def check_restart(box, a, app):
+    n0 = box.sb.wait_quiet()
+    restart_ops(box, a, app, 'ctl')
+    n1 = box.sb.wait_quiet()
+    control = [restart_view(e['message'], 'ctl') for e in box.sb.events_json(n0, n1)]
+    box.runner('tap-stop')
+    t_stop = time.time()
+    restart_ops(box, a, app, 'rst')
+    time.sleep(2.0)   # the senders retry with backoff meanwhile
+    during = box.sb.count() - n1
+    t_start = time.time()
+    box.runner('tap-start')
+    n2 = box.sb.wait_quiet(quiet=1.5, timeout=20, min_count=n1 + len(control))
+    got_ev = [e['message'] for e in box.sb.events_json(n1, n2)]
+    got = [restart_view(e, 'rst') for e in got_ev]
+    bad = []
+    if during:
+        bad.append(f"{during} events written while the listener was down?")
+    # Each process (imapd, lmtpd) has its own queue: its events must all arrive, in its
+    # order. Across processes the interleaving after the restart depends on each
+    # sender's retry timer, so it is compared per service.
+    services = sorted({v[0] for v in control} | {v[0] for v in got}, key=str)
+    for svc in services:
+        c = [v for v in control if v[0] == svc]
+        g = [v for v in got if v[0] == svc]
+        if c != g:
+            import difflib
+            diff = '\n'.join(difflib.unified_diff([str(x) for x in c], [str(x) for x in g], lineterm='', n=1))
+            bad.append(f"service {svc}: {len(g)} events after restart vs {len(c)} with the listener up:\n{diff}")
+    if None in services:
+        bad.append("events without service (event_extra_params service expected)")
+    late = [e['event'] for e in got_ev if iso_to_epoch(e.get('timestamp')) > t_start]
+    if late:
+        bad.append(f"events created after the restart (not queued during the outage): {late}")
+    report(not bad, "restart: listener stopped while IMAP+LMTP worked, then started",
+           '; '.join(bad) or f"all {len(got)} events of the outage ({t_start - t_stop:.1f} s) arrived after the "
+                             f"restart, each process's in order ({', '.join(f'{s}: {sum(1 for v in got if v[0] == s)}' for s in services)}), "
+                             f"identical to the {len(control)} of the control round"
+                             + ('' if got == control else '; interleaving across processes differs (independent queues)'))
+
+
+def iso_to_epoch(ts):
+    from datetime import datetime
+    try:
+        return datetime.fromisoformat(ts.replace('Z', '+00:00')).timestamp()
+    except Exception:
+        return 0.0
+
+
+# ------------------------------------------------------------------------------- (b) content
+def content_messages():
+    filler = [f"X-Filler-{i:02d}: " + "h" * 60 for i in range(20)]           # header > 1000 bytes
+    body = ''.join(f"body line {i:04d} " + "0123456789" * 6 + "\r\n" for i in range(400))  # ~30 KB
+    big = message(50, "30 KB message, big header", body=body, extra_headers=filler)
+    small = message(51, "small message")
+    return big, small
+
+
+def expected_content(mode, size, stored):
+    hs = stored.index(b'\r\n\r\n') + 4          # Cyrus header_size: header + the empty line
+    header, body = stored[:hs], stored[hs:]
+    if mode == 'standard':
+        return stored if (size == 0 or len(stored) <= size) else None
+    if mode == 'message':
+        return stored[:size] if size else stored
+    if mode == 'header':
+        return header[:size] if size else header
+    if mode == 'body':
+        return body[:size] if size else body
+    if mode == 'headerbody':
+        return header + (body[:size] if size else body)
+    raise ValueError(mode)
+
+
+def check_content(prefix, modes):
+    big, small = content_messages()
+    for mode in modes:
+        size = 1000
+        extra = [f'event_content_inclusion_mode: {mode}', f'event_content_size: {size}',
+                 'event_extra_params: timestamp messageContent messageSize']
+        with Box(prefix, extra, name=f'content-{mode}') as box:
+            adm, a = setup_alice(box)
+            n0 = box.sb.wait_quiet()
+            a.do("APPEND big", lambda m: m.append('INBOX', None, INTERNALDATE, big))
+            box.sb.lmtp_deliver(big)
+            a.do("APPEND small", lambda m: m.append('INBOX', None, INTERNALDATE, small))
+            box.sb.lmtp_deliver(small)
+            box.sb.wait_quiet()
+            evs = [e['message'] for e in box.sb.events_json(n0)
+                   if e['message'].get('event') in ('MessageAppend', 'MessageNew')]
+            a.select('INBOX')
+            bad, seen = [], []
+            for e in evs:
+                uid = uid_of(e)
+                stored = fetch_raw(a, uid)
+                want = expected_content(mode, size, stored)
+                got = e.get('messageContent')
+                how = f"{e['event']} uid {uid} ({len(stored)} B)"
+                if want is None:
+                    if 'messageContent' in e:
+                        bad.append(f"{how}: messageContent present ({len(got)} B), standard mode says none")
+                    else:
+                        seen.append(f"{how}: none")
+                    continue
+                if got is None:
+                    bad.append(f"{how}: messageContent missing (want {len(want)} B)")
+                elif got.encode() != want:
+                    g = got.encode()
+                    i = next((k for k in range(min(len(g), len(want))) if g[k] != want[k]), min(len(g), len(want)))
+                    bad.append(f"{how}: got {len(g)} B, want {len(want)} B, first difference at byte {i}: "
+                               f"got {g[max(0, i - 20):i + 20]!r} want {want[max(0, i - 20):i + 20]!r}")
+                elif list(e)[-1] != 'messageContent':
+                    bad.append(f"{how}: messageContent not the last key")
+                else:
+                    seen.append(f"{how}: {len(want)} B")
+            if len(evs) != 4:
+                bad.append(f"expected 4 message events, got {[e.get('event') for e in evs]}")
+            report(not bad, f"content: mode {mode}, size {size}",
+                   '; '.join(bad) or '; '.join(seen) + " (exact bytes)")
+
+
+# ------------------------------------------------------------------------------- (e) dlist
+DLIST_EXPECT = ['Login', 'MailboxCreate', 'Login', 'MailboxCreate', 'MailboxModseq', 'MessageAppend',
+                'MailboxModseq', 'MessageNew', 'Logout']
+
+
+def check_dlist(prefix):
+    extra = ['notifysocket: dlist:@SANDBOX@/socket/notify-dlist',
+             'event_groups: message mailbox access']
+    with Box(prefix, extra, name='dlist') as box:
+        if not open(os.path.join(box.S, 'rig', 'notifysocket')).read().startswith('dlist:'):
+            return report(False, "dlist", "notifysocket is not dlist:")
+        n0 = box.sb.wait_quiet()
+        # imapd and lmtpd send from their own queues: the order across processes is the
+        # order of arrival, so each operation waits for its events (as scenario.py does)
+        adm, a = setup_alice(box)
+        box.sb.wait_quiet()
+        step(box, lambda: a.do("CREATE", lambda m: m.create('INBOX/D')))
+        step(box, lambda: a.do("APPEND", lambda m: m.append('INBOX/D', None, INTERNALDATE, message(60, "over dlist"))))
+        step(box, lambda: box.sb.lmtp_deliver(message(61, "lmtp over dlist")))
+        a.logout()
+        box.sb.wait_quiet(min_count=n0 + len(DLIST_EXPECT), timeout=10)
+        evs = box.sb.events_json(n0)
+        names = [e['message'].get('event') if isinstance(e['message'], dict) else None for e in evs]
+        bad = []
+        if names != DLIST_EXPECT:
+            bad.append(f"events {names}, expected {DLIST_EXPECT}")
+        if any(e.get('method') != 'log' or e.get('class') != 'EVENT' for e in evs):
+            bad.append(f"METHOD/CLASS not log/EVENT: {[(e.get('method'), e.get('class')) for e in evs]}")
+        app = [e['message'] for e in evs if isinstance(e['message'], dict) and e['message'].get('event') == 'MessageAppend']
+        if app and app[0].get('uri', '').split(';')[0] != 'imap://cyrus-rig.test/user/alice/D':
+            bad.append(f"MessageAppend uri {app[0].get('uri')}")
+        report(not bad, "dlist: notifysocket dlist:<path>, cmev-tap --dlist",
+               '; '.join(bad) or f"{len(evs)} events over NOTIFY dlist connections: {', '.join(names)}")
+
+
+# ------------------------------------------------------------------------------- (f) notifyd
+NOTIFYD_LINE = ('  notify   cmd="notifyd -C @SANDBOX@/conf/imapd.conf" listen="@SANDBOX@/socket/notify" '
+                'proto="udp" prefork=1')
+
+
+def check_notifyd(prefix):
+    if not os.path.exists(os.path.join(prefix, 'libexec', 'notifyd')):
+        return report(False, "notifyd", f"{prefix}/libexec/notifyd missing")
+    prof = tempfile.mkdtemp(prefix='cmev-e2e-notifyd-')
+    try:
+        shutil.copy(os.path.join(GOLDEN_DEFAULT, 'imapd.conf'), prof)
+        conf = open(os.path.join(GOLDEN_DEFAULT, 'cyrus.conf')).read()
+        # Debian's cyrus.conf: notify cmd="notifyd" listen="/var/run/cyrus/socket/notify" proto="udp" prefork=1
+        conf = conf.replace('SERVICES {\n', 'SERVICES {\n' + NOTIFYD_LINE + '\n', 1)
+        open(os.path.join(prof, 'cyrus.conf'), 'w').write(conf)
+        extra = ['event_extra_params: timestamp messageContent messageSize']
+        with Box(prefix, extra, profile=prof, name='notifyd') as box:
+            syslog = os.path.join(box.S, 'rig', 'syslog')
+            if not os.path.exists(os.path.join(box.S, 'rig', 'syslog.pid')):
+                return report(None, "notifyd", "/dev/log belongs to the host's syslog: cannot read notifyd's lines here")
+            # no tap here to watch for quiet: a pause between processes keeps their order
+            adm, a = setup_alice(box, settle=lambda: time.sleep(0.3))
+            time.sleep(0.3)
+            a.do("CREATE", lambda m: m.create('INBOX/N'))
+            a.do("APPEND", lambda m: m.append('INBOX/N', None, INTERNALDATE, message(70, "to notifyd")))
+            time.sleep(0.3)
+            big = message(71, "30 KB via notifyd", body=("z" * 98 + "\r\n") * 300)
+            box.sb.lmtp_deliver(big)
+            want = ['MailboxCreate', 'MailboxCreate', 'MailboxModseq', 'MessageAppend', 'MailboxModseq', 'MessageNew']
+            deadline = time.time() + 10
+            evs = []
+            while time.time() < deadline:
+                evs = notifyd_events(syslog)
+                if len(evs) >= len(want):
+                    break
+                time.sleep(0.2)
+            time.sleep(0.3)
+            evs = notifyd_events(syslog)
+            names = [e.get('event') if isinstance(e, dict) else 'UNPARSABLE' for e in evs]
+            bad = []
+            if names != want:
+                bad.append(f"notifyd logged {names}, expected {want}")
+            new = [e for e in evs if isinstance(e, dict) and e.get('event') == 'MessageNew']
+            if new:
+                c = new[0].get('messageContent', '')
+                if not c or len(c) >= new[0].get('messageSize', 0):
+                    bad.append(f"30 KB MessageNew: messageContent {len(c)} of {new[0].get('messageSize')} bytes (expected cut)")
+            ap = [e for e in evs if isinstance(e, dict) and e.get('event') == 'MessageAppend']
+            if ap and ap[0].get('messageContent', '').encode() != message(70, "to notifyd"):
+                bad.append("MessageAppend messageContent is not the appended message")
+            report(not bad, "notifyd: the build's notifyd (cyrus.conf service, method log) logs our events",
+                   '; '.join(bad) or f"{len(evs)} events in notifyd's syslog lines, complete JSON "
+                                     f"(the 30 KB one with messageContent cut to fit notifyd's read size)")
+    finally:
+        shutil.rmtree(prof, ignore_errors=True)
+
+
+def notifyd_events(path):
+    out = []
+    try:
+        data = open(path, 'rb').read().decode('utf-8', 'replace')
+    except FileNotFoundError:
+        return out
+    for line in data.splitlines():
+        # notifyd logs under its cyrus.conf service name (notify[pid]); notify_log.c:
+        # syslog(LOG_INFO, "%s, %s, %s, %s, %s \"%s\"", class, priority, user, mailbox, opts, message)
+        m = re.search(r' notify\w*\[\d+\]: EVENT, , , ,  "(.*)"$', line)
+        if m:
+            try:
+                out.append(json.loads(m.group(1)))
+            except ValueError:
+                out.append(m.group(1))
+    return out
+
+
+CHECKS = ('quota', 'content', 'restart', 'big', 'dlist', 'notifyd')
+MODES = ('standard', 'message', 'header', 'body', 'headerbody')
+
+
+def main():
+    import signal
+    # SIGTERM/SIGHUP (timeout, the driver) unwind the `with Box` blocks: sandboxes go down
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda n, f: sys.exit(128 + n))
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--prefix', default=os.path.join(REPO, 'build', 'cyrus', 'patched'))
+    ap.add_argument('--only', default=','.join(CHECKS))
+    ap.add_argument('--modes', default=','.join(MODES))
+    o = ap.parse_args()
+    only = set(o.only.split(','))
+    jobs = []
+    if only & {'quota', 'big', 'restart'}:
+        jobs.append(('quota+big+restart', lambda: check_quota_and_big(o.prefix)))
+    if 'content' in only:
+        jobs.append(('content', lambda: check_content(o.prefix, o.modes.split(','))))
+    if 'dlist' in only:
+        jobs.append(('dlist', lambda: check_dlist(o.prefix)))
+    if 'notifyd' in only:
+        jobs.append(('notifyd', lambda: check_notifyd(o.prefix)))
+    for name, fn in jobs:
+        t0 = time.time()
+        try:
+            fn()
+        except Exception as e:
+            import traceback
+            traceback.print_exc()
+            report(False, name, f"aborted: {type(e).__name__}: {e}")
+        print(f"   ({name}: {time.time() - t0:.1f} s)", flush=True)
+    passed = sum(1 for r in RESULTS if r is True)
+    failed = sum(1 for r in RESULTS if r is False)
+    skipped = sum(1 for r in RESULTS if r is None)
+    print(f"extra: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ''))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# tests/e2e/run.sh — end-to-end tests of the patched Cyrus IMAP 3.6.1 (for `make check`).
+#
+#   tests/e2e/run.sh [--no-build] [--only runner,golden,selftest,extra]
+#
+# 1. builds what it needs (cached): `make cyrus`, `cargo build --release` (cmev-tap)
+# 2. runner: cyrus-patch/run-sandbox.sh fails cleanly and leaves nothing behind
+# 3. golden: for the `default` and `all` profiles: sandbox up, cyrus-patch/e2e/scenario.py
+#    (the 54 golden steps), down, cyrus-patch/e2e/compare.py against
+#    /work/shared/golden/stock-3.6.1-<profile> (only SPEC §7 differences, each named)
+# 4. selftest: compare.py catches differences planted into a copy of the `all` run
+#    stock: if `make cyrus-stock` was built, the same scenario on the UNPATCHED build must
+#    reproduce the golden `all` run exactly (compare.py --strict: crashes, reconnects and
+#    all): proves the scenario replays what the golden run did
+# 5. extra: cyrus-patch/e2e/extra.py (quota, content modes, >datagram event, listener
+#    restart, dlist, notifyd)
+# Every sandbox is stopped on exit, failure or signal. Logs: build/e2e/. Needs root.
+# Last line: `N passed, M failed`; exit status 1 if anything failed.
+set -uo pipefail
+export PYTHONDONTWRITEBYTECODE=1
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+E2E=$REPO/cyrus-patch/e2e
+RUNNER=$REPO/cyrus-patch/run-sandbox.sh
+GOLDEN=${GOLDEN:-$REPO/tests/e2e/golden}
+PREFIX=$REPO/build/cyrus/patched
+LOGS=$REPO/build/e2e
+BUILD=1; ONLY=runner,golden,selftest,stock,extra
+STOCK_PREFIX=$REPO/build/cyrus/stock
+while [ $# -gt 0 ]; do
+  case $1 in
+    --no-build) BUILD=0 ;;
+    --only) ONLY=$2; shift ;;
+    *) sed -n '2,16p' "$0"; exit 2 ;;
+  esac
+  shift
+done
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+PASSED=0; FAILED=0; T0=$(date +%s)
+ok()   { PASSED=$((PASSED + 1)); echo "PASS $*"; }
+bad()  { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
+finish() {
+  echo "e2e: $(( $(date +%s) - T0 )) s, logs in $LOGS"
+  echo "$PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+}
+
+[ "$(id -u)" -eq 0 ] || { echo "e2e: must run as root (Cyrus runs as user cyrus)"; bad "e2e needs root"; finish; exit 1; }
+mkdir -p "$LOGS"
+TMPD=$(mktemp -d /tmp/cmev-e2e-run.XXXXXX)
+SANDBOXES=$TMPD/sandboxes; : > "$SANDBOXES"
+CHILD=
+# kill_tree PID: TERM a child and its descendants, by PID (found through /proc)
+kill_tree() {
+  local p=$1 c
+  for c in $(ps -o pid= --ppid "$p" 2>/dev/null); do kill_tree "$c"; done
+  kill -TERM "$p" 2>/dev/null || true
+}
+# bg CMD...: run a long step in the background and wait for it, so that a signal to the
+# driver is handled at once (bash runs traps only after a foreground command ends)
+bg() { "$@" & CHILD=$!; wait "$CHILD"; local rc=$?; CHILD=; return $rc; }
+cleanup() {
+  local S f
+  [ -n "$CHILD" ] && { kill_tree "$CHILD"; wait "$CHILD" 2>/dev/null; }
+  for f in "$TMPD"/sdir.*; do [ -s "$f" ] && cat "$f" >> "$SANDBOXES"; done
+  sort -u "$SANDBOXES" | while read -r S; do
+    [ -n "$S" ] && [ -d "$S/rig" ] || continue
+    [ -e "$S/rig/down" ] || "$RUNNER" down "$S" >/dev/null 2>&1
+    rm -rf "$S"
+  done
+  rm -rf "$TMPD"
+}
+trap cleanup EXIT
+exec 3>&1   # the driver's own stdout, for a trap that fires inside a redirected step
+trap 'trap - INT TERM; bad "e2e interrupted" >&3; finish >&3; exit 130' INT TERM
+
+up() {  # up NAME PROFILE_DIR [EXTRA] -> prints S
+  SANDBOX_WATCH_PID=$$ SANDBOX_DIR_FILE=$TMPD/sdir.$1 "$RUNNER" up "$PREFIX" "${@:2}" 2>>"$LOGS/$1.up.log"
+}
+
+# ------------------------------------------------------------------ build
+if [ $BUILD -eq 1 ]; then
+  t=$(date +%s)
+  if bg bash -c 'cd "$1" && make --no-print-directory cyrus && cargo build --release' _ "$REPO" >"$LOGS/build.log" 2>&1; then
+    ok "build: make cyrus + cargo build --release ($(( $(date +%s) - t )) s)"
+  else
+    tail -n 30 "$LOGS/build.log"; bad "build (log $LOGS/build.log)"; finish; exit 1
+  fi
+fi
+for b in "$PREFIX/libexec/master" "$PREFIX/libexec/imapd" "$PREFIX/libexec/lmtpd" "$REPO/target/release/cmev-tap"; do
+  [ -x "$b" ] || { bad "missing $b"; finish; exit 1; }
+done
+
+# ------------------------------------------------------------------ runner robustness
+if want runner; then
+  devlog_before=$([ -e /dev/log ] && echo yes || echo no)
+  out=$("$RUNNER" up /nonexistent/prefix "$GOLDEN/stock-3.6.1-default" 2>&1)
+  if [ $? -ne 0 ] && grep -q "does not exist" <<<"$out"; then ok "runner: missing PREFIX refused ($out)"; else bad "runner: missing PREFIX: $out"; fi
+  out=$(CMEV_TAP=/bin/false SANDBOX_DIR_FILE=$TMPD/sdir.failing "$RUNNER" up "$PREFIX" "$GOLDEN/stock-3.6.1-default" 2>&1)
+  rc=$?; S=$(cat "$TMPD/sdir.failing" 2>/dev/null)
+  left=""
+  for f in "$S"/rig/*.pid; do [ -e "$f" ] && left="$left $(basename "$f")"; done
+  devlog_after=$([ -e /dev/log ] && echo yes || echo no)
+  if [ $rc -ne 0 ] && [ -z "$left" ] && [ "$devlog_after" = "$devlog_before" ] && grep -q "did not bind" <<<"$out"; then
+    ok "runner: a failing up (listener cannot start) stops what it started, /dev/log as before"
+  else
+    bad "runner: failing up: rc=$rc leftover pid files:[$left] /dev/log before=$devlog_before after=$devlog_after: $out"
+  fi
+  sleep 2 & owner=$!
+  S=$(SANDBOX_WATCH_PID=$owner SANDBOX_DIR_FILE=$TMPD/sdir.watch "$RUNNER" up "$PREFIX" "$GOLDEN/stock-3.6.1-default" 2>>"$LOGS/watch.up.log")
+  mpid=$(cat "$S/rig/master.pid" 2>/dev/null); tpid=$(cat "$S/rig/tap.pid" 2>/dev/null)
+  wait $owner
+  for _ in $(seq 150); do [ -e "$S/rig/down" ] && ! kill -0 "$mpid" 2>/dev/null && break; sleep 0.1; done
+  if [ -n "$mpid" ] && ! kill -0 "$mpid" 2>/dev/null && ! kill -0 "$tpid" 2>/dev/null && [ -e "$S/rig/down" ]; then
+    ok "runner: watchdog stopped the sandbox when its caller ($owner) went away"
+  else
+    bad "runner: watchdog: master $mpid / tap $tpid still running after the caller exited"
+  fi
+  for f in "$TMPD/sdir.failing" "$TMPD/sdir.watch"; do
+    S=$(cat "$f" 2>/dev/null); [ -n "$S" ] && [ -e "$S/rig/down" ] && rm -rf "$S"
+  done
+fi
+
+# ------------------------------------------------------------------ golden scenario
+declare -A RUNS
+if want golden || want selftest; then
+  for profile in default all; do
+    G=$GOLDEN/stock-3.6.1-$profile
+    t=$(date +%s)
+    S=$(up "$profile" "$G") || { bad "golden $profile: sandbox did not come up (see $LOGS/$profile.up.log)"; continue; }
+    RUNS[$profile]=$S
+    if bg timeout -k 5 240 python3 "$E2E/scenario.py" "$S" >"$LOGS/$profile.scenario.log" 2>&1; then
+      ok "golden $profile: scenario, $(tail -n1 "$LOGS/$profile.scenario.log" | sed -e 's/^scenario: //' -e 's/; steps in .*//') ($(( $(date +%s) - t )) s)"
+    else
+      cat "$LOGS/$profile.scenario.log"; bad "golden $profile: scenario"
+    fi
+    "$RUNNER" down "$S" >/dev/null 2>&1
+    cp "$S/events.jsonl" "$LOGS/$profile.events.jsonl"; cp "$S/steps.json" "$LOGS/$profile.steps.json" 2>/dev/null
+    cp "$S/rig/transcript.log" "$LOGS/$profile.transcript.log" 2>/dev/null
+    cp "$S/rig/syslog" "$LOGS/$profile.syslog" 2>/dev/null
+    if want golden; then
+      python3 "$E2E/compare.py" "$G" "$S" >"$LOGS/$profile.compare.log" 2>&1; rc=$?
+      cat "$LOGS/$profile.compare.log"
+      if [ $rc -eq 0 ]; then
+        ok "golden $profile: $(grep '^summary' "$LOGS/$profile.compare.log" | sed 's/^summary [a-z]*: //')"
+      else
+        bad "golden $profile: compare (see above, $LOGS/$profile.compare.log)"
+      fi
+    fi
+  done
+fi
+
+if want selftest && [ -n "${RUNS[all]:-}" ]; then
+  if bg python3 "$REPO/tests/e2e/compare_selftest.py" "$GOLDEN/stock-3.6.1-all" "${RUNS[all]}" >"$LOGS/selftest.log" 2>&1; then
+    ok "compare self-test: $(grep -c 'caught:' "$LOGS/selftest.log") planted differences all caught"
+  else
+    cat "$LOGS/selftest.log"; bad "compare self-test"
+  fi
+fi
+for S in "${RUNS[@]}"; do rm -rf "$S"; done
+
+if want stock; then
+  if [ -x "$STOCK_PREFIX/libexec/imapd" ]; then
+    t=$(date +%s); G=$GOLDEN/stock-3.6.1-all
+    S=$(SANDBOX_WATCH_PID=$$ SANDBOX_DIR_FILE=$TMPD/sdir.stock "$RUNNER" up "$STOCK_PREFIX" "$G" 2>>"$LOGS/stock.up.log")
+    if [ -n "$S" ]; then
+      bg timeout -k 5 240 python3 "$E2E/scenario.py" "$S" >"$LOGS/stock-all.scenario.log" 2>&1
+      "$RUNNER" down "$S" >/dev/null 2>&1
+      cp "$S/events.jsonl" "$LOGS/stock-all.events.jsonl"
+      if python3 "$E2E/compare.py" --strict "$G" "$S" >"$LOGS/stock-all.compare.log" 2>&1; then
+        ok "stock build replays golden all exactly: $(grep '^summary' "$LOGS/stock-all.compare.log" | sed 's/^summary [a-z]*: //') ($(( $(date +%s) - t )) s)"
+      else
+        cat "$LOGS/stock-all.compare.log"; bad "stock build vs golden all (--strict)"
+      fi
+      rm -rf "$S"
+    else
+      bad "stock: sandbox did not come up (see $LOGS/stock.up.log)"
+    fi
+  else
+    echo "SKIP stock: $STOCK_PREFIX not built (make cyrus-stock) — the unpatched replay is not run"
+  fi
+fi
+
+# ------------------------------------------------------------------ extra checks
+if want extra; then
+  t=$(date +%s)
+  # extra.py downs its sandboxes itself; if it is killed (timeout), their watchdogs do
+  bg bash -c 'E2E_LOGS=$1 timeout -k 5 600 python3 "$2/extra.py" --prefix "$3" 2>&1 | tee "$1/extra.log" |
+               grep -E "^(PASS|FAIL|SKIP|Traceback|  File|[A-Za-z]*Error)"' _ "$LOGS" "$E2E" "$PREFIX"
+  p=$(grep -c '^PASS ' "$LOGS/extra.log"); f=$(grep -c '^FAIL ' "$LOGS/extra.log")
+  last=$(tail -n1 "$LOGS/extra.log")
+  PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+  if ! grep -q '^extra: ' <<<"$last"; then bad "extra.py did not finish: $last"; fi
+  echo "e2e: extra checks $(( $(date +%s) - t )) s"
+fi
+
+finish
