@@ -20,6 +20,10 @@ echo "bench: hot path (a few minutes)"
 echo "bench: throughput and memory"
 "$OUT/throughput" "$OUT"
 python3 benches/plot.py "$OUT/growth.csv" "$OUT/growth.png"
+echo "bench: real Cyrus, stock and patched builds (several minutes)"
+make --no-print-directory cyrus cyrus-stock >/dev/null
+cargo build --release -q
+python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_ROUNDS:-2}"
 
 {
     echo "# Benchmark results"
@@ -30,6 +34,8 @@ python3 benches/plot.py "$OUT/growth.csv" "$OUT/growth.png"
     cat "$OUT/hotpath.md"
     echo
     cat "$OUT/throughput.md"
+    echo
+    cat "$OUT/realcyrus.md"
     echo
     echo "![cost growth](growth.png)"
 } > "$OUT/results.md"

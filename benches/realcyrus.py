@@ -1,0 +1,155 @@
+"""Real Cyrus, side by side: the stock 3.6.1 build and the patched one (same
+source, same configure flags), each in a sandbox of cyrus-patch/run-sandbox.sh.
+
+For each build and each event profile (off, default, all), interleaved:
+LMTP delivery of N messages on one connection, then N single-message
+`UID STORE n +FLAGS (\\Flagged)`. Wall time, the serving process's CPU time
+(utime+stime from /proc) and its peak RSS (VmHWM); the event overhead per
+message is (events on - events off) / N.
+
+usage: realcyrus.py RESULTS_MD [N] [ROUNDS]
+"""
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "cyrus-patch", "e2e"))
+from e2elib import Sandbox, Session, message  # noqa: E402
+
+RUNNER = os.path.join(REPO, "cyrus-patch", "run-sandbox.sh")
+GOLDEN = os.path.join(REPO, "tests", "e2e", "golden")
+BUILDS = {"stock": os.path.join(REPO, "build", "cyrus", "stock"),
+          "patched": os.path.join(REPO, "build", "cyrus", "patched")}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def profile_off(tmp):
+    """The default profile without event_notifier: events off."""
+    d = os.path.join(tmp, "off")
+    os.makedirs(d, exist_ok=True)
+    src = os.path.join(GOLDEN, "stock-3.6.1-default")
+    with open(os.path.join(src, "imapd.conf")) as f:
+        conf = [l for l in f if not l.startswith("event_notifier")]
+    with open(os.path.join(d, "imapd.conf"), "w") as f:
+        f.writelines(conf)
+    with open(os.path.join(src, "cyrus.conf")) as f, open(os.path.join(d, "cyrus.conf"), "w") as g:
+        g.write(f.read())
+    return d
+
+
+def children(master, name):
+    out = subprocess.run(["pgrep", "-P", str(master), "-x", name], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def hwm_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def run_one(build, profile, n):
+    s = subprocess.run([RUNNER, "up", BUILDS[build], profile], capture_output=True, text=True, check=True)
+    path = s.stdout.strip().splitlines()[-1]
+    try:
+        sb = Sandbox(path)
+        master = int(open(os.path.join(path, "rig", "master.pid")).read())
+        admin = Session(sb, "admin")
+        admin.do("create", lambda m: m.create("user/alice"))
+        admin.logout()
+
+        import smtplib
+        raw = message(1, "bench", msgid=False)
+        t0 = time.monotonic()
+        lm = smtplib.LMTP(sb.lmtp, local_hostname="bench.test")
+        for _ in range(n):
+            lm.sendmail("bench@example.org", ["alice"], raw)
+        lm.quit()
+        lmtp_wall = time.monotonic() - t0
+        lmtpd = children(master, "lmtpd")
+        lmtp_cpu = sum(cpu_s(p) for p in lmtpd)
+        lmtp_rss = max((hwm_kb(p) for p in lmtpd), default=0)
+
+        alice = Session(sb, "alice")
+        alice.select("INBOX")
+        before = {p: cpu_s(p) for p in children(master, "imapd")}
+        t0 = time.monotonic()
+        for uid in range(1, n + 1):
+            alice.m.uid("STORE", str(uid), "+FLAGS", "(\\Flagged)")
+        store_wall = time.monotonic() - t0
+        imapd = children(master, "imapd")
+        store_cpu = sum(cpu_s(p) - before.get(p, 0.0) for p in imapd)
+        imap_rss = max((hwm_kb(p) for p in imapd), default=0)
+        alice.logout()
+        sb.wait_quiet(quiet=0.5, timeout=30)
+        events = sb.count()
+        return dict(lmtp_wall=lmtp_wall, lmtp_cpu=lmtp_cpu, lmtp_rss=lmtp_rss,
+                    store_wall=store_wall, store_cpu=store_cpu, imap_rss=imap_rss, events=events)
+    finally:
+        subprocess.run([RUNNER, "down", path], capture_output=True)
+
+
+def main():
+    out = sys.argv[1]
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+    tmp = tempfile.mkdtemp(prefix="cmev-realcyrus-")
+    profiles = {"off": profile_off(tmp),
+                "default": os.path.join(GOLDEN, "stock-3.6.1-default"),
+                "all": os.path.join(GOLDEN, "stock-3.6.1-all")}
+    res = {}
+    for r in range(rounds):
+        for prof in profiles:
+            for build in ("stock", "patched") if r % 2 == 0 else ("patched", "stock"):
+                m = run_one(build, profiles[prof], n)
+                print(f"round {r + 1} {build:7} {prof:7} lmtp {m['lmtp_wall']:.2f}s/{m['lmtp_cpu']:.2f}s cpu, "
+                      f"store {m['store_wall']:.2f}s/{m['store_cpu']:.2f}s cpu, events {m['events']}", flush=True)
+                res.setdefault((build, prof), []).append(m)
+
+    def med(build, prof, key):
+        return statistics.median(m[key] for m in res[(build, prof)])
+
+    lines = [f"### Real Cyrus: {n} LMTP deliveries and {n} single-message STOREs, median of {rounds}\n",
+             "| case | stock wall / CPU (s) | patched wall / CPU (s) | patched / stock CPU |",
+             "|---|---|---|---|"]
+    for work, wall, cpu in (("LMTP", "lmtp_wall", "lmtp_cpu"), ("STORE", "store_wall", "store_cpu")):
+        for prof in profiles:
+            sw, sc = med("stock", prof, wall), med("stock", prof, cpu)
+            pw, pc = med("patched", prof, wall), med("patched", prof, cpu)
+            lines.append(f"| {work}, events {prof} | {sw:.2f} / {sc:.2f} | {pw:.2f} / {pc:.2f} | "
+                         f"{pc / sc if sc else float('nan'):.2f} |")
+    lines += ["", "| event overhead per message (CPU, events on − off) | stock | patched | patched / stock |",
+              "|---|---|---|---|"]
+    for work, cpu in (("LMTP", "lmtp_cpu"), ("STORE", "store_cpu")):
+        for prof in ("default", "all"):
+            so = (med("stock", prof, cpu) - med("stock", "off", cpu)) / n * 1e6
+            po = (med("patched", prof, cpu) - med("patched", "off", cpu)) / n * 1e6
+            lines.append(f"| {work}, {prof} | {so:.0f} µs | {po:.0f} µs | "
+                         f"{po / so if so > 0 else float('nan'):.2f} |")
+    lines += ["", "| peak RSS (VmHWM, KiB) | stock | patched |", "|---|---|---|"]
+    for prof in profiles:
+        lines.append(f"| lmtpd / imapd, events {prof} | {med('stock', prof, 'lmtp_rss'):.0f} / "
+                     f"{med('stock', prof, 'imap_rss'):.0f} | {med('patched', prof, 'lmtp_rss'):.0f} / "
+                     f"{med('patched', prof, 'imap_rss'):.0f} |")
+    lines.append("")
+    lines.append("Events received per run: " + ", ".join(
+        f"{b}/{p} {med(b, p, 'events'):.0f}" for (b, p) in sorted(res)))
+    with open(out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("realcyrus: results in", out)
+
+
+if __name__ == "__main__":
+    main()
