@@ -34,7 +34,7 @@ $(B)/golden_test: tests/golden/golden_test.c include/cyrus_mboxevent.h | lib
 $(B)/golden_test-san: tests/golden/golden_test.c include/cyrus_mboxevent.h | lib
 	gcc $(CFLAGS_TEST) $(SAN) -o $@ $< $(LINK)
 
-check: lib header-check lint test-rust test-c test-c-san test-golden test-install e2e patch-check
+check: lib header-check lint test-rust test-c test-c-san test-golden test-install test-hardening test-hardening-san e2e patch-check
 	@echo "make check: all passed"
 
 # The committed header must be what build.rs generates.
@@ -119,3 +119,41 @@ install: lib
 clean:
 	cargo clean
 	rm -rf $(B)
+
+# ---- hardening: panic injection, hostile input, faults, valgrind, fuzzing
+FAULT_LIB    := $(B)/fault/lib
+FUZZ_SECONDS ?= 1200
+
+.PHONY: lib-fault test-hardening test-hardening-san test-valgrind fuzz fuzz-short
+
+# The library built with `--features fault-injection` (CMEV_FAULT_PANIC), for test_panic only; never installed.
+lib-fault:
+	cargo build --release --features fault-injection --target-dir $(B)/fault
+	mkdir -p $(FAULT_LIB)
+	install -m 0755 $(B)/fault/release/libcyrus_mboxevent.so $(FAULT_LIB)/libcyrus_mboxevent.so.$(VERSION)
+	ln -sf libcyrus_mboxevent.so.$(VERSION) $(FAULT_LIB)/$(SONAME)
+	ln -sf $(SONAME) $(FAULT_LIB)/libcyrus_mboxevent.so
+
+$(B)/test_panic: tests/c/test_panic.c tests/c/harness.h include/cyrus_mboxevent.h | lib-fault
+	gcc $(CFLAGS_TEST) -o $@ $< -L$(FAULT_LIB) -lcyrus_mboxevent -Wl,-rpath,$(CURDIR)/$(FAULT_LIB)
+
+$(B)/test_hostile $(B)/test_hostile-san $(B)/test_faults $(B)/test_faults-san: tests/c/hardening.h
+
+test-hardening: $(B)/test_panic $(B)/test_hostile $(B)/test_faults
+	$(B)/test_panic
+	$(B)/test_hostile
+	$(B)/test_faults
+
+test-hardening-san: $(B)/test_hostile-san $(B)/test_faults-san
+	ASAN_OPTIONS=detect_leaks=1 $(B)/test_hostile-san
+	ASAN_OPTIONS=detect_leaks=1 CMEV_FAULTS_SCALE=0.3 $(B)/test_faults-san
+
+# Plain (non-ASan) builds under memcheck; fails on any valgrind error in any process.
+test-valgrind: $(B)/test_api $(B)/test_hostile
+	tests/valgrind.sh $(B)/test_api $(B)/test_hostile
+
+fuzz-short:
+	fuzz/run.sh 60
+
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)

@@ -21,13 +21,35 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Run `f`, turning a panic into `fallback` and a log line.
 fn guard<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        #[cfg(feature = "fault-injection")]
+        fault::maybe_panic(what);
+        f()
+    })) {
         Ok(r) => r,
         Err(_) => {
             log::error(&format!(
                 "mboxevent: internal error in {what}; call ignored"
             ));
             fallback
+        }
+    }
+}
+
+/// Test builds only (`--features fault-injection`): with
+/// `CMEV_FAULT_PANIC=<C function name>` in the environment (read once), the
+/// first call of that function panics inside its guard.
+#[cfg(feature = "fault-injection")]
+mod fault {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::OnceLock;
+
+    pub fn maybe_panic(what: &str) {
+        static TARGET: OnceLock<Option<String>> = OnceLock::new();
+        static FIRED: AtomicBool = AtomicBool::new(false);
+        let target = TARGET.get_or_init(|| std::env::var("CMEV_FAULT_PANIC").ok());
+        if target.as_deref() == Some(what) && !FIRED.swap(true, Ordering::SeqCst) {
+            panic!("fault injection: {what}");
         }
     }
 }

@@ -42,9 +42,12 @@ pub fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Whether `text` is one JSON value (checked without building it).
+/// Whether `text` is one JSON value that `compact` can write back: parsed
+/// as `compact` parses it, so numbers beyond f64 and nesting deeper than
+/// serde_json's limit are refused here (as jansson refuses them) instead of
+/// turning into `null` when the event is written.
 pub fn is_valid(text: &str) -> bool {
-    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+    serde_json::from_str::<serde_json::Value>(text).is_ok()
 }
 
 /// Rewrite JSON text compactly, in jansson's form, keeping key order.

@@ -16,14 +16,13 @@ pub fn unix_addr(path: &str) -> io::Result<(libc::sockaddr_un, libc::socklen_t)>
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
     let bytes = path.as_bytes();
-    if bytes.is_empty() || bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "notify socket path '{path}' is empty or longer than {} bytes",
-                addr.sun_path.len() - 1
-            ),
-        ));
+    // With the errno the counters report (LAST_ERRNO), as a syscall would.
+    // (not ENOENT for an empty path: that would mean "absent, retry")
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    if bytes.is_empty() || bytes.contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
         *d = *s as libc::c_char;
@@ -132,13 +131,21 @@ impl DatagramSocket {
         let flags = libc::MSG_NOSIGNAL | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
         // SAFETY: every header points at a live iovec and at `addr`, all of
         // which outlive the call.
-        let n = unsafe {
-            libc::sendmmsg(
-                self.fd.as_raw_fd(),
-                msgs.as_mut_ptr(),
-                msgs.len() as libc::c_uint,
-                flags,
-            )
+        let n = loop {
+            let n = unsafe {
+                libc::sendmmsg(
+                    self.fd.as_raw_fd(),
+                    msgs.as_mut_ptr(),
+                    msgs.len() as libc::c_uint,
+                    flags,
+                )
+            };
+            // A signal on the calling thread (sync mode: Cyrus's own
+            // thread) interrupted a send waiting for room: try again.
+            if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            break n;
         };
         if n < 0 {
             return (0, Some(io::Error::last_os_error()));
@@ -193,12 +200,12 @@ mod tests {
         let s = DatagramSocket::new(Duration::from_secs(1)).unwrap();
         let long = "/".repeat(200);
         assert_eq!(
-            s.send_to(&long, b"x").unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
+            s.send_to(&long, b"x").unwrap_err().raw_os_error(),
+            Some(libc::ENAMETOOLONG)
         );
         assert_eq!(
-            s.send_to("", b"x").unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
+            s.send_to("", b"x").unwrap_err().raw_os_error(),
+            Some(libc::EINVAL)
         );
         let e = s.send_to("/nonexistent/dir/notify", b"x").unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT));

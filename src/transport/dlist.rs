@@ -5,7 +5,7 @@
 //! costs at most that long, and never on the caller's thread when queued.
 
 use std::io::{self, Read, Write};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -136,14 +136,40 @@ pub fn send(path: &str, request: &[u8], timeout: Duration) -> Result<(), DlistEr
             .max(Duration::from_millis(1))
     };
     let mut s = connect(path, deadline)?;
-    s.set_write_timeout(Some(left())).map_err(DlistError::Io)?;
-    s.write_all(request).map_err(|e| {
-        if timed_out(&e) {
-            DlistError::Timeout
-        } else {
-            DlistError::Io(e)
+    // Not write_all with SO_SNDTIMEO: that timeout bounds each wait for
+    // buffer space, not the call, so a peer that reads a little now and
+    // then holds the sender for as long as the request takes. Non-blocking
+    // writes and poll() against the deadline instead.
+    s.set_nonblocking(true).map_err(DlistError::Io)?;
+    let mut sent = 0;
+    while sent < request.len() {
+        match s.write(&request[sent..]) {
+            Ok(0) => return Err(DlistError::Io(io::ErrorKind::WriteZero.into())),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                if wait.is_zero() {
+                    return Err(DlistError::Timeout);
+                }
+                let mut pfd = libc::pollfd {
+                    fd: s.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                unsafe {
+                    libc::poll(
+                        &mut pfd,
+                        1,
+                        wait.as_millis().clamp(1, i32::MAX as u128) as i32,
+                    )
+                };
+            }
+            Err(e) => return Err(DlistError::Io(e)),
         }
-    })?;
+    }
+    s.set_nonblocking(false).map_err(DlistError::Io)?;
     let mut reply = Vec::with_capacity(64);
     let mut buf = [0u8; 512];
     loop {
@@ -272,7 +298,11 @@ pub struct Request {
 /// `NIL`, quoted strings, literals (`{N+}\r\n` / `{N}\r\n`) or
 /// parenthesised lists (skipped).
 pub fn parse_request(buf: &[u8]) -> Option<Result<(Request, usize), ()>> {
-    let mut p = Parser { buf, pos: 0 };
+    let mut p = Parser {
+        buf,
+        pos: 0,
+        depth: 0,
+    };
     match p.request() {
         Ok(req) => Some(Ok((req, p.pos))),
         Err(Stop::Incomplete) => None,
@@ -288,7 +318,13 @@ enum Stop {
 struct Parser<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Lists open around `pos`: bounded, so hostile nesting cannot
+    /// exhaust the stack.
+    depth: usize,
 }
+
+/// Deeper nesting than any NOTIFY request has is refused.
+const MAX_DEPTH: usize = 32;
 
 impl Parser<'_> {
     fn peek(&self) -> Result<u8, Stop> {
@@ -355,6 +391,10 @@ impl Parser<'_> {
             self.pos += 1;
         }
         self.expect(b"(")?;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Stop::Invalid);
+        }
         while self.peek()? != b')' {
             if self.peek()? == b' ' {
                 self.pos += 1;
@@ -363,6 +403,7 @@ impl Parser<'_> {
             }
         }
         self.pos += 1;
+        self.depth -= 1;
         Ok(())
     }
 
