@@ -10,6 +10,8 @@
  * Then the cost growth of ours with messageContent size and UID count.
  *
  * usage: hotpath RESULTS_DIR
+ *        hotpath RESULTS_DIR profile new|new-jmap|flags|stock-new|stock-flags N
+ *        (just N calls of one case, for perf record)
  */
 #include "common.h"
 
@@ -71,10 +73,19 @@ static int with_jmap = 1;
 
 /* ---- ours: the adapter's calls ---- */
 
+static int dump_json(const void *obj, cmev_json_write_fn write, void *ctx)
+{
+    return json_dump_callback(obj, write, ctx, JSON_PRESERVE_ORDER | JSON_COMPACT);
+}
+
+static void release_json(void *obj)
+{
+    json_decref(obj);
+}
+
 static void ours_new(void)
 {
     cmev_event *e = cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_NEW);
-    char *text;
     cmev_event_set_string(e, CMEV_PARAM_CMU_SESSION_ID, SESSION);
     cmev_event_set_string(e, CMEV_PARAM_FASTMAIL_SESSION_ID, SESSION);
     cmev_event_set_uint(e, CMEV_PARAM_MODSEQ, 7);
@@ -85,11 +96,9 @@ static void ours_new(void)
     cmev_event_set_string(e, CMEV_PARAM_MESSAGE_EMAIL_ID, "M745f127e9a8ab33ed6beeb9f");
     cmev_event_set_string(e, CMEV_PARAM_MESSAGE_THREAD_ID, "NIL");
     if (content) cmev_event_set_content(e, content, content_size, content_size / 10);
-    if (with_jmap) { /* the adapter serialises it for the library */
-        text = json_dumps(jmap_prebuilt, JSON_PRESERVE_ORDER | JSON_COMPACT);
-        cmev_event_set_json(e, CMEV_PARAM_JMAP_EMAIL, text);
-        free(text);
-    }
+    if (with_jmap) /* as the adapter does: dumped later, by the sender */
+        cmev_event_set_json_object(e, CMEV_PARAM_JMAP_EMAIL, json_incref(jmap_prebuilt), dump_json,
+                                   release_json);
     cmev_event_set_bytes(e, CMEV_PARAM_ENVELOPE, ENVELOPE, strlen(ENVELOPE));
     cmev_event_set_bytes(e, CMEV_PARAM_BODY_STRUCTURE, BODYSTRUCTURE, strlen(BODYSTRUCTURE));
     cmev_event_set_mailbox_uri(e, "imap://cyrus-rig.test/user/alice;UIDVALIDITY=1795890796");
@@ -214,6 +223,16 @@ static struct drain rx;
 
 /* p50 and p99 of one batch of n timed calls; the sender catches up and the
  * receiver drains outside the timed region. */
+/* Events are timed in runs of `run` back-to-back calls; between runs, out
+ * of the timed region, the queue drains and the receiver catches up. */
+static int run = 64;
+
+static void settle(long expected)
+{
+    cmev_flush(60000);
+    wait_received(&rx, expected, 10000);
+}
+
 static void batch(void (*op)(void), int n, double *p50, double *p99)
 {
     uint64_t *t = malloc(sizeof(uint64_t) * (size_t)n);
@@ -223,9 +242,9 @@ static void batch(void (*op)(void), int n, double *p50, double *p99)
         uint64_t a = now_ns();
         op();
         t[i] = now_ns() - a;
+        if ((i + 1) % run == 0) settle(before + i + 1);
     }
-    cmev_flush(60000);
-    wait_received(&rx, before + n, 10000);
+    settle(before + n);
     qsort(t, (size_t)n, sizeof(uint64_t), cmp_u64);
     *p50 = pct(t, (size_t)n, 0.50);
     *p99 = pct(t, (size_t)n, 0.99);
@@ -269,6 +288,33 @@ static void growth(FILE *md, FILE *csv, const char *series, const char *label, l
             s50.max, s99.median, s50.median / (double)(x ? x : 1));
     fprintf(csv, "%s,%ld,%.0f,%.0f\n", series, x, s50.median, s99.median);
     fflush(md);
+}
+
+static int profile(const char *what, int n)
+{
+    static const struct {
+        const char *name;
+        void (*op)(void);
+        int jmap;
+    } cases[] = {
+        { "new", ours_new, 0 },         { "new-jmap", ours_new, 1 },       { "flags", ours_flags, 0 },
+        { "stock-new", stock_new, 0 },  { "stock-flags", stock_flags, 0 },
+    };
+    size_t c;
+    double p50, p99;
+    for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        if (strcmp(cases[c].name, what)) continue;
+        with_jmap = cases[c].jmap;
+        while (n > 0) {
+            batch(cases[c].op, n < 20000 ? n : 20000, &p50, &p99);
+            printf("%s: p50 %.0f ns, p99 %.0f ns\n", what, p50, p99);
+            n -= 20000;
+        }
+        drain_stop(&rx);
+        return 0;
+    }
+    fprintf(stderr, "profile: unknown case %s\n", what);
+    return 2;
 }
 
 int main(int argc, char **argv)
@@ -322,6 +368,7 @@ int main(int argc, char **argv)
     }
 
     jmap_prebuilt = jmap_email();
+    if (argc == 5 && !strcmp(argv[2], "profile")) return profile(argv[3], atoi(argv[4]));
     /* warm up both paths */
     for (i = 0; i < 2000; i++) {
         ours_new();

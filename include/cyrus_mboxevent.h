@@ -299,6 +299,23 @@ typedef uint32_t cmev_param;
 typedef struct cmev_event cmev_event;
 
 /**
+ * Appends `len` bytes to the sink `ctx`; returns 0 on success. The same
+ * signature as jansson's `json_dump_callback_t`.
+ */
+typedef int (*cmev_json_write_fn)(const char *buf, size_t len, void *ctx);
+
+/**
+ * Writes the JSON text of `obj` through `write(…, ctx)`; returns 0 on
+ * success.
+ */
+typedef int (*cmev_json_dump_fn)(const void *obj, cmev_json_write_fn write, void *ctx);
+
+/**
+ * Gives back the reference to `obj` that the library was handed.
+ */
+typedef void (*cmev_json_release_fn)(void *obj);
+
+/**
  * Callback receiving each message, flag, mailbox and subscription
  * notification as NUL-terminated JSON with `"@type":"notify"` added, on the
  * thread calling `cmev_notify`. `json` is valid only during the call.
@@ -409,6 +426,27 @@ int cmev_event_set_uint(cmev_event *ev, uint32_t param, uint64_t value);
  * order kept. `CMEV_ERROR_INVALID_JSON` if it does not parse.
  */
 int cmev_event_set_json(cmev_event *ev, uint32_t param, const char *json);
+
+/**
+ * Set a JSON parameter from a JSON value of the caller's own JSON library
+ * (in Cyrus, a jansson `json_t *`), written only when the event is
+ * rendered, off the caller's thread: `dump(obj, write, ctx)` must write the
+ * value's compact JSON text through `write` (jansson's `json_dump_callback`
+ * does) and return 0. The text is validated and written as
+ * `cmev_event_set_json` writes text; if the dump fails, the parameter is
+ * left out and the event counted as incomplete.
+ *
+ * Ownership: the call takes over one reference to `obj` in every case,
+ * errors included, and gives it back exactly once with `release(obj)`,
+ * possibly on another thread; `dump` and `release` must be callable from
+ * any thread, and nobody may change `obj` from now on. `obj` and `release`
+ * must not be NULL (`CMEV_ERROR_NULL`, and nothing is released).
+ */
+int cmev_event_set_json_object(cmev_event *ev,
+                               uint32_t param,
+                               void *obj,
+                               cmev_json_dump_fn dump,
+                               cmev_json_release_fn release);
 
 /**
  * Set an array-of-strings parameter from `count` strings (copied; NULL

@@ -4,8 +4,8 @@
 
 use crate::config::{Config, ConfigError, ContentMode};
 use crate::counters::{bump, Counter};
-use crate::event::{mask, Event, EventType, Kind, Param, Value};
-use crate::json::{is_valid, lossy};
+use crate::event::{mask, Event, EventType, ForeignJson, Kind, Param, Span, Value};
+use crate::json::is_valid;
 use crate::log::{self, OncePerType};
 use crate::notify::{prepare, CALLBACK_TYPES};
 use parking_lot::RwLock;
@@ -125,43 +125,74 @@ pub fn event_new(kind: EventType) -> Option<Box<Event>> {
         return None;
     }
     let client_id = cfg.expects(kind, Param::ClientId);
-    let mut ev = Box::new(Event::new(kind, cfg));
+    let mut ev = Box::new(Event::with_body(kind, cfg, crate::queue::take_body()));
     ev.set(Param::Pid, Value::Int(u64::from(crate::process::pid())));
     if client_id {
-        ev.set(
-            Param::ClientId,
-            Value::Str(CLIENT_ID.read().clone().unwrap_or_default()),
-        );
+        let id = CLIENT_ID.read();
+        ev.body
+            .set_str(Param::ClientId, id.as_deref().unwrap_or_default());
     }
     Some(ev)
 }
 
-fn kind_accepts(p: Param, v: &Value) -> bool {
-    matches!(
-        (p.kind(), v),
-        (Kind::Int, Value::Int(_))
-            | (Kind::Str | Kind::Address(..), Value::Str(_))
-            | (Kind::Array, Value::Array(_))
-            | (Kind::Json, Value::Json(_))
-    )
+/// The setter must match the parameter's kind (e.g. no string for modseq).
+fn check_kind(ok: bool) -> Result<(), Error> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::WrongKind)
+    }
 }
 
-/// Fill a parameter, checking the value's kind against the parameter's.
-pub fn set_param(ev: &mut Event, p: Param, v: Value) -> Result<(), Error> {
-    if !kind_accepts(p, &v) {
-        return Err(Error::WrongKind);
+pub fn set_int(ev: &mut Event, p: Param, n: u64) -> Result<(), Error> {
+    check_kind(p.kind() == Kind::Int)?;
+    ev.set(p, Value::Int(n));
+    Ok(())
+}
+
+/// A string parameter from bytes; invalid UTF-8 becomes U+FFFD.
+pub fn set_bytes(ev: &mut Event, p: Param, v: &[u8]) -> Result<(), Error> {
+    check_kind(matches!(p.kind(), Kind::Str | Kind::Address(..)))?;
+    let span = ev.body.push_lossy(v);
+    ev.set(p, Value::Str(span));
+    Ok(())
+}
+
+pub fn set_strings<'a>(
+    ev: &mut Event,
+    p: Param,
+    v: impl Iterator<Item = &'a [u8]>,
+) -> Result<(), Error> {
+    check_kind(p.kind() == Kind::Array)?;
+    let start = ev.body.list.len();
+    for s in v {
+        let span = ev.body.push_lossy(s);
+        ev.body.list.push(span);
     }
-    ev.set(p, v);
+    let end = ev.body.list.len();
+    ev.set(p, Value::List(Span { start, end }));
     Ok(())
 }
 
 /// JSON text is checked here and written compactly when rendered, off the
 /// caller's thread.
-pub fn set_json(ev: &mut Event, p: Param, text: &str) -> Result<(), Error> {
-    if !is_valid(text) {
+pub fn set_json(ev: &mut Event, p: Param, text: &[u8]) -> Result<(), Error> {
+    check_kind(p.kind() == Kind::Json)?;
+    let text = String::from_utf8_lossy(text);
+    if !is_valid(&text) {
         return Err(Error::InvalidJson);
     }
-    set_param(ev, p, Value::Json(text.to_owned()))
+    let span = ev.body.push(&text);
+    ev.set(p, Value::Json(span));
+    Ok(())
+}
+
+/// A JSON value left in the caller's JSON library: dumped when the event is
+/// rendered, off the caller's thread. Dropped (released) on error.
+pub fn set_foreign(ev: &mut Event, p: Param, v: ForeignJson) -> Result<(), Error> {
+    check_kind(p.kind() == Kind::Json)?;
+    ev.set(p, Value::Foreign(Arc::new(v)));
+    Ok(())
 }
 
 /// Add a Message-ID to vnd.cmu.midset (`NIL` for none), once each, when the
@@ -170,22 +201,34 @@ pub fn add_msgid(ev: &mut Event, msgid: Option<&[u8]>) {
     if !ev.cfg.expects(ev.kind, Param::Midset) {
         return;
     }
-    let id = msgid.map_or_else(|| "NIL".to_owned(), lossy);
-    if !ev.msgids.contains(&id) {
-        ev.msgids.push(id);
+    let b = &mut ev.body;
+    let mark = b.text.len();
+    let id = b.push_lossy(msgid.unwrap_or(b"NIL"));
+    if b.contains(&b.msgids, id, false) {
+        b.truncate(mark);
+    } else {
+        b.msgids.push(id);
     }
 }
 
-fn add_flag_case(ev: &mut Event, flag: String) {
-    if !ev.flags.iter().any(|f| f.eq_ignore_ascii_case(&flag)) {
-        ev.flags.push(flag);
+/// Add a flag unless an equal one (ASCII case ignored) or one of `exclude`
+/// is there already.
+fn add_flag_unless(ev: &mut Event, flag: &[u8], exclude: &[String]) {
+    let b = &mut ev.body;
+    let mark = b.text.len();
+    let f = b.push_lossy(flag);
+    let excluded = exclude.iter().any(|x| x.eq_ignore_ascii_case(b.str(f)));
+    if excluded || b.contains(&b.flags, f, true) {
+        b.truncate(mark);
+    } else {
+        b.flags.push(f);
     }
 }
 
 /// One flag, without event_exclude_flags, when the event carries flagNames.
 pub fn add_flag(ev: &mut Event, flag: &[u8]) {
     if ev.cfg.expects(ev.kind, Param::FlagNames) {
-        add_flag_case(ev, lossy(flag));
+        add_flag_unless(ev, flag, &[]);
     }
 }
 
@@ -193,10 +236,7 @@ pub fn add_flag(ev: &mut Event, flag: &[u8]) {
 pub fn add_flags<'a>(ev: &mut Event, flags: impl Iterator<Item = &'a [u8]>) {
     let cfg = Arc::clone(&ev.cfg);
     for f in flags {
-        let f = lossy(f);
-        if !cfg.exclude_flags.iter().any(|x| x.eq_ignore_ascii_case(&f)) {
-            add_flag_case(ev, f);
-        }
+        add_flag_unless(ev, f, &cfg.exclude_flags);
     }
 }
 
@@ -220,7 +260,8 @@ pub fn set_access(
     for (p, v) in fields {
         if let Some(v) = v {
             if ev.cfg.expects(ev.kind, p) {
-                ev.set(p, Value::Str(lossy(v)));
+                let span = ev.body.push_lossy(v);
+                ev.set(p, Value::Str(span));
             }
         }
     }
@@ -228,25 +269,26 @@ pub fn set_access(
 
 /// ACL subject and rights; NULL rights (DELETEACL) leaves aclRights out.
 pub fn set_acl(ev: &mut Event, subject: &[u8], rights: Option<&[u8]>) {
-    ev.set(Param::AclSubject, Value::Str(lossy(subject)));
-    ev.set(
-        Param::AclRights,
-        rights.map_or(Value::Absent, |r| Value::Str(lossy(r))),
-    );
+    let subject = ev.body.push_lossy(subject);
+    ev.set(Param::AclSubject, Value::Str(subject));
+    let rights = rights.map_or(Value::Absent, |r| Value::Str(ev.body.push_lossy(r)));
+    ev.set(Param::AclRights, rights);
 }
 
 /// The mailbox's IMAP URL as the uri. On MessageNew/MessageAppend the first
 /// UID is appended as `/;UID=n` and the UIDs leave uidset, as stock does.
 pub fn set_mailbox_uri(ev: &mut Event, uri: &[u8]) {
-    let mut uri = lossy(uri);
+    use std::fmt::Write as _;
+    let mut span = ev.body.push_lossy(uri);
     if ev.kind.is_in(mask::NEW_OR_APPEND) {
-        if let Some(first) = ev.uids.first() {
-            uri.push_str(&format!("/;UID={first}"));
-            ev.uids_in_uri += ev.uids.count();
-            ev.uids.clear();
+        if let Some(first) = ev.body.uids.first() {
+            let _ = write!(ev.body.text, "/;UID={first}");
+            span.end = ev.body.text.len();
+            ev.uids_in_uri += ev.body.uids.count();
+            ev.body.uids.clear();
         }
     }
-    ev.set(Param::Uri, Value::Str(uri));
+    ev.set(Param::Uri, Value::Str(span));
 }
 
 /// messageContent per event_content_inclusion_mode and event_content_size.
@@ -269,10 +311,8 @@ pub fn set_content(ev: &mut Event, message: &[u8], header_size: usize) {
         ContentMode::Body => (header_size, cap(body_len)),
         ContentMode::HeaderBody => (0, header_size + cap(body_len)),
     };
-    ev.set(
-        Param::MessageContent,
-        Value::Str(lossy(&message[start..start + len])),
-    );
+    let span = ev.body.push_lossy(&message[start..start + len]);
+    ev.set(Param::MessageContent, Value::Str(span));
 }
 
 /// Whether events are wanted for a mailbox: event_exclude_specialuse `ALL`
@@ -288,7 +328,7 @@ pub fn mailbox_enabled(is_user_inbox: bool, specialuse: Option<&[u8]>) -> bool {
     {
         return false;
     }
-    let attrs = specialuse.map(lossy).unwrap_or_default();
+    let attrs = specialuse.map(String::from_utf8_lossy).unwrap_or_default();
     !attrs
         .split_ascii_whitespace()
         .any(|a| cfg.exclude_specialuse.iter().any(|x| x == a))
@@ -304,7 +344,7 @@ pub fn flush(timeout: std::time::Duration) -> usize {
 /// notifications; the emptied events stay the caller's to free.
 pub fn notify(events: &mut [&mut Event]) {
     let callback = *CALLBACK.read();
-    for o in prepare(events) {
+    prepare(events, |o| {
         bump(Counter::Notified);
         if !o.missing.is_empty() {
             bump(Counter::Incomplete);
@@ -325,7 +365,7 @@ pub fn notify(events: &mut [&mut Event]) {
         } else {
             bump(Counter::UnsentGroupOff);
         }
-    }
+    });
 }
 
 fn deliver_to_callback(cb: Callback, json: &str) {

@@ -92,9 +92,9 @@ impl Wire {
         Ok((s, *l))
     }
 
-    /// The datagram for an item, cut to the size limit; `None` when it
-    /// cannot fit (dropped and counted) or no socket can be had.
-    pub fn frame(&mut self, item: &Item) -> Option<Vec<u8>> {
+    /// The datagram for an item, cut to the size limit, written into `buf`;
+    /// `None` when it cannot fit (dropped and counted) or no socket can be had.
+    pub fn frame(&mut self, item: &Item, buf: Vec<u8>) -> Option<Vec<u8>> {
         let derived = match self.socket() {
             Ok((_, l)) => l,
             Err(e) => {
@@ -107,7 +107,7 @@ impl Wire {
         } else {
             derived
         };
-        match fit_datagram(item.method(), &item.out, max) {
+        match fit_datagram(item.method(), &item.out, max, buf) {
             Fitted::Whole(d) => Some(d),
             Fitted::ContentCut(d) => {
                 bump(Counter::ContentCut);
@@ -118,6 +118,13 @@ impl Wire {
                 None
             }
         }
+    }
+
+    /// Wait up to `timeout` for a busy listener to make room; true if it did.
+    pub fn wait_writable(&self, timeout: Duration) -> bool {
+        self.socket
+            .as_ref()
+            .is_some_and(|(s, _)| s.wait_writable(timeout))
     }
 
     /// One `dlist:` exchange, bounded by the item's dlist timeout.
@@ -172,7 +179,7 @@ fn send_sync(item: Item) {
         }
         return;
     }
-    let Some(data) = wire.frame(&item) else {
+    let Some(data) = wire.frame(&item, Vec::new()) else {
         return;
     };
     let sent = wire.socket().map(|(s, _)| s.send_to(&path, &data));

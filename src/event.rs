@@ -3,7 +3,13 @@
 //! in-memory event the Cyrus adapter fills before `notify`.
 
 use crate::seqset::SeqSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
+
+/// Text bytes of the last event (bounded where it is used).
+static TEXT_HINT: AtomicUsize = AtomicUsize::new(0);
+/// Parameters of a MessageNew with the usual extra ones.
+const PARAMS_HINT: usize = 24;
 
 /// RFC 5423 event types, with the bit values of Cyrus's `enum event_type`.
 #[repr(u32)]
@@ -392,21 +398,310 @@ impl Param {
     }
 }
 
-/// A filled parameter value. Strings are valid UTF-8 by construction: the
-/// setters replace invalid bytes with U+FFFD, where stock jansson would drop
-/// the key.
-#[derive(Clone, Debug, PartialEq)]
+/// A string in an event's text buffer, by byte offsets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+/// A JSON value owned by the caller's JSON library (jansson in Cyrus),
+/// written by the caller's own dump function when the event is rendered, on
+/// whichever thread renders it, and released once, when the last copy goes.
+pub struct ForeignJson {
+    obj: *mut libc::c_void,
+    dump: DumpFn,
+    release: ReleaseFn,
+}
+
+/// Appends `len` bytes to the sink `ctx`; returns 0 on success. The same
+/// signature as jansson's `json_dump_callback_t`.
+#[allow(non_camel_case_types)]
+pub type cmev_json_write_fn = Option<
+    unsafe extern "C" fn(
+        buf: *const libc::c_char,
+        len: usize,
+        ctx: *mut libc::c_void,
+    ) -> libc::c_int,
+>;
+/// Writes the JSON text of `obj` through `write(…, ctx)`; returns 0 on
+/// success.
+#[allow(non_camel_case_types)]
+pub type cmev_json_dump_fn = Option<
+    unsafe extern "C" fn(
+        obj: *const libc::c_void,
+        write: cmev_json_write_fn,
+        ctx: *mut libc::c_void,
+    ) -> libc::c_int,
+>;
+/// Gives back the reference to `obj` that the library was handed.
+#[allow(non_camel_case_types)]
+pub type cmev_json_release_fn = Option<unsafe extern "C" fn(obj: *mut libc::c_void)>;
+
+pub type DumpFn = <cmev_json_dump_fn as Unwrapped>::Fn;
+pub type ReleaseFn = <cmev_json_release_fn as Unwrapped>::Fn;
+
+/// The function pointer inside an optional (nullable) one.
+pub trait Unwrapped {
+    type Fn;
+}
+impl<F> Unwrapped for Option<F> {
+    type Fn = F;
+}
+
+// SAFETY: the C caller hands the object over with the promise (documented on
+// cmev_event_set_json_object) that dump and release may run on any thread
+// and that nobody changes the object meanwhile.
+unsafe impl Send for ForeignJson {}
+unsafe impl Sync for ForeignJson {}
+
+impl ForeignJson {
+    /// # Safety
+    /// `obj` stays valid until `release(obj)`, which this calls exactly once.
+    pub unsafe fn new(obj: *mut libc::c_void, dump: DumpFn, release: ReleaseFn) -> ForeignJson {
+        ForeignJson { obj, dump, release }
+    }
+
+    /// The object's JSON text as its dump function writes it; `None` if the
+    /// dump fails or writes something that is not UTF-8.
+    pub fn text(&self) -> Option<String> {
+        unsafe extern "C" fn append(
+            buf: *const libc::c_char,
+            len: usize,
+            ctx: *mut libc::c_void,
+        ) -> libc::c_int {
+            if len > 0 && buf.is_null() {
+                return -1;
+            }
+            // SAFETY: ctx is the Vec passed below; buf is valid for len bytes.
+            unsafe {
+                let out = &mut *ctx.cast::<Vec<u8>>();
+                if len > 0 {
+                    out.extend_from_slice(std::slice::from_raw_parts(buf.cast::<u8>(), len));
+                }
+            }
+            0
+        }
+        let mut out: Vec<u8> = Vec::with_capacity(512);
+        // SAFETY: obj is live until release; the sink outlives the call.
+        let rc = unsafe { (self.dump)(self.obj, Some(append), (&mut out as *mut Vec<u8>).cast()) };
+        if rc != 0 {
+            return None;
+        }
+        String::from_utf8(out).ok()
+    }
+}
+
+impl Drop for ForeignJson {
+    fn drop(&mut self) {
+        // SAFETY: the single release promised in `new`.
+        unsafe { (self.release)(self.obj) };
+    }
+}
+
+impl std::fmt::Debug for ForeignJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ForeignJson({:p})", self.obj)
+    }
+}
+
+/// A filled parameter value. Strings live in the event's text buffer and
+/// are valid UTF-8 by construction: the setters replace invalid bytes with
+/// U+FFFD, where stock jansson would drop the key.
+#[derive(Clone, Debug)]
 pub enum Value {
     Int(u64),
-    Str(String),
-    Array(Vec<String>),
+    Str(Span),
+    /// The strings `list[start..end]` of the body, as a JSON array.
+    List(Span),
     /// Valid JSON text as given; rendered compactly, the way jansson writes it.
-    Json(String),
+    Json(Span),
+    /// A JSON value still in the caller's hands, dumped when rendered.
+    Foreign(std::sync::Arc<ForeignJson>),
     /// Filled but not written: stock fills aclRights with NULL for DELETEACL,
     /// which jansson then leaves out.
     Absent,
     /// The event's creation time, written as configured when rendered.
     Time(SystemTime),
+}
+
+/// Everything of an event that lives on the heap, in a few buffers that are
+/// reused from event to event: one text buffer for every string instead of
+/// an allocation per parameter, so building an event costs no allocation
+/// once the buffers have grown to size.
+#[derive(Clone, Debug, Default)]
+pub struct Body {
+    /// Filled parameters, unordered until rendered; few are filled, so a
+    /// short vector beats a 71-slot table here. Change only through `set`
+    /// and `unset`, which keep `filled` in step.
+    pub params: Vec<(Param, Value)>,
+    /// The filled parameters as a bitmask by number.
+    filled: u128,
+    pub text: String,
+    /// Strings of `Value::List`s.
+    pub list: Vec<Span>,
+    /// The midset while it is collected.
+    pub msgids: Vec<Span>,
+    pub flags: Vec<Span>,
+    pub uids: SeqSet,
+    pub old_uids: SeqSet,
+}
+
+impl Body {
+    /// Whether `s` equals one of `spans`, ASCII case ignored or not.
+    pub fn contains(&self, spans: &[Span], s: Span, ignore_case: bool) -> bool {
+        let s = self.str(s);
+        spans.iter().any(|x| {
+            let x = self.str(*x);
+            if ignore_case {
+                x.eq_ignore_ascii_case(s)
+            } else {
+                x == s
+            }
+        })
+    }
+
+    /// Forget the text after `len` bytes (a string just pushed and not kept).
+    pub fn truncate(&mut self, len: usize) {
+        self.text.truncate(len);
+    }
+
+    /// Append copies of the strings at `spans`, `sep` between them.
+    pub fn join(&mut self, spans: &[Span], sep: char) -> Span {
+        let start = self.text.len();
+        for (i, s) in spans.iter().enumerate() {
+            if i > 0 {
+                self.text.push(sep);
+            }
+            // SAFETY: a span covers whole characters of the text, so copying
+            // it to the end keeps the buffer valid UTF-8.
+            unsafe { self.text.as_mut_vec().extend_from_within(s.start..s.end) };
+        }
+        Span {
+            start,
+            end: self.text.len(),
+        }
+    }
+
+    /// Append a string to the text buffer.
+    pub fn push(&mut self, s: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(s);
+        Span {
+            start,
+            end: self.text.len(),
+        }
+    }
+
+    /// Append bytes, invalid UTF-8 replaced by U+FFFD, without a temporary.
+    pub fn push_lossy(&mut self, bytes: &[u8]) -> Span {
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            return self.push(s);
+        }
+        let start = self.text.len();
+        for chunk in bytes.utf8_chunks() {
+            self.text.push_str(chunk.valid());
+            if !chunk.invalid().is_empty() {
+                self.text.push(char::REPLACEMENT_CHARACTER);
+            }
+        }
+        Span {
+            start,
+            end: self.text.len(),
+        }
+    }
+
+    pub fn str(&self, s: Span) -> &str {
+        &self.text[s.start..s.end]
+    }
+
+    /// The strings of a `Value::List`.
+    pub fn strs(&self, l: Span) -> impl Iterator<Item = &str> {
+        self.list[l.start..l.end].iter().map(|s| self.str(*s))
+    }
+
+    pub fn get(&self, p: Param) -> Option<&Value> {
+        if self.filled & bit(p) == 0 {
+            return None;
+        }
+        self.params.iter().find(|(q, _)| *q == p).map(|(_, v)| v)
+    }
+
+    pub fn filled_mask(&self) -> u128 {
+        self.filled
+    }
+
+    /// The text of a filled string parameter.
+    pub fn get_str(&self, p: Param) -> Option<&str> {
+        match self.get(p) {
+            Some(Value::Str(s)) => Some(self.str(*s)),
+            _ => None,
+        }
+    }
+
+    /// Fill `p`, replacing an earlier value as stock's FILL_* macros do.
+    pub fn set(&mut self, p: Param, v: Value) {
+        if self.filled & bit(p) == 0 {
+            self.filled |= bit(p);
+            self.params.push((p, v));
+        } else if let Some(slot) = self.params.iter_mut().find(|(q, _)| *q == p) {
+            slot.1 = v;
+        }
+    }
+
+    /// Fill a string parameter with a copy of `s`.
+    pub fn set_str(&mut self, p: Param, s: &str) {
+        let span = self.push(s);
+        self.set(p, Value::Str(span));
+    }
+
+    pub fn unset(&mut self, p: Param) {
+        if self.filled & bit(p) != 0 {
+            self.filled &= !bit(p);
+            self.params.retain(|(q, _)| *q != p);
+        }
+    }
+
+    /// Empty, keeping the buffers' capacity.
+    pub fn clear(&mut self) {
+        self.params.clear();
+        self.filled = 0;
+        self.text.clear();
+        self.list.clear();
+        self.msgids.clear();
+        self.flags.clear();
+        self.uids.clear();
+        self.old_uids.clear();
+    }
+
+    /// A new body with room for a typical event: about what the last event
+    /// needed, so filling it does not grow it step by step.
+    pub fn sized_like_recent() -> Body {
+        let last = TEXT_HINT.load(Ordering::Relaxed);
+        let text = (last + last / 4).clamp(256, 16 * 1024);
+        Body {
+            params: Vec::with_capacity(PARAMS_HINT),
+            text: String::with_capacity(text),
+            ..Body::default()
+        }
+    }
+
+    /// Remember how much text this event needed, for `sized_like_recent`.
+    pub fn note_size(&self) {
+        TEXT_HINT.store(self.text.len(), Ordering::Relaxed);
+    }
+
+    /// Heap bytes held, for deciding whether a body is worth keeping.
+    pub fn capacity_bytes(&self) -> usize {
+        self.text.capacity()
+            + self.params.capacity() * std::mem::size_of::<(Param, Value)>()
+            + (self.list.capacity() + self.msgids.capacity() + self.flags.capacity())
+                * std::mem::size_of::<Span>()
+    }
+}
+
+fn bit(p: Param) -> u128 {
+    1u128 << p as u32
 }
 
 /// One event as the adapter builds it between `new` and `notify`.
@@ -415,13 +710,7 @@ pub struct Event {
     pub kind: EventType,
     /// The configuration in force when the event was created.
     pub cfg: std::sync::Arc<crate::config::Config>,
-    /// Filled parameters, unordered; the writer sorts by number. Few are
-    /// filled, so a short vector beats a 71-slot table here.
-    pub params: Vec<(Param, Value)>,
-    pub flags: Vec<String>,
-    pub uids: SeqSet,
-    pub old_uids: SeqSet,
-    pub msgids: Vec<String>,
+    pub body: Body,
     /// UIDs moved into the uri of a MessageNew/MessageAppend; they still count
     /// for the "modseq only with exactly one message" rule.
     pub uids_in_uri: u64,
@@ -430,49 +719,48 @@ pub struct Event {
 
 impl Event {
     pub fn new(kind: EventType, cfg: std::sync::Arc<crate::config::Config>) -> Event {
+        Event::with_body(kind, cfg, Body::default())
+    }
+
+    /// An event reusing an emptied body's buffers.
+    pub fn with_body(
+        kind: EventType,
+        cfg: std::sync::Arc<crate::config::Config>,
+        body: Body,
+    ) -> Event {
         Event {
             kind,
             cfg,
-            params: Vec::with_capacity(16),
-            flags: Vec::new(),
-            uids: SeqSet::default(),
-            old_uids: SeqSet::default(),
-            msgids: Vec::new(),
+            body,
             uids_in_uri: 0,
             created: SystemTime::now(),
         }
     }
 
     pub fn get(&self, p: Param) -> Option<&Value> {
-        self.params.iter().find(|(q, _)| *q == p).map(|(_, v)| v)
+        self.body.get(p)
     }
 
     pub fn has(&self, p: Param) -> bool {
         self.get(p).is_some()
     }
 
-    /// Fill `p`, replacing an earlier value as stock's FILL_* macros do.
     pub fn set(&mut self, p: Param, v: Value) {
-        match self.params.iter_mut().find(|(q, _)| *q == p) {
-            Some(slot) => slot.1 = v,
-            None => self.params.push((p, v)),
-        }
+        self.body.set(p, v);
     }
 
     pub fn unset(&mut self, p: Param) {
-        self.params.retain(|(q, _)| *q != p);
+        self.body.unset(p);
     }
 
     /// The filled parameters as a bitmask by number.
     pub fn filled_mask(&self) -> u128 {
-        self.params
-            .iter()
-            .fold(0, |m, (p, _)| m | 1u128 << *p as u32)
+        self.body.filled_mask()
     }
 
     /// How many messages the event refers to.
     pub fn message_count(&self) -> u64 {
-        self.uids.count() + self.uids_in_uri
+        self.body.uids.count() + self.uids_in_uri
     }
 }
 

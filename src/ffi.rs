@@ -13,7 +13,7 @@
 
 use crate::api::{self, Callback, Error};
 use crate::counters::{Snapshot, COUNTERS};
-use crate::event::{Event, Value};
+use crate::event::{cmev_json_dump_fn, cmev_json_release_fn, Event, ForeignJson};
 use crate::json::lossy;
 use crate::log;
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -253,7 +253,7 @@ pub extern "C" fn cmev_event_set_string(ev: *mut Event, param: u32, value: *cons
     with_event("cmev_event_set_string", ev, |e| {
         // SAFETY: NULL or a NUL-terminated string.
         let v = unsafe { bytes(value) }.ok_or(Error::Null)?;
-        api::set_param(e, api::parse_param(param)?, Value::Str(lossy(v)))
+        api::set_bytes(e, api::parse_param(param)?, v)
     })
 }
 
@@ -269,7 +269,7 @@ pub extern "C" fn cmev_event_set_bytes(
     with_event("cmev_event_set_bytes", ev, |e| {
         // SAFETY: NULL or valid for len bytes.
         let v = unsafe { slice(value, len) }.ok_or(Error::Null)?;
-        api::set_param(e, api::parse_param(param)?, Value::Str(lossy(v)))
+        api::set_bytes(e, api::parse_param(param)?, v)
     })
 }
 
@@ -278,7 +278,7 @@ pub extern "C" fn cmev_event_set_bytes(
 #[no_mangle]
 pub extern "C" fn cmev_event_set_uint(ev: *mut Event, param: u32, value: u64) -> c_int {
     with_event("cmev_event_set_uint", ev, |e| {
-        api::set_param(e, api::parse_param(param)?, Value::Int(value))
+        api::set_int(e, api::parse_param(param)?, value)
     })
 }
 
@@ -290,7 +290,45 @@ pub extern "C" fn cmev_event_set_json(ev: *mut Event, param: u32, json: *const c
     with_event("cmev_event_set_json", ev, |e| {
         // SAFETY: NULL or a NUL-terminated string.
         let v = unsafe { bytes(json) }.ok_or(Error::Null)?;
-        api::set_json(e, api::parse_param(param)?, &lossy(v))
+        api::set_json(e, api::parse_param(param)?, v)
+    })
+}
+
+/// Set a JSON parameter from a JSON value of the caller's own JSON library
+/// (in Cyrus, a jansson `json_t *`), written only when the event is
+/// rendered, off the caller's thread: `dump(obj, write, ctx)` must write the
+/// value's compact JSON text through `write` (jansson's `json_dump_callback`
+/// does) and return 0. The text is validated and written as
+/// `cmev_event_set_json` writes text; if the dump fails, the parameter is
+/// left out and the event counted as incomplete.
+///
+/// Ownership: the call takes over one reference to `obj` in every case,
+/// errors included, and gives it back exactly once with `release(obj)`,
+/// possibly on another thread; `dump` and `release` must be callable from
+/// any thread, and nobody may change `obj` from now on. `obj` and `release`
+/// must not be NULL (`CMEV_ERROR_NULL`, and nothing is released).
+#[no_mangle]
+pub extern "C" fn cmev_event_set_json_object(
+    ev: *mut Event,
+    param: u32,
+    obj: *mut c_void,
+    dump: cmev_json_dump_fn,
+    release: cmev_json_release_fn,
+) -> c_int {
+    // Taken over before anything can fail, so that every path, a panic
+    // caught by the guard included, releases it exactly once.
+    let Some(release) = release.filter(|_| !obj.is_null()) else {
+        return Error::Null as c_int;
+    };
+    let Some(dump) = dump else {
+        // SAFETY: the reference handed over, given back once.
+        unsafe { release(obj) };
+        return Error::Null as c_int;
+    };
+    // SAFETY: the caller hands over one reference (see above).
+    let owned = unsafe { ForeignJson::new(obj, dump, release) };
+    with_event("cmev_event_set_json_object", ev, move |e| {
+        api::set_foreign(e, api::parse_param(param)?, owned)
     })
 }
 
@@ -306,11 +344,7 @@ pub extern "C" fn cmev_event_set_strings(
     with_event("cmev_event_set_strings", ev, |e| {
         // SAFETY: NULL or `count` string pointers.
         let v = unsafe { strings(values, count) }.ok_or(Error::Null)?;
-        api::set_param(
-            e,
-            api::parse_param(param)?,
-            Value::Array(v.into_iter().map(lossy).collect()),
-        )
+        api::set_strings(e, api::parse_param(param)?, v.into_iter())
     })
 }
 
@@ -319,7 +353,7 @@ pub extern "C" fn cmev_event_set_strings(
 #[no_mangle]
 pub extern "C" fn cmev_event_add_uid(ev: *mut Event, uid: u32) -> c_int {
     with_event("cmev_event_add_uid", ev, |e| {
-        e.uids.add(uid);
+        e.body.uids.add(uid);
         Ok(())
     })
 }
@@ -328,7 +362,7 @@ pub extern "C" fn cmev_event_add_uid(ev: *mut Event, uid: u32) -> c_int {
 #[no_mangle]
 pub extern "C" fn cmev_event_add_old_uid(ev: *mut Event, uid: u32) -> c_int {
     with_event("cmev_event_add_old_uid", ev, |e| {
-        e.old_uids.add(uid);
+        e.body.old_uids.add(uid);
         Ok(())
     })
 }
@@ -469,19 +503,18 @@ pub unsafe extern "C" fn cmev_notify(events: *const *mut Event, count: usize) ->
             return if count == 0 { 0 } else { Error::Null as c_int };
         }
         // SAFETY: `count` readable pointers (contract above).
-        let ptrs: Vec<*mut Event> = unsafe { std::slice::from_raw_parts(events, count) }
-            .iter()
-            .copied()
-            .filter(|p| !p.is_null())
-            .collect();
-        let mut sorted = ptrs.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        if sorted.len() != ptrs.len() {
+        let ptrs = unsafe { std::slice::from_raw_parts(events, count) };
+        let live = || ptrs.iter().copied().filter(|p| !p.is_null());
+        // The same event twice would alias two &mut; Cyrus queues hold a
+        // handful of events, so a quadratic check costs less than sorting.
+        if live()
+            .enumerate()
+            .any(|(i, p)| live().skip(i + 1).any(|q| q == p))
+        {
             return Error::InvalidValue as c_int;
         }
         // SAFETY: distinct live events, so the &mut do not alias.
-        let mut refs: Vec<&mut Event> = ptrs.into_iter().map(|p| unsafe { &mut *p }).collect();
+        let mut refs: Vec<&mut Event> = live().map(|p| unsafe { &mut *p }).collect();
         api::notify(&mut refs);
         0
     })

@@ -4,8 +4,8 @@
 
 use crate::notify::Outgoing;
 
-const CLASS_AND_EMPTY_FIELDS: &[u8] = b"EVENT\0\0\0\0";
-const NO_OPTIONS: &[u8] = b"0\0";
+const CLASS_AND_EMPTY_FIELDS: &str = "EVENT\0\0\0\0";
+const NO_OPTIONS: &str = "0\0";
 
 fn overhead(method: &str) -> usize {
     method.len() + 1 + CLASS_AND_EMPTY_FIELDS.len() + NO_OPTIONS.len() + 1
@@ -13,14 +13,18 @@ fn overhead(method: &str) -> usize {
 
 /// The datagram for an event's JSON.
 pub fn datagram(method: &str, json: &str) -> Vec<u8> {
-    let mut d = Vec::with_capacity(overhead(method) + json.len());
-    d.extend_from_slice(method.as_bytes());
-    d.push(0);
-    d.extend_from_slice(CLASS_AND_EMPTY_FIELDS);
-    d.extend_from_slice(NO_OPTIONS);
-    d.extend_from_slice(json.as_bytes());
-    d.push(0);
-    d
+    let mut d = String::with_capacity(overhead(method) + json.len());
+    header(&mut d, method);
+    d.push_str(json);
+    d.push('\0');
+    d.into_bytes()
+}
+
+fn header(d: &mut String, method: &str) {
+    d.push_str(method);
+    d.push('\0');
+    d.push_str(CLASS_AND_EMPTY_FIELDS);
+    d.push_str(NO_OPTIONS);
 }
 
 /// What became of an event that had to fit in `max` bytes.
@@ -32,17 +36,27 @@ pub enum Fitted {
 }
 
 /// Frame a notification, cutting messageContent when the datagram would
-/// exceed `max`.
-pub fn fit_datagram(method: &str, out: &Outgoing, max: usize) -> Fitted {
+/// exceed `max`. The datagram is written into `buf` (reused, to spare an
+/// allocation per event) right after its header.
+pub fn fit_datagram(method: &str, out: &Outgoing, max: usize, buf: Vec<u8>) -> Fitted {
     let Some(budget) = max.checked_sub(overhead(method)) else {
         return Fitted::TooBig;
     };
-    let r = out.render_within(budget);
-    if r.json.len() <= budget && !r.content_cut {
-        return Fitted::Whole(datagram(method, &r.json));
+    let mut d = String::from_utf8(buf).unwrap_or_default();
+    d.clear();
+    header(&mut d, method);
+    let head = d.len();
+    let r = out.render_after(d, budget);
+    let end = |s: String| {
+        let mut d = s.into_bytes();
+        d.push(0);
+        d
+    };
+    if r.json.len() - head <= budget && !r.content_cut {
+        return Fitted::Whole(end(r.json));
     }
-    match r.fit(budget) {
-        Some(json) => Fitted::ContentCut(datagram(method, &json)),
+    match r.fit(head + budget) {
+        Some(json) => Fitted::ContentCut(end(json)),
         None => Fitted::TooBig,
     }
 }
@@ -75,10 +89,11 @@ mod tests {
         cfg.set("event_extra_params", "").unwrap();
         let out = Outgoing {
             kind: crate::event::EventType::MessageNew,
-            params: vec![(
-                crate::event::Param::MessageContent,
-                crate::event::Value::Str("abcdef".into()),
-            )],
+            body: {
+                let mut b = crate::event::Body::default();
+                b.set_str(crate::event::Param::MessageContent, "abcdef");
+                b
+            },
             cfg: std::sync::Arc::new(cfg),
             send: true,
             missing: Vec::new(),
@@ -88,13 +103,13 @@ mod tests {
             "{\"event\":\"MessageNew\",\"messageContent\":\"abcdef\"}",
         );
         assert_eq!(
-            fit_datagram("log", &out, whole.len()),
+            fit_datagram("log", &out, whole.len(), Vec::new()),
             Fitted::Whole(whole.clone())
         );
-        match fit_datagram("log", &out, whole.len() - 2) {
+        match fit_datagram("log", &out, whole.len() - 2, Vec::new()) {
             Fitted::ContentCut(d) => assert!(d.ends_with(b"\"abcd\"}\0")),
             other => panic!("{other:?}"),
         }
-        assert_eq!(fit_datagram("log", &out, 20), Fitted::TooBig);
+        assert_eq!(fit_datagram("log", &out, 20, Vec::new()), Fitted::TooBig);
     }
 }

@@ -4,16 +4,35 @@
 //! \t`, every other control character as `\u00XX` in uppercase hex.
 
 use crate::config::TimestampFormat;
-use crate::event::{EventType, Kind, Param, Value};
-use crate::timestamp;
+use crate::counters::{bump, Counter};
+use crate::event::{Body, EventType, Kind, Param, Value};
+use crate::{log, timestamp};
 use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Bytes that a JSON string cannot hold as they are.
+const ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
 /// Append `s` as a JSON string literal.
 pub fn write_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
+        if !ESCAPED[b as usize] {
+            continue;
+        }
         let esc: &str = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -22,8 +41,7 @@ pub fn write_str(out: &mut String, s: &str) {
             b'\t' => "\\t",
             0x08 => "\\b",
             0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
+            _ => "",
         };
         out.push_str(&s[start..i]);
         if esc.is_empty() {
@@ -93,10 +111,12 @@ fn write_value(out: &mut String, v: &serde_json::Value) {
     }
 }
 
+/// `,"name":` — parameter names are plain ASCII that needs no escaping
+/// (checked by a test).
 fn key(out: &mut String, name: &str) {
-    out.push(',');
-    write_str(out, name);
-    out.push(':');
+    out.push_str(",\"");
+    out.push_str(name);
+    out.push_str("\":");
 }
 
 /// stock `parseint32`: leading decimal digits up to `i32::MAX`, rest ignored.
@@ -116,32 +136,31 @@ pub struct Rendered {
 }
 
 /// Write an event: `"event"` first, then every filled parameter in parameter
-/// order. `params` must be sorted by parameter.
-pub fn render(kind: EventType, params: &[(Param, Value)], ts: TimestampFormat) -> Rendered {
-    render_limited(kind, params, ts, usize::MAX)
+/// order. `body.params` must be sorted by parameter.
+pub fn render(kind: EventType, body: &Body, ts: TimestampFormat) -> Rendered {
+    render_limited(String::with_capacity(512), kind, body, ts, usize::MAX)
 }
 
-/// `render`, writing at most the first `content_limit` bytes of
-/// messageContent: a datagram of N bytes never needs more, and a 100 MB
-/// message then costs N, not 100 MB, to send.
+/// `render` after what `out` holds already (a datagram header: offsets and
+/// `fit` then count it too), writing at most the first `content_limit`
+/// bytes of messageContent: a datagram of N bytes never needs more, and a
+/// 100 MB message then costs N, not 100 MB, to send.
 pub fn render_limited(
+    mut out: String,
     kind: EventType,
-    params: &[(Param, Value)],
+    body: &Body,
     ts: TimestampFormat,
     content_limit: usize,
 ) -> Rendered {
-    let mut out = String::with_capacity(512);
     out.push_str("{\"event\":");
     write_str(&mut out, kind.name());
     let mut content_at = None;
     let mut content_cut = false;
-    for (p, v) in params {
-        if *v == Value::Absent {
-            continue;
-        }
+    for (p, v) in &body.params {
         if *p == Param::MessageContent {
             content_at = Some(out.len());
             if let Value::Str(c) = v {
+                let c = body.str(*c);
                 if c.len() > content_limit {
                     let mut end = content_limit;
                     while !c.is_char_boundary(end) {
@@ -155,10 +174,12 @@ pub fn render_limited(
             }
         }
         match (p.kind(), v) {
+            (_, Value::Absent) => {}
             (Kind::Address(host_key, port_key), Value::Str(s)) => {
+                let s = body.str(*s);
                 let (host, port) = match s.split_once(';') {
                     Some((h, rest)) => (h, leading_port(rest)),
-                    None => (s.as_str(), None),
+                    None => (s, None),
                 };
                 key(&mut out, host_key);
                 write_str(&mut out, host);
@@ -167,6 +188,13 @@ pub fn render_limited(
                     let _ = write!(out, "{port}");
                 }
             }
+            (_, Value::Foreign(f)) => match f.text().as_deref().and_then(compact) {
+                Some(j) => {
+                    key(&mut out, p.json_name());
+                    out.push_str(&j);
+                }
+                None => foreign_failed(*p),
+            },
             (_, v) => {
                 key(&mut out, p.json_name());
                 match v {
@@ -174,10 +202,10 @@ pub fn render_limited(
                     Value::Int(n) => {
                         let _ = write!(out, "{}", *n as i64);
                     }
-                    Value::Str(s) => write_str(&mut out, s),
-                    Value::Array(a) => {
+                    Value::Str(s) => write_str(&mut out, body.str(*s)),
+                    Value::List(l) => {
                         out.push('[');
-                        for (i, s) in a.iter().enumerate() {
+                        for (i, s) in body.strs(*l).enumerate() {
                             if i > 0 {
                                 out.push(',');
                             }
@@ -186,9 +214,11 @@ pub fn render_limited(
                         out.push(']');
                     }
                     // Validated when set; written in jansson's compact form.
-                    Value::Json(j) => out.push_str(compact(j).as_deref().unwrap_or("null")),
+                    Value::Json(j) => {
+                        out.push_str(compact(body.str(*j)).as_deref().unwrap_or("null"))
+                    }
                     Value::Time(t) => write_str(&mut out, &timestamp::format(*t, ts)),
-                    Value::Absent => {}
+                    Value::Absent | Value::Foreign(_) => {}
                 }
             }
         }
@@ -201,29 +231,38 @@ pub fn render_limited(
     }
 }
 
+/// A caller's JSON value that could not be dumped is left out: the event
+/// still goes, counted as incomplete, with one log line per process.
+fn foreign_failed(p: Param) {
+    static LOGGED: AtomicBool = AtomicBool::new(false);
+    bump(Counter::Incomplete);
+    if !LOGGED.swap(true, Ordering::Relaxed) {
+        log::error(&format!(
+            "mboxevent: {} left out: its JSON could not be written (logged once)",
+            p.json_name()
+        ));
+    }
+}
+
 impl Rendered {
     /// The event with messageContent cut so the whole JSON is at most
     /// `max` bytes; `None` if even an empty content does not fit. The cut
     /// never splits an escape sequence or a UTF-8 character.
-    pub fn fit(&self, max: usize) -> Option<String> {
-        if self.json.len() <= max {
-            return Some(self.json.clone());
+    pub fn fit(self, max: usize) -> Option<String> {
+        let mut json = self.json;
+        if json.len() <= max {
+            return Some(json);
         }
         let at = self.content_at?;
-        let head = &self.json[..at];
-        let rest = &self.json[at..];
+        let rest = &json[at..];
         // rest = ,"messageContent":"<escaped>"}
-        let value_start = rest.find(":\"")? + 2;
-        let value = &rest[value_start..rest.len() - 2];
-        let fixed = at + value_start + 2;
-        let budget = max.checked_sub(fixed)?;
+        let value_start = at + rest.find(":\"")? + 2;
+        let value = &json[value_start..json.len() - 2];
+        let budget = max.checked_sub(value_start + 2)?;
         let cut = escaped_prefix_len(value, budget);
-        let mut s = String::with_capacity(fixed + cut);
-        s.push_str(head);
-        s.push_str(&rest[..value_start]);
-        s.push_str(&value[..cut]);
-        s.push_str("\"}");
-        Some(s)
+        json.truncate(value_start + cut);
+        json.push_str("\"}");
+        Some(json)
     }
 }
 
@@ -273,6 +312,19 @@ mod tests {
     }
 
     #[test]
+    fn parameter_names_need_no_escaping() {
+        for p in crate::event::ALL_PARAMS {
+            let names = match p.kind() {
+                Kind::Address(h, port) => vec![h, port],
+                _ => vec![p.json_name()],
+            };
+            for n in names {
+                assert_eq!(s(n), format!("\"{n}\""));
+            }
+        }
+    }
+
+    #[test]
     fn invalid_utf8_becomes_replacement_character() {
         assert_eq!(lossy(b"caf\xe9 ok"), "caf\u{fffd} ok");
     }
@@ -287,41 +339,49 @@ mod tests {
         assert_eq!(compact(""), None);
     }
 
+    fn body(strs: &[(Param, &str)]) -> Body {
+        let mut b = Body::default();
+        for (p, v) in strs {
+            b.set_str(*p, v);
+        }
+        b
+    }
+
     #[test]
     fn addresses_split_and_tolerate_missing_port() {
-        let v = |x: &str| Value::Str(x.into());
-        let a = v("127.0.0.1;44713");
-        let b = v("::1");
-        let c = v("10.0.0.1;x");
         let r = render(
             EventType::Login,
-            &[
-                (Param::ServerAddress, a),
-                (Param::ClientAddress, b),
-                (Param::Uri, c.clone()),
-            ],
+            &body(&[
+                (Param::ServerAddress, "127.0.0.1;44713"),
+                (Param::ClientAddress, "::1"),
+                (Param::Uri, "10.0.0.1;x"),
+            ]),
             ISO,
         );
         assert_eq!(
             r.json,
             "{\"event\":\"Login\",\"serverDomain\":\"127.0.0.1\",\"serverPort\":44713,\"clientIP\":\"::1\",\"uri\":\"10.0.0.1;x\"}"
         );
-        let r = render(EventType::Login, &[(Param::ClientAddress, c)], ISO);
+        let r = render(
+            EventType::Login,
+            &body(&[(Param::ClientAddress, "10.0.0.1;x")]),
+            ISO,
+        );
         assert_eq!(r.json, "{\"event\":\"Login\",\"clientIP\":\"10.0.0.1\"}");
-        let big = v("h;99999999999");
-        let r = render(EventType::Login, &[(Param::ClientAddress, big)], ISO);
+        let r = render(
+            EventType::Login,
+            &body(&[(Param::ClientAddress, "h;99999999999")]),
+            ISO,
+        );
         assert_eq!(r.json, "{\"event\":\"Login\",\"clientIP\":\"h\"}");
     }
 
     #[test]
     fn integers_are_signed_like_jansson() {
-        let m = Value::Int(u64::MAX);
-        let n = Value::Int(7);
-        let r = render(
-            EventType::QuotaChange,
-            &[(Param::QuotaMessages, m), (Param::Messages, n)],
-            ISO,
-        );
+        let mut b = Body::default();
+        b.set(Param::QuotaMessages, Value::Int(u64::MAX));
+        b.set(Param::Messages, Value::Int(7));
+        let r = render(EventType::QuotaChange, &b, ISO);
         assert_eq!(
             r.json,
             "{\"event\":\"QuotaChange\",\"maxMessages\":-1,\"messages\":7}"
@@ -329,42 +389,61 @@ mod tests {
     }
 
     #[test]
+    fn lists_and_json_render_from_the_text_buffer() {
+        let mut b = Body::default();
+        let (x, y) = (b.push("<a@b>"), b.push("NIL"));
+        b.list.extend([x, y]);
+        b.set(
+            Param::Midset,
+            Value::List(crate::event::Span { start: 0, end: 2 }),
+        );
+        let j = b.push("{ \"k\" : [1, \"v\"] }");
+        b.set(Param::JmapEmail, Value::Json(j));
+        b.params.sort_unstable_by_key(|(p, _)| *p);
+        let r = render(EventType::MessageNew, &b, ISO);
+        let v: serde_json::Value = serde_json::from_str(&r.json).unwrap();
+        assert_eq!(v["vnd.cmu.midset"], serde_json::json!(["<a@b>", "NIL"]));
+        assert!(r.json.contains("{\"k\":[1,\"v\"]}"), "{}", r.json);
+    }
+
+    #[test]
     fn fit_cuts_content_only() {
-        let u = Value::Str("imap://h/INBOX".into());
-        let c = Value::Str("ab\u{1}é€cd".into());
         let r = render(
             EventType::MessageNew,
-            &[(Param::Uri, u.clone()), (Param::MessageContent, c)],
+            &body(&[
+                (Param::Uri, "imap://h/INBOX"),
+                (Param::MessageContent, "ab\u{1}é€cd"),
+            ]),
             ISO,
         );
         let head = "{\"event\":\"MessageNew\",\"uri\":\"imap://h/INBOX\",\"messageContent\":\"";
         assert_eq!(r.json, format!("{head}ab\\u0001é€cd\"}}"));
-        assert_eq!(r.fit(1000).unwrap(), r.json);
+        assert_eq!(r.clone().fit(1000).unwrap(), r.json);
         for max in head.len() + 2..r.json.len() {
-            let cut = r.fit(max).unwrap();
+            let cut = r.clone().fit(max).unwrap();
             assert!(cut.len() <= max);
             let v: serde_json::Value = serde_json::from_str(&cut).unwrap();
             let got = v["messageContent"].as_str().unwrap();
             assert!("ab\u{1}é€cd".starts_with(got));
         }
         assert_eq!(r.fit(head.len() + 1), None);
-        let plain = render(EventType::MessageNew, &[(Param::Uri, u)], ISO);
+        let plain = render(
+            EventType::MessageNew,
+            &body(&[(Param::Uri, "imap://h/INBOX")]),
+            ISO,
+        );
         assert_eq!(plain.fit(10), None);
     }
 
     #[test]
     fn limited_render_writes_only_what_can_fit() {
-        let c = Value::Str("é".repeat(1000));
-        let r = render_limited(
-            EventType::MessageNew,
-            &[(Param::MessageContent, c.clone())],
-            ISO,
-            101,
-        );
+        let c = "é".repeat(1000);
+        let b = body(&[(Param::MessageContent, &c)]);
+        let r = render_limited(String::from("prefix"), EventType::MessageNew, &b, ISO, 101);
         assert!(r.content_cut);
-        let v: serde_json::Value = serde_json::from_str(&r.json).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.json["prefix".len()..]).unwrap();
         assert_eq!(v["messageContent"].as_str().unwrap().len(), 100);
-        let full = render(EventType::MessageNew, &[(Param::MessageContent, c)], ISO);
+        let full = render(EventType::MessageNew, &b, ISO);
         assert!(!full.content_cut);
     }
 
@@ -378,12 +457,16 @@ mod tests {
 
         #[test]
         fn any_bytes_give_valid_json(b in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let v = Value::Str(lossy(&b));
-            let r = render(EventType::MessageNew, &[(Param::Envelope, v.clone()), (Param::MessageContent, v)], ISO);
+            let mut body = Body::default();
+            for p in [Param::Envelope, Param::MessageContent] {
+                let v = body.push_lossy(&b);
+                body.set(p, Value::Str(v));
+            }
+            let r = render(EventType::MessageNew, &body, ISO);
             let parsed: serde_json::Value = serde_json::from_str(&r.json).unwrap();
             prop_assert!(parsed.get("vnd.cmu.envelope").is_some());
             for max in [r.json.len() / 2, r.json.len() - 1] {
-                if let Some(cut) = r.fit(max) {
+                if let Some(cut) = r.clone().fit(max) {
                     prop_assert!(cut.len() <= max);
                     let _: serde_json::Value = serde_json::from_str(&cut).unwrap();
                 }

@@ -6,7 +6,7 @@
 //! (the sender thread, off the caller's hot path).
 
 use crate::config::Config;
-use crate::event::{mask, Event, EventType, Param, Value, ALL_PARAMS};
+use crate::event::{mask, Body, Event, EventType, Param, Span, Value, ALL_PARAMS};
 use crate::json::{render, render_limited, Rendered};
 use crate::rules::may_be_missing;
 use std::sync::Arc;
@@ -15,8 +15,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct Outgoing {
     pub kind: EventType,
-    /// Filled parameters, sorted by number.
-    pub params: Vec<(Param, Value)>,
+    /// Filled parameters sorted by number, and the text they refer to.
+    pub body: Body,
     pub cfg: Arc<Config>,
     /// The event's group is enabled: it goes to the notify socket.
     pub send: bool,
@@ -26,12 +26,13 @@ pub struct Outgoing {
 
 impl Outgoing {
     pub fn render(&self) -> Rendered {
-        render(self.kind, &self.params, self.cfg.timestamp_format)
+        render(self.kind, &self.body, self.cfg.timestamp_format)
     }
 
-    /// Rendered for a datagram of at most `max` bytes of JSON.
-    pub fn render_within(&self, max: usize) -> Rendered {
-        render_limited(self.kind, &self.params, self.cfg.timestamp_format, max)
+    /// Rendered after `buf`'s contents (a datagram header), writing at most
+    /// `max` bytes of messageContent.
+    pub fn render_after(&self, buf: String, max: usize) -> Rendered {
+        render_limited(buf, self.kind, &self.body, self.cfg.timestamp_format, max)
     }
 }
 
@@ -39,26 +40,26 @@ impl Outgoing {
 /// callback.
 pub const CALLBACK_TYPES: u32 = mask::MESSAGE | mask::FLAGS | mask::MAILBOX | mask::SUBSCRIPTION;
 
-fn has_seen(flags: &[String]) -> bool {
-    flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"))
+fn has_seen(b: &Body) -> bool {
+    b.flags
+        .iter()
+        .any(|f| b.str(*f).eq_ignore_ascii_case("\\Seen"))
 }
 
-/// Process a queue in order. The events' contents move into the
-/// notifications (stock frees events right after notify); what is left of
-/// them is the caller's to free.
-pub fn prepare(events: &mut [&mut Event]) -> Vec<Outgoing> {
-    let mut out = Vec::with_capacity(events.len());
+/// Process a queue in order, handing each notification to `out`. The
+/// events' contents move into the notifications (stock frees events right
+/// after notify); what is left of them is the caller's to free.
+pub fn prepare(events: &mut [&mut Event], mut out: impl FnMut(Outgoing)) {
     for i in 0..events.len() {
         if events[i].kind == EventType::FlagsSet
             && events
                 .get(i + 1)
-                .is_some_and(|n| n.kind == EventType::FlagsClear && has_seen(&n.flags))
+                .is_some_and(|n| n.kind == EventType::FlagsClear && has_seen(&n.body))
         {
             events.swap(i, i + 1);
         }
         prepare_one(events[i], &mut out);
     }
-    out
 }
 
 fn nothing_to_report(ev: &Event) -> bool {
@@ -73,7 +74,7 @@ fn nothing_to_report(ev: &Event) -> bool {
         // A STORE whose flags were all excluded has no flags left: stock
         // would abort on the missing flagNames; there is nothing to say.
         let flag_event = matches!(k, EventType::FlagsSet | EventType::FlagsClear);
-        return ev.uids.is_empty() || (flag_event && ev.flags.is_empty());
+        return ev.body.uids.is_empty() || (flag_event && ev.body.flags.is_empty());
     }
     k.is_in(mask::QUOTA) && !ev.has(Param::QuotaStorage) && !ev.has(Param::QuotaMessages)
 }
@@ -81,23 +82,32 @@ fn nothing_to_report(ev: &Event) -> bool {
 fn fill_library_params(ev: &mut Event) {
     let (k, cfg) = (ev.kind, Arc::clone(&ev.cfg));
     if cfg.expects(k, Param::Service) {
-        ev.set(Param::Service, Value::Str(cfg.service.clone()));
+        ev.body.set_str(Param::Service, &cfg.service);
     }
     if cfg.expects(k, Param::ServerFqdn) {
-        ev.set(Param::ServerFqdn, Value::Str(cfg.servername.clone()));
+        ev.body.set_str(Param::ServerFqdn, &cfg.servername);
     }
     if cfg.expects(k, Param::Timestamp) {
         ev.set(Param::Timestamp, Value::Time(ev.created));
     }
-    if let Some(s) = ev.uids.to_imap() {
-        ev.set(Param::Uidset, Value::Str(s));
+    let b = &mut ev.body;
+    if !b.uids.is_empty() {
+        let start = b.text.len();
+        b.uids.write_imap(&mut b.text);
+        let end = b.text.len();
+        b.set(Param::Uidset, Value::Str(Span { start, end }));
     }
-    if !ev.msgids.is_empty() {
-        let ids = std::mem::take(&mut ev.msgids);
-        ev.set(Param::Midset, Value::Array(ids));
+    if !b.old_uids.is_empty() {
+        let start = b.text.len();
+        b.old_uids.write_imap(&mut b.text);
+        let end = b.text.len();
+        b.set(Param::OldUidset, Value::Str(Span { start, end }));
     }
-    if let Some(s) = ev.old_uids.to_imap() {
-        ev.set(Param::OldUidset, Value::Str(s));
+    if !b.msgids.is_empty() {
+        let start = b.list.len();
+        b.list.append(&mut b.msgids);
+        let end = b.list.len();
+        b.set(Param::Midset, Value::List(Span { start, end }));
     }
     // RFC 5423: modseq only with a notification about one message.
     if ev.message_count() > 1 {
@@ -105,7 +115,7 @@ fn fill_library_params(ev: &mut Event) {
     }
 }
 
-fn prepare_one(ev: &mut Event, out: &mut Vec<Outgoing>) {
+fn prepare_one(ev: &mut Event, out: &mut impl FnMut(Outgoing)) {
     if nothing_to_report(ev) {
         return;
     }
@@ -114,26 +124,31 @@ fn prepare_one(ev: &mut Event, out: &mut Vec<Outgoing>) {
         let mut kind = ev.kind;
         if kind == EventType::FlagsSet {
             // RFC 5423 §4.2 prefers MessageTrash and MessageRead; exact case.
+            let b = &mut ev.body;
             for (flag, derived) in [
                 ("\\Deleted", EventType::MessageTrash),
                 ("\\Seen", EventType::MessageRead),
             ] {
-                if let Some(pos) = ev.flags.iter().position(|f| f == flag) {
-                    ev.flags.remove(pos);
+                if let Some(pos) = b.flags.iter().position(|f| b.str(*f) == flag) {
+                    b.flags.remove(pos);
                     kind = derived;
                     break;
                 }
             }
         }
-        if !ev.flags.is_empty() && kind != EventType::MessageTrash && kind != EventType::MessageRead
+        let b = &mut ev.body;
+        if !b.flags.is_empty() && kind != EventType::MessageTrash && kind != EventType::MessageRead
         {
-            ev.set(Param::FlagNames, Value::Str(ev.flags.join(" ")));
-            ev.flags.clear();
+            let flags = std::mem::take(&mut b.flags);
+            let names = b.join(&flags, ' ');
+            b.set(Param::FlagNames, Value::Str(names));
+            b.flags = flags;
+            b.flags.clear();
         }
         // The last notification of an event takes its parameters; the
         // others of a split get a copy.
-        let last = ev.flags.is_empty();
-        out.push(finish(ev, kind, last));
+        let last = ev.body.flags.is_empty();
+        out(finish(ev, kind, last));
         if last {
             break;
         }
@@ -152,15 +167,16 @@ fn finish(ev: &mut Event, kind: EventType, last: bool) -> Outgoing {
             .filter(|p| unfilled & (1u128 << *p as u32) != 0 && !may_be_missing(kind, *p, &cfg, ev))
             .collect()
     };
-    let mut params = if last {
-        std::mem::take(&mut ev.params)
+    let mut body = if last {
+        std::mem::take(&mut ev.body)
     } else {
-        ev.params.clone()
+        ev.body.clone()
     };
-    params.sort_unstable_by_key(|(p, _)| *p);
+    body.params.sort_unstable_by_key(|(p, _)| *p);
+    body.note_size();
     Outgoing {
         kind,
-        params,
+        body,
         send: cfg.enabled_types & kind.bits() != 0,
         cfg,
         missing,
@@ -186,12 +202,21 @@ mod tests {
 
     fn flag_event_in(c: &Config, kind: EventType, uids: &[u32], flags: &[&str]) -> Event {
         let mut e = Event::new(kind, Arc::new(c.clone()));
-        e.set(Param::Uri, Value::Str("imap://h/INBOX".into()));
-        e.set(Param::User, Value::Str("u".into()));
+        e.body.set_str(Param::Uri, "imap://h/INBOX");
+        e.body.set_str(Param::User, "u");
         e.set(Param::Pid, Value::Int(1));
-        uids.iter().for_each(|u| e.uids.add(*u));
-        e.flags = flags.iter().map(|f| f.to_string()).collect();
+        uids.iter().for_each(|u| e.body.uids.add(*u));
+        for f in flags {
+            let span = e.body.push(f);
+            e.body.flags.push(span);
+        }
         e
+    }
+
+    fn prepare(events: &mut [&mut Event]) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        super::prepare(events, |o| out.push(o));
+        out
     }
 
     fn names(o: &[Outgoing]) -> Vec<String> {
@@ -284,7 +309,7 @@ mod tests {
     #[test]
     fn missing_parameters_are_reported_not_fatal() {
         let mut e = Event::new(EventType::MailboxCreate, Arc::new(cfg()));
-        e.set(Param::Uri, Value::Str("imap://h/x".into()));
+        e.body.set_str(Param::Uri, "imap://h/x");
         let o = prepare(&mut [&mut e]);
         assert_eq!(o.len(), 1);
         assert_eq!(
@@ -304,15 +329,15 @@ mod tests {
         let mut c = cfg();
         c.set("event_groups", "quota").unwrap();
         let mut e = Event::new(EventType::QuotaExceed, Arc::new(c.clone()));
-        e.set(Param::Uri, Value::Str("imap://h/user/u".into()));
+        e.body.set_str(Param::Uri, "imap://h/user/u");
         e.set(Param::Pid, Value::Int(1));
-        e.set(Param::ServerFqdn, Value::Str("h".into()));
+        e.body.set_str(Param::ServerFqdn, "h");
         e.set(Param::QuotaMessages, Value::Int(10));
         e.set(Param::Messages, Value::Int(10));
         let o = prepare(&mut [&mut e]);
         assert!(o[0].missing.is_empty(), "{:?}", o[0].missing);
         let mut e = Event::new(EventType::QuotaWithin, Arc::new(c.clone()));
-        e.set(Param::Uri, Value::Str("imap://h/user/u".into()));
+        e.body.set_str(Param::Uri, "imap://h/user/u");
         e.set(Param::QuotaStorage, Value::Int(4));
         let o = prepare(&mut [&mut e]);
         assert_eq!(o[0].missing, [Param::DiskUsed, Param::Pid]);

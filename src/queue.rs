@@ -11,6 +11,7 @@
 use crate::config::{Config, Overflow};
 use crate::counters::{bump, Counter, COUNTERS};
 use crate::deliver::{classify, drop_send_error, Attempt, Item, Wire};
+use crate::event::Body;
 use crate::log;
 use crossbeam_queue::ArrayQueue;
 use parking_lot::{Condvar, Mutex};
@@ -33,6 +34,12 @@ const IDLE_WAKE: Duration = Duration::from_secs(10);
 const NAP: Duration = Duration::from_millis(1);
 /// A napping sender is woken anyway once this many events wait.
 const WAKE_BACKLOG: usize = BATCH;
+/// Emptied event bodies kept for reuse: enough for a burst of a few
+/// batches, so that building an event allocates nothing in steady state.
+const BODIES_KEPT: usize = 256;
+/// Bodies or datagram buffers grown beyond this (a large messageContent)
+/// are freed rather than kept.
+const KEEP_MAX_BYTES: usize = 64 * 1024;
 
 /// What the sender is doing, for callers deciding whether to wake it.
 const AWAKE: u8 = 0;
@@ -41,6 +48,8 @@ const ASLEEP: u8 = 2;
 
 pub struct Engine {
     ring: ArrayQueue<Item>,
+    /// Bodies of sent events, emptied, for the next events to fill.
+    bodies: ArrayQueue<Body>,
     /// Events accepted and neither sent nor dropped yet.
     outstanding: AtomicUsize,
     state: AtomicU8,
@@ -64,6 +73,7 @@ fn engine(cfg: &Config) -> &'static Engine {
     crate::process::install_hooks();
     let fresh = Box::into_raw(Box::new(Engine {
         ring: ArrayQueue::new(cfg.queue_size.max(1)),
+        bodies: ArrayQueue::new(BODIES_KEPT),
         outstanding: AtomicUsize::new(0),
         state: AtomicU8::new(AWAKE),
         started: AtomicBool::new(false),
@@ -85,6 +95,13 @@ fn engine(cfg: &Config) -> &'static Engine {
 fn current() -> Option<&'static Engine> {
     // SAFETY: engines are leaked, never freed.
     unsafe { ENGINE.load(Ordering::Acquire).as_ref() }
+}
+
+/// An empty body for a new event: a reused one when the sender has some.
+pub fn take_body() -> Body {
+    current()
+        .and_then(|e| e.bodies.pop())
+        .unwrap_or_else(Body::sized_like_recent)
 }
 
 /// In a forked child: the parent's queued events stay the parent's to send.
@@ -191,6 +208,7 @@ impl Engine {
     fn run(&self) {
         let mut wire = Wire::default();
         let mut pending: VecDeque<(Item, Option<Vec<u8>>)> = VecDeque::new();
+        let mut spare: Vec<Vec<u8>> = Vec::new();
         let mut backoff = Duration::ZERO;
         let mut busy = false;
         loop {
@@ -204,7 +222,10 @@ impl Engine {
                 let _g = self.space.0.lock();
                 self.space.1.notify_all();
             }
-            self.expire(&mut pending);
+            // Only a receiver that is absent or busy lets events grow old.
+            if !backoff.is_zero() {
+                self.expire(&mut pending);
+            }
             if pending.is_empty() {
                 log::report_drops(false);
                 // Nap while a burst may go on; sleep once a nap found nothing.
@@ -222,7 +243,7 @@ impl Engine {
                 continue;
             }
             busy = true;
-            match self.send_front(&mut wire, &mut pending) {
+            match self.send_front(&mut wire, &mut pending, &mut spare) {
                 Attempt::Done => backoff = Duration::ZERO,
                 retry => {
                     bump(Counter::Retried);
@@ -231,7 +252,12 @@ impl Engine {
                         _ => (Duration::from_millis(10), Duration::from_secs(1)),
                     };
                     backoff = (backoff * 2).clamp(first, max);
-                    thread::sleep(backoff);
+                    // A busy listener wakes us as soon as it has read.
+                    if retry == Attempt::Busy {
+                        wire.wait_writable(backoff);
+                    } else {
+                        thread::sleep(backoff);
+                    }
                 }
             }
             log::report_drops(false);
@@ -255,6 +281,7 @@ impl Engine {
         &self,
         wire: &mut Wire,
         pending: &mut VecDeque<(Item, Option<Vec<u8>>)>,
+        spare: &mut Vec<Vec<u8>>,
     ) -> Attempt {
         let (path, is_dlist) = pending[0].0.target();
         let first_cfg = Arc::clone(pending[0].0.cfg());
@@ -272,7 +299,7 @@ impl Engine {
         let mut n = 0;
         while n < pending.len() && n < BATCH && same_target(&pending[n].0) {
             if pending[n].1.is_none() {
-                match wire.frame(&pending[n].0) {
+                match wire.frame(&pending[n].0, spare.pop().unwrap_or_default()) {
                     Some(d) => pending[n].1 = Some(d),
                     None => {
                         pending.remove(n);
@@ -296,7 +323,9 @@ impl Engine {
             Err(e) => (0, Some(e)),
         };
         drop(datagrams);
-        pending.drain(..sent);
+        for (item, datagram) in pending.drain(..sent) {
+            self.recycle(item.out.body, datagram, spare);
+        }
         self.finished(sent);
         COUNTERS.add(Counter::Sent, sent as u64);
         match err {
@@ -311,6 +340,19 @@ impl Engine {
                     Attempt::Done
                 }
             },
+        }
+    }
+
+    /// Keep a sent event's buffers for reuse, unless grown large.
+    fn recycle(&self, mut body: Body, datagram: Option<Vec<u8>>, spare: &mut Vec<Vec<u8>>) {
+        if body.capacity_bytes() <= KEEP_MAX_BYTES {
+            body.clear();
+            let _ = self.bodies.push(body);
+        }
+        if let Some(d) = datagram.filter(|d| d.capacity() <= KEEP_MAX_BYTES) {
+            if spare.len() < BATCH {
+                spare.push(d);
+            }
         }
     }
 
@@ -381,6 +423,7 @@ mod tests {
         let cfg = Arc::new(cfg);
         let e = Engine {
             ring: ArrayQueue::new(4),
+            bodies: ArrayQueue::new(1),
             outstanding: AtomicUsize::new(2),
             state: AtomicU8::new(AWAKE),
             started: AtomicBool::new(false),
@@ -391,7 +434,7 @@ mod tests {
         let item = || {
             Item::new(Outgoing {
                 kind: EventType::MailboxCreate,
-                params: Vec::new(),
+                body: Default::default(),
                 cfg: Arc::clone(&cfg),
                 send: true,
                 missing: Vec::new(),

@@ -41,23 +41,19 @@ impl SeqSet {
         self.ranges.clear();
     }
 
-    /// The sequence-set string; `None` when empty. `u32::MAX` prints as `*`.
-    pub fn to_imap(&self) -> Option<String> {
-        if self.ranges.is_empty() {
-            return None;
-        }
-        let mut s = String::with_capacity(self.ranges.len() * 8);
+    /// Append the sequence-set string (nothing when empty). `u32::MAX`
+    /// prints as `*`.
+    pub fn write_imap(&self, s: &mut String) {
         for (i, &(lo, hi)) in self.ranges.iter().enumerate() {
             if i > 0 {
                 s.push(',');
             }
-            push_num(&mut s, lo);
+            push_num(s, lo);
             if lo != hi {
                 s.push(':');
-                push_num(&mut s, hi);
+                push_num(s, hi);
             }
         }
-        Some(s)
     }
 }
 
@@ -76,7 +72,13 @@ mod tests {
     fn set(uids: &[u32]) -> Option<String> {
         let mut s = SeqSet::default();
         uids.iter().for_each(|u| s.add(*u));
-        s.to_imap()
+        imap(&s)
+    }
+
+    fn imap(s: &SeqSet) -> Option<String> {
+        let mut out = String::new();
+        s.write_imap(&mut out);
+        (!out.is_empty()).then_some(out)
     }
 
     #[test]
@@ -105,6 +107,6 @@ mod tests {
         let mut s = SeqSet::default();
         (1..=100_000).for_each(|u| s.add(u));
         assert_eq!(s.count(), 100_000);
-        assert_eq!(s.to_imap().as_deref(), Some("1:100000"));
+        assert_eq!(imap(&s).as_deref(), Some("1:100000"));
     }
 }

@@ -1,13 +1,23 @@
 //! The notifyd datagram transport: one unbound AF_UNIX SOCK_DGRAM socket kept
-//! for the life of the process (stock opens and closes one per event).
+//! for the life of the process (stock opens and closes one per event),
+//! connected to the path it sends to so that the kernel resolves the path
+//! once per connection, not once per datagram.
 
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct DatagramSocket {
     fd: OwnedFd,
+    /// The path the socket is connected to, if any, and since when.
+    peer: RefCell<Option<(String, Instant)>>,
 }
+
+/// How long a connection is trusted: a listener that was replaced while the
+/// old one lives on (stock finds the new one at once, resolving the path per
+/// event) is found within this time.
+const PEER_TTL: Duration = Duration::from_secs(1);
 
 /// Build a `sockaddr_un` for `path`; paths that do not fit `sun_path` (with
 /// its NUL) are refused instead of being cut as stock's strlcpy does.
@@ -59,7 +69,55 @@ impl DatagramSocket {
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(DatagramSocket { fd })
+        Ok(DatagramSocket {
+            fd,
+            peer: RefCell::new(None),
+        })
+    }
+
+    /// Wait up to `timeout` for room at the connected listener (its queue
+    /// was full); true when there is room. A connected datagram socket is
+    /// woken by the listener's reads, so a busy listener costs a wait, not
+    /// a guessed sleep.
+    pub fn wait_writable(&self, timeout: Duration) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        r > 0 && pfd.revents & libc::POLLOUT != 0
+    }
+
+    /// Resolve the path again on the next send.
+    pub fn forget_peer(&self) {
+        self.peer.replace(None);
+    }
+
+    fn connect_to(&self, path: &str) -> io::Result<()> {
+        let now = Instant::now();
+        if let Some((p, since)) = &*self.peer.borrow() {
+            if p == path && now.duration_since(*since) < PEER_TTL {
+                return Ok(());
+            }
+        }
+        self.peer.replace(None);
+        let (addr, len) = unix_addr(path)?;
+        // SAFETY: valid fd; addr is a sockaddr_un of `len` bytes.
+        let r = unsafe {
+            libc::connect(
+                self.fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_un).cast(),
+                len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.peer.replace(Some((path.to_owned(), now)));
+        Ok(())
     }
 
     /// SO_SNDBUF, from which stock derives its datagram size limit.
@@ -105,10 +163,9 @@ impl DatagramSocket {
         if datagrams.is_empty() {
             return (0, None);
         }
-        let (mut addr, addr_len) = match unix_addr(path) {
-            Ok(a) => a,
-            Err(e) => return (0, Some(e)),
-        };
+        if let Err(e) = self.connect_to(path) {
+            return (0, Some(e));
+        }
         let mut iovs: Vec<libc::iovec> = datagrams
             .iter()
             .map(|d| libc::iovec {
@@ -121,16 +178,13 @@ impl DatagramSocket {
             .map(|iov| {
                 // SAFETY: msghdr is plain data; all-zero is valid.
                 let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                h.msg_hdr.msg_name = (&mut addr as *mut libc::sockaddr_un).cast();
-                h.msg_hdr.msg_namelen = addr_len;
                 h.msg_hdr.msg_iov = iov;
                 h.msg_hdr.msg_iovlen = 1;
                 h
             })
             .collect();
         let flags = libc::MSG_NOSIGNAL | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
-        // SAFETY: every header points at a live iovec and at `addr`, all of
-        // which outlive the call.
+        // SAFETY: every header points at a live iovec, which outlives the call.
         let n = loop {
             let n = unsafe {
                 libc::sendmmsg(
@@ -148,7 +202,12 @@ impl DatagramSocket {
             break n;
         };
         if n < 0 {
-            return (0, Some(io::Error::last_os_error()));
+            let e = io::Error::last_os_error();
+            // The listener went away: find the path's new one next time.
+            if e.raw_os_error() != Some(libc::EAGAIN) {
+                self.forget_peer();
+            }
+            return (0, Some(e));
         }
         let n = n as usize;
         if let Some(short) = msgs[..n]
@@ -192,6 +251,36 @@ mod tests {
             let n = rx.recv(&mut buf).unwrap();
             assert_eq!(&buf[..n], want);
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn follows_a_replaced_listener() {
+        let dir = std::env::temp_dir().join(format!("cmev-dg-re-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify");
+        let p = path.to_str().unwrap();
+        let _ = std::fs::remove_file(&path);
+        let s = DatagramSocket::new(Duration::from_secs(1)).unwrap();
+        let mut buf = [0u8; 16];
+        let first = UnixDatagram::bind(&path).unwrap();
+        s.send_to(p, b"one").unwrap();
+        assert_eq!(first.recv(&mut buf).unwrap(), 3);
+        // Gone: refused, then a new listener at the same path gets the next.
+        drop(first);
+        std::fs::remove_file(&path).unwrap();
+        let e = s.send_to(p, b"lost").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED));
+        let second = UnixDatagram::bind(&path).unwrap();
+        s.send_to(p, b"two").unwrap();
+        assert_eq!(second.recv(&mut buf).unwrap(), 3);
+        // Replaced while the old one still listens: found within PEER_TTL.
+        std::fs::remove_file(&path).unwrap();
+        let third = UnixDatagram::bind(&path).unwrap();
+        std::thread::sleep(PEER_TTL);
+        s.send_to(p, b"three").unwrap();
+        assert_eq!(third.recv(&mut buf).unwrap(), 5);
+        drop(second);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
