@@ -134,10 +134,10 @@ lib-fault:
 	ln -sf libcyrus_mboxevent.so.$(VERSION) $(FAULT_LIB)/$(SONAME)
 	ln -sf $(SONAME) $(FAULT_LIB)/libcyrus_mboxevent.so
 
-$(B)/test_panic: tests/c/test_panic.c tests/c/harness.h include/cyrus_mboxevent.h | lib-fault
+$(B)/test_panic: tests/c/test_panic.c tests/c/harness.h tests/c/rig.h include/cyrus_mboxevent.h | lib-fault
 	gcc $(CFLAGS_TEST) -o $@ $< -L$(FAULT_LIB) -lcyrus_mboxevent -Wl,-rpath,$(CURDIR)/$(FAULT_LIB)
 
-$(B)/test_hostile $(B)/test_hostile-san $(B)/test_faults $(B)/test_faults-san: tests/c/hardening.h
+$(B)/test_delivery $(B)/test_delivery-san $(B)/test_hostile $(B)/test_hostile-san $(B)/test_faults $(B)/test_faults-san: tests/c/rig.h
 
 test-hardening: $(B)/test_panic $(B)/test_hostile $(B)/test_faults
 	$(B)/test_panic

@@ -11,6 +11,7 @@
 //! method, class, priority, user, mailbox, options, message, fname.
 //! `--mode` sets the socket file's permissions (Cyrus runs as its own
 //! user); `--count` exits after N events. SIGTERM/SIGINT remove the socket.
+//! A dlist request still unfinished after 16 MiB closes its connection.
 
 use cyrus_mboxevent::transport::dlist::parse_request;
 use serde_json::{json, Value};
@@ -81,6 +82,31 @@ fn message_value(bytes: &[u8]) -> Value {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
+/// The notification a line shows: with `--envelope` every field notifyd
+/// gets, whichever transport carried it; otherwise the event JSON alone.
+struct Notification<'a> {
+    method: &'a str,
+    class: &'a str,
+    priority: &'a str,
+    user: &'a str,
+    mailbox: &'a str,
+    options: &'a [String],
+    message: &'a [u8],
+    fname: Option<&'a str>,
+}
+
+impl Notification<'_> {
+    fn line(&self, envelope: bool) -> String {
+        if !envelope {
+            return String::from_utf8_lossy(self.message).into_owned();
+        }
+        json!({"method": self.method, "class": self.class, "priority": self.priority,
+               "user": self.user, "mailbox": self.mailbox, "options": self.options,
+               "message": message_value(self.message), "fname": self.fname})
+        .to_string()
+    }
+}
+
 /// notifyd's datagram: method, class, priority, user, mailbox, nopt,
 /// options, message, [fname], each NUL-terminated.
 fn datagram_line(d: &[u8], envelope: bool) -> Option<String> {
@@ -95,14 +121,19 @@ fn datagram_line(d: &[u8], envelope: bool) -> Option<String> {
     let options: Vec<String> = (0..nopt).map(|_| next()).collect::<Option<_>>()?;
     let message = next()?;
     let fname = next().filter(|f| !f.is_empty());
-    let msg = message_value(message.as_bytes());
-    Some(if envelope {
-        json!({"method": method, "class": class, "priority": priority, "user": user,
-               "mailbox": mailbox, "options": options, "message": msg, "fname": fname})
-        .to_string()
-    } else {
-        message
-    })
+    Some(
+        Notification {
+            method: &method,
+            class: &class,
+            priority: &priority,
+            user: &user,
+            mailbox: &mailbox,
+            options: &options,
+            message: message.as_bytes(),
+            fname: fname.as_deref(),
+        }
+        .line(envelope),
+    )
 }
 
 fn emit(line: &str, seen: &mut u64, o: &Options) {
@@ -139,6 +170,17 @@ fn serve_datagrams(o: &Options) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What the tap answers: the reply Cassandane's listener gives, and one
+/// for bytes that are not a NOTIFY request (both as `parse_reply` reads
+/// them: success, and a reply named NO).
+const REPLY_OK: &[u8] = b"OK %()\r\n";
+const REPLY_NO: &[u8] = b"NO %(ERROR \"not a NOTIFY request\")\r\n";
+
+/// A request that has not ended by then is not one the library writes (its
+/// largest events are a few MB): the connection is dropped rather than
+/// letting one client grow the tap without bound.
+const MAX_REQUEST: usize = 16 << 20;
+
 /// One dlist connection: read one NOTIFY, answer OK (or NO on garbage).
 fn dlist_connection(mut c: UnixStream, o: &Options) -> Option<String> {
     c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -147,18 +189,30 @@ fn dlist_connection(mut c: UnixStream, o: &Options) -> Option<String> {
     loop {
         match parse_request(&buf) {
             Some(Ok((req, _))) => {
-                let _ = c.write_all(b"OK %()\r\n");
-                let msg = message_value(&req.message);
-                return Some(if o.envelope {
-                    json!({"method": req.method, "class": req.class, "priority": "", "user": "",
-                           "mailbox": "", "options": [], "message": msg, "fname": null})
-                    .to_string()
-                } else {
-                    String::from_utf8_lossy(&req.message).into_owned()
-                });
+                let _ = c.write_all(REPLY_OK);
+                return Some(
+                    Notification {
+                        method: &req.method,
+                        class: &req.class,
+                        priority: "",
+                        user: "",
+                        mailbox: "",
+                        options: &[],
+                        message: &req.message,
+                        fname: None,
+                    }
+                    .line(o.envelope),
+                );
             }
             Some(Err(())) => {
-                let _ = c.write_all(b"NO %(ERROR \"not a NOTIFY request\")\r\n");
+                let _ = c.write_all(REPLY_NO);
+                return None;
+            }
+            None if buf.len() > MAX_REQUEST => {
+                eprintln!(
+                    "cmev-tap: dlist request still incomplete after {} bytes (limit {MAX_REQUEST}); connection closed",
+                    buf.len()
+                );
                 return None;
             }
             None => match c.read(&mut chunk) {
@@ -239,6 +293,7 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cyrus_mboxevent::transport::dlist::{parse_reply, DlistError};
 
     #[test]
     fn datagram_fields() {
@@ -255,5 +310,12 @@ mod tests {
         assert_eq!(v["fname"], "f");
         assert!(datagram_line(b"log\0EVENT\0", false).is_none());
         assert!(datagram_line(b"a\0b\0c\0d\0e\0x\0", false).is_none());
+    }
+
+    #[test]
+    fn replies_read_as_the_library_reads_them() {
+        let line = |r: &'static [u8]| r.strip_suffix(b"\r\n").unwrap();
+        assert!(parse_reply(line(REPLY_OK)).is_ok());
+        assert!(matches!(parse_reply(line(REPLY_NO)), Err(DlistError::NotOk(n)) if n == "NO"));
     }
 }

@@ -12,7 +12,7 @@
  *
  * CMEV_FAULTS_SCALE (default 1) scales the event counts, e.g. 0.2 for the
  * ASan+UBSan build. */
-#include "hardening.h"
+#include "rig.h"
 
 #include <poll.h>
 
@@ -22,36 +22,6 @@ static int scaled(int n)
 {
     int v = (int)(n * scale);
     return v < 100 ? 100 : v;
-}
-
-/* ---- producers ---- */
-
-struct producers {
-    int threads, per_thread, tag0;
-    pthread_t th[16];
-};
-
-static int producer_count;
-
-static void *produce(void *arg)
-{
-    long tag = (long)arg;
-    int i;
-    for (i = 0; i < producer_count; i++) emit((int)tag, i);
-    return NULL;
-}
-
-static void producers_start(struct producers *p)
-{
-    long t;
-    producer_count = p->per_thread;
-    for (t = 0; t < p->threads; t++) pthread_create(&p->th[t], NULL, produce, (void *)(t + p->tag0));
-}
-
-static void producers_join(struct producers *p)
-{
-    int t;
-    for (t = 0; t < p->threads; t++) pthread_join(p->th[t], NULL);
 }
 
 /* delivered + dropped = produced, exactly; nothing twice, nothing garbled,
@@ -110,20 +80,13 @@ static void *chaos_loop(void *arg)
     double retire[OLD_MAX + 1];
     int nfd = 1, i;
     double next = now_ms() + c->period_ms;
-    char buf[4096];
     unsigned seed = 7;
     pf[0].fd = bind_dgram(path, 8 * 1024 * 1024);
     pf[0].events = POLLIN;
     while (!atomic_load(&c->stop)) {
         if (poll(pf, (nfds_t)nfd, 5) > 0) {
-            for (i = 0; i < nfd; i++) {
-                ssize_t n;
-                if (!(pf[i].revents & POLLIN)) continue;
-                while ((n = recv(pf[i].fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
-                    buf[n] = '\0';
-                    rx_take(r, buf, n);
-                }
-            }
+            for (i = 0; i < nfd; i++)
+                if (pf[i].revents & POLLIN) rx_drain(r, pf[i].fd);
         }
         if (now_ms() >= next && nfd <= OLD_MAX) { /* kill and restart */
             unlink(path);
@@ -136,12 +99,8 @@ static void *chaos_loop(void *arg)
             next = now_ms() + c->period_ms;
         }
         for (i = 1; i < nfd; i++) { /* retire old sockets after a final read */
-            ssize_t n;
             if (now_ms() < retire[i]) continue;
-            while ((n = recv(pf[i].fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
-                buf[n] = '\0';
-                rx_take(r, buf, n);
-            }
+            rx_drain(r, pf[i].fd);
             close(pf[i].fd);
             pf[i] = pf[nfd - 1];
             retire[i] = retire[nfd - 1];
@@ -151,90 +110,80 @@ static void *chaos_loop(void *arg)
     }
     /* the end: read everything left, then close all */
     for (i = 0; i < nfd; i++) {
-        ssize_t n;
-        while ((n = recv(pf[i].fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
-            buf[n] = '\0';
-            rx_take(r, buf, n);
-        }
+        rx_drain(r, pf[i].fd);
         close(pf[i].fd);
     }
     unlink(path);
     return NULL;
 }
 
-static void restarts_run(const char *policy, int total)
+/* A run of (a) or (b): the overflow policy and how many events (scaled). */
+struct load {
+    const char *policy;
+    int events;
+};
+
+static void policy_profile(const char *policy)
 {
-    struct producers p = { 8, total / 8, 0, { 0 } };
+    setup(path);
+    config("event_queue_overflow", policy);
+    if (!strcmp(policy, "block")) config("event_queue_block_timeout", "60000");
+}
+
+/* block may lose nothing at all */
+static void check_policy(const char *policy)
+{
+    if (!strcmp(policy, "block")) CHECK_EQ_INT(counter(CMEV_COUNTER_DROPPED_OVERFLOW), 0);
+}
+
+static void restarts(void)
+{
+    const struct load *l = this_case->arg;
+    struct producers p = { 8, scaled(l->events) / 8, 0, { 0 } };
     struct rx *r = rx_new(8, p.per_thread);
     struct chaos_rx c = { r, 0, 0, 0, 50 };
     double t0 = now_ms();
     char what[128];
-    setup(path);
-    config("event_queue_overflow", policy);
-    if (!strcmp(policy, "block")) config("event_queue_block_timeout", "60000");
+    policy_profile(l->policy);
     pthread_create(&c.th, NULL, chaos_loop, &c);
     usleep(10000);
-    producers_start(&p);
+    producers_start(&p, produce);
     producers_join(&p);
     CHECK_EQ_INT(cmev_flush(T(60000)), 0);
     usleep(50000);
     atomic_store(&c.stop, 1);
     pthread_join(c.th, NULL);
-    snprintf(what, sizeof(what), "%s, %ld restarts, %.1f s", policy, atomic_load(&c.restarts),
+    snprintf(what, sizeof(what), "%s, %ld restarts, %.1f s", l->policy, atomic_load(&c.restarts),
              (now_ms() - t0) / 1000);
     check_exact(r, 8, p.per_thread, 8L * p.per_thread, what);
     CHECK(atomic_load(&c.restarts) >= 5);
+    check_policy(l->policy);
     rx_free(r);
-}
-
-/* block: producers wait for room, so the run lasts long enough for many
- * restarts, and nothing may be lost at all */
-static void restarts_block(void)
-{
-    restarts_run("block", scaled(1000000));
-    CHECK_EQ_INT(counter(CMEV_COUNTER_DROPPED_OVERFLOW), 0);
-}
-
-/* drop-oldest: producers never wait; what the restarts cost is dropped
- * and counted */
-static void restarts_drop_oldest(void)
-{
-    restarts_run("drop-oldest", scaled(200000));
 }
 
 /* ------------------------------------------------------------------ */
 /* (b) EAGAIN storms: the smallest receive buffer, a slow reader.       */
 
-static void storm_run(const char *policy, int n)
+static void storm(void)
 {
+    const struct load *l = this_case->arg;
+    int n = scaled(l->events);
     struct producers p = { 1, n, 0, { 0 } };
     struct rx *r = rx_new(1, n);
     char what[64];
     r->delay_us = 20;
     rx_start(r, 1); /* SO_RCVBUFFORCE 1: the kernel's minimum */
-    setup(path);
-    config("event_queue_overflow", policy);
+    policy_profile(l->policy);
     config("event_queue_size", "1024");
-    if (!strcmp(policy, "block")) config("event_queue_block_timeout", "60000");
-    producers_start(&p);
+    producers_start(&p, produce);
     producers_join(&p);
-    snprintf(what, sizeof(what), "slow receiver, %s", policy);
+    snprintf(what, sizeof(what), "slow receiver, %s", l->policy);
     check_exact(r, 1, n, n, what);
     CHECK(counter(CMEV_COUNTER_RETRIED) > 0);
     CHECK_EQ_INT(counter(CMEV_COUNTER_DROPPED_SEND_ERROR), 0); /* busy is never an error */
+    check_policy(l->policy);
     rx_stop(r);
     rx_free(r);
-}
-
-static void storm_block(void)
-{
-    storm_run("block", scaled(30000));
-    CHECK_EQ_INT(counter(CMEV_COUNTER_DROPPED_OVERFLOW), 0);
-}
-
-static void storm_drop_oldest(void)
-{
-    storm_run("drop-oldest", scaled(30000));
 }
 
 /* ------------------------------------------------------------------ */
@@ -293,52 +242,43 @@ static void install_handlers(void)
     sigaction(SIGCHLD, &sa, NULL);
 }
 
-static void signals_run(const char *delivery, int threads, int per_thread, int rx_delay_us)
+struct rain_load {
+    const char *delivery;
+    int threads, events, rx_delay_us;
+};
+
+static void signals(void)
 {
+    const struct rain_load *l = this_case->arg;
+    int threads = l->threads, per_thread = scaled(l->events);
     struct producers p = { threads, per_thread, 0, { 0 } };
     struct rx *r = rx_new(threads, per_thread);
     pthread_t sig;
     char what[96];
-    long t;
     install_handlers();
     rain_mask(SIG_BLOCK); /* inherited by the receiver and the signaller */
-    r->delay_us = rx_delay_us;
+    r->delay_us = l->rx_delay_us;
     rx_start(r, 1);
     setup(path);
-    config("event_delivery", delivery);
+    config("event_delivery", l->delivery);
     config("event_queue_size", "64"); /* full often: producers wait in the library */
     config("event_queue_overflow", "block");
     config("event_queue_block_timeout", "60000");
     atomic_store(&signaller_stop, 0);
     pthread_create(&sig, NULL, signaller, NULL);
-    producer_count = per_thread;
-    for (t = 0; t < threads; t++) pthread_create(&p.th[t], NULL, produce_signalled, (void *)t);
+    producers_start(&p, produce_signalled);
     producers_join(&p);
     CHECK_EQ_INT(cmev_flush(T(60000)), 0);
     atomic_store(&signaller_stop, 1);
     pthread_join(sig, NULL);
     rain_mask(SIG_UNBLOCK);
-    snprintf(what, sizeof(what), "%s under %ld signals", delivery, atomic_load(&signals_seen));
+    snprintf(what, sizeof(what), "%s under %ld signals", l->delivery, atomic_load(&signals_seen));
     check_exact(r, threads, per_thread, (long)threads * per_thread, what);
     CHECK(atomic_load(&signals_seen) > 20); /* they did arrive */
     CHECK_EQ_INT(counter(CMEV_COUNTER_DROPPED_SEND_ERROR), 0); /* no EINTR-caused drop */
     CHECK_EQ_INT(counter(CMEV_COUNTER_DROPPED_OVERFLOW), 0);
     rx_stop(r);
     rx_free(r);
-}
-
-/* queued, a receiver slow enough that the queue fills: producers wait
- * (block policy) while signals arrive */
-static void signals_queued(void)
-{
-    signals_run("queued", 4, scaled(10000), 5);
-}
-
-/* sync mode sends on the signalled threads themselves; a slow receiver
- * keeps them blocked in sendmmsg, where a signal interrupts */
-static void signals_sync(void)
-{
-    signals_run("sync", 2, scaled(5000), 20);
 }
 
 /* ------------------------------------------------------------------ */
@@ -405,7 +345,7 @@ static void fork_storm(void)
     config("event_queue_overflow", "block");
     config("event_queue_block_timeout", "60000");
     emit(2 + FORKS, 0); /* the parent's queue exists before the first fork */
-    producers_start(&p);
+    producers_start(&p, produce);
     pthread_create(&f, NULL, forker, NULL);
     producers_join(&p);
     pthread_join(f, NULL);
@@ -433,23 +373,30 @@ static void fork_storm(void)
     rx_free(r);
 }
 
+static const struct test_case cases[] = {
+    /* block: producers wait for room, so the run lasts long enough for many
+     * restarts, and nothing may be lost at all */
+    { "(a) receiver restarted every 50 ms, 8 threads, block", restarts, 100, &(const struct load){ "block", 1000000 } },
+    /* drop-oldest: producers never wait; what the restarts cost is dropped
+     * and counted */
+    { "(a) receiver restarted every 50 ms, 8 threads, drop-oldest", restarts, 100,
+      &(const struct load){ "drop-oldest", 200000 } },
+    { "(b) EAGAIN storm, slow reader, block", storm, 100, &(const struct load){ "block", 30000 } },
+    { "(b) EAGAIN storm, slow reader, drop-oldest", storm, 100, &(const struct load){ "drop-oldest", 30000 } },
+    /* queued, a receiver slow enough that the queue fills: producers wait
+     * (block policy) while signals arrive */
+    { "(c) SIGTERM/SIGHUP/SIGCHLD rain, queued", signals, 100, &(const struct rain_load){ "queued", 4, 10000, 5 } },
+    /* sync mode sends on the signalled threads themselves; a slow receiver
+     * keeps them blocked in sendmmsg, where a signal interrupts */
+    { "(c) SIGTERM/SIGHUP/SIGCHLD rain, sync", signals, 100, &(const struct rain_load){ "sync", 2, 5000, 20 } },
+    { "(d) fork storm", fork_storm, 100, NULL },
+};
+
 int main(void)
 {
     const char *s = getenv("CMEV_FAULTS_SCALE");
-    double t0 = now_ms();
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    double t0 = suite_start("cmev-faults");
     if (s && atof(s) > 0) scale = atof(s);
-    make_test_dir("cmev-faults");
-
-    run_case("(a) receiver restarted every 50 ms, 8 threads, block", restarts_block, 100);
-    run_case("(a) receiver restarted every 50 ms, 8 threads, drop-oldest", restarts_drop_oldest, 100);
-    run_case("(b) EAGAIN storm, slow reader, block", storm_block, 100);
-    run_case("(b) EAGAIN storm, slow reader, drop-oldest", storm_drop_oldest, 100);
-    run_case("(c) SIGTERM/SIGHUP/SIGCHLD rain, queued", signals_queued, 100);
-    run_case("(c) SIGTERM/SIGHUP/SIGCHLD rain, sync", signals_sync, 100);
-    run_case("(d) fork storm", fork_storm, 100);
-
-    remove_test_dir();
-    printf("  (%.1f s)\n", (now_ms() - t0) / 1000);
-    return report("test_faults");
+    run_cases(cases, sizeof(cases) / sizeof(cases[0]));
+    return suite_end("test_faults", t0);
 }

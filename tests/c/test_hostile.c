@@ -6,7 +6,7 @@
  * datagram receiver that stops reading. For every one: no crash, no hang
  * (each case runs in a child with an alarm), the documented counter moves,
  * and enqueued = sent + dropped (+ still queued) exactly. */
-#include "hardening.h"
+#include "rig.h"
 
 #include <grp.h>
 
@@ -57,14 +57,6 @@ static void sync_profile(void)
     config("event_delivery", "sync");
 }
 
-static cmev_event *mailbox_event(void)
-{
-    cmev_event *ev = cmev_event_new(CMEV_EVENT_TYPE_MAILBOX_CREATE);
-    CHECK(ev != NULL);
-    cmev_event_set_string(ev, CMEV_PARAM_URI, "imap://h/x");
-    return ev;
-}
-
 /* ------------------------------------------------------------------ */
 /* NULL for every pointer argument not already covered by test_api.    */
 
@@ -86,7 +78,7 @@ static void null_pointers(void)
     CHECK_EQ_INT(cmev_config_set("event_bogus", "1", err, 1), CMEV_ERROR_UNKNOWN_OPTION);
     CHECK(err[0] == '\0' && err[1] == 'x'); /* errlen 1: just the NUL */
 
-    ev = mailbox_event();
+    ev = mailbox_event("imap://h/x");
     CHECK_EQ_INT(cmev_event_set_bytes(ev, CMEV_PARAM_USER, NULL, 0), CMEV_ERROR_NULL);
     CHECK_EQ_INT(cmev_event_set_strings(ev, CMEV_PARAM_CALENDAR_ALARM_RECIPIENTS, NULL, 0), 0);
     CHECK_EQ_INT(cmev_event_set_strings(ev, CMEV_PARAM_APS_MAILBOXES, nulls, 2), 0);
@@ -138,7 +130,7 @@ static void unknown_ids(void)
     sync_profile();
 
     CHECK(cmev_event_new(0) == NULL); /* Cancelled: nothing to create */
-    ev = mailbox_event();
+    ev = mailbox_event("imap://h/x");
     for (i = 0; i < sizeof(bad_types) / sizeof(bad_types[0]); i++) {
         CHECK(cmev_event_new(bad_types[i]) == NULL);
         CHECK(!cmev_expected(bad_types[i], CMEV_PARAM_URI));
@@ -159,14 +151,14 @@ static void unknown_ids(void)
     CHECK_CONTAINS(send_one(ev), "{\"event\":\"MailboxCreate\",\"uri\":\"imap://h/x\",\"pid\":");
 
     /* cancelled (type 0): not sent, not counted as a notification */
-    ev = mailbox_event();
+    ev = mailbox_event("imap://h/x");
     CHECK_EQ_INT(cmev_event_set_type(ev, CMEV_EVENT_TYPE_CANCELLED), 0);
     CHECK_EQ_INT(cmev_notify(&ev, 1), 0);
     cmev_event_free(ev);
     CHECK(listener_empty(&L));
 
     /* switched to a type whose group is off: counted as unsent, not enqueued */
-    ev = mailbox_event();
+    ev = mailbox_event("imap://h/x");
     CHECK_EQ_INT(cmev_event_set_type(ev, CMEV_EVENT_TYPE_LOGIN), 0);
     CHECK_EQ_INT(cmev_notify(&ev, 1), 0);
     cmev_event_free(ev);
@@ -206,7 +198,7 @@ static void invalid_utf8(void)
     open_listener();
     sync_profile();
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        ev = mailbox_event();
+        ev = mailbox_event("imap://h/x");
         CHECK_EQ_INT(cmev_event_set_string(ev, CMEV_PARAM_USER, cases[i].in), 0);
         snprintf(want, sizeof(want), "\"user\":\"%s\"", cases[i].out);
         CHECK_CONTAINS(send_one(ev), want);
@@ -240,13 +232,13 @@ static void invalid_utf8(void)
     CHECK_CONTAINS(send_one(ev), "\"vnd.cmu.midset\":[\"<" FFFD "@x>\"]");
     /* JSON text with a bad byte inside a string: repaired, then valid */
     config("event_groups", "mailbox");
-    ev = mailbox_event();
+    ev = mailbox_event("imap://h/x");
     CHECK_EQ_INT(cmev_event_set_json(ev, CMEV_PARAM_JMAP_STATES, "{\"a\":\"\xff\"}"), 0);
     CHECK_CONTAINS(send_one(ev), "\"vnd.fastmail.jmapStates\":{\"a\":\"" FFFD "\"}");
     /* the notifier method (first datagram field) */
     config("servername", "h");
     config("event_notifier", "l\xffg");
-    ev = mailbox_event();
+    ev = mailbox_event("imap://h/x");
     send_one(ev);
     CHECK(got_len > 6 && memcmp(got, "l" FFFD "g\0EVENT", 11) == 0);
     CHECK_ACCOUNTING(0);
@@ -265,7 +257,7 @@ static void embedded_nul(void)
     const char *j;
     open_listener();
     sync_profile();
-    ev = mailbox_event();
+    ev = mailbox_event("imap://h/x");
     CHECK_EQ_INT(cmev_event_set_bytes(ev, CMEV_PARAM_USER, "a\0b\0", 4), 0);
     CHECK_EQ_INT(cmev_event_set_string(ev, CMEV_PARAM_MAILBOX_ID, "c\0d"), 0);
     j = send_one(ev);
@@ -439,12 +431,11 @@ static void million_uids(void)
 static void million_uids_dlist(void)
 {
     const int n = 1000000;
-    char dest[160], *want;
+    char *want;
     cmev_event *ev;
     struct dl *d;
     int i;
-    snprintf(dest, sizeof(dest), "dlist:%s", path);
-    setup(dest);
+    setup_dlist();
     config("event_groups", "message");
     d = dl_start(DL_OK, NULL, 0, 16);
     ev = cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_COPY);
@@ -531,7 +522,7 @@ static void unrenderable_json(void)
     open_listener();
     sync_profile();
     for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-        cmev_event *ev = mailbox_event();
+        cmev_event *ev = mailbox_event("imap://h/x");
         int r = cmev_event_set_json(ev, CMEV_PARAM_JMAP_STATES, texts[i]);
         const char *j = send_one(ev);
         checks++;
@@ -657,7 +648,7 @@ static void invalid_options(void)
             if (d == 1) { /* the rest of the configuration untouched */
                 cmev_event *ev;
                 config("event_groups", "mailbox");
-                ev = mailbox_event();
+                ev = mailbox_event("imap://h/x");
                 CHECK_CONTAINS(send_one(ev), "\"serverFQDN\":\"kept\"");
             }
         }
@@ -785,11 +776,9 @@ static void default_flush_timeout(void)
 
 static void default_dlist_timeout(void)
 {
-    char dest[160];
     struct dl *d = dl_start(DL_NO_READ, NULL, 0, 16);
     double t = now_ms();
-    snprintf(dest, sizeof(dest), "dlist:%s", path);
-    setup(dest);
+    setup_dlist();
     config("event_dlist_timeout", "100");
     CHECK_EQ_INT(cmev_config_set("event_dlist_timeout", "0", NULL, 0), CMEV_ERROR_INVALID_VALUE);
     emit(0, 0);
@@ -899,8 +888,16 @@ static void become_nobody(void)
 /* What each kind of bad path must give: queued mode keeps events for an
  * absent receiver (ENOENT, ECONNREFUSED) until max age, and drops at once
  * what can never work (EACCES); sync mode drops at once, with the errno. */
-static void bad_path_case(enum kind k, int dlist)
+struct bad_path {
+    enum kind kind;
+    int dlist;
+};
+
+static void bad_path_case(void)
 {
+    const struct bad_path *bp = this_case->arg;
+    enum kind k = bp->kind;
+    int dlist = bp->dlist;
     char p[200], dest[220], name[32];
     int expect_errno = k == MISSING ? ENOENT : (k == FORBIDDEN_SOCKET || k == FORBIDDEN_DIR) ? EACCES : ECONNREFUSED;
     int absent_like = expect_errno != EACCES;
@@ -941,51 +938,60 @@ static void bad_path_case(enum kind k, int dlist)
     if (fd >= 0) close(fd);
 }
 
-#define PATH_CASE(k, dl)                          \
-    static void path_##k##_##dl(void)             \
-    {                                             \
-        bad_path_case(k, dl);                     \
+/* Each kind of path, for datagrams and for dlist. */
+static void run_bad_paths(void)
+{
+    static const char *const what[] = {
+        [MISSING] = "missing",
+        [REGULAR_FILE] = "a regular file",
+        [DIRECTORY] = "a directory",
+        [FORBIDDEN_SOCKET] = "forbidden (nobody, 0600 socket)",
+        [FORBIDDEN_DIR] = "forbidden (nobody, 0700 directory)",
+    };
+    enum { KINDS = sizeof(what) / sizeof(what[0]) };
+    char names[2 * KINDS][64];
+    struct bad_path args[2 * KINDS];
+    struct test_case cases[2 * KINDS];
+    int i;
+    for (i = 0; i < 2 * KINDS; i++) {
+        args[i].kind = (enum kind)(i % KINDS);
+        args[i].dlist = i >= KINDS;
+        snprintf(names[i], sizeof(names[i]), "%s%s", args[i].dlist ? "dlist: " : "notifysocket ", what[i % KINDS]);
+        cases[i] = (struct test_case){ names[i], bad_path_case, 30, &args[i] };
     }
-PATH_CASE(MISSING, 0)
-PATH_CASE(REGULAR_FILE, 0)
-PATH_CASE(DIRECTORY, 0)
-PATH_CASE(FORBIDDEN_SOCKET, 0)
-PATH_CASE(FORBIDDEN_DIR, 0)
-PATH_CASE(MISSING, 1)
-PATH_CASE(REGULAR_FILE, 1)
-PATH_CASE(DIRECTORY, 1)
-PATH_CASE(FORBIDDEN_SOCKET, 1)
-PATH_CASE(FORBIDDEN_DIR, 1)
+    run_side_by_side(cases, 2 * KINDS, 2 * KINDS);
+}
 
 /* ------------------------------------------------------------------ */
 /* dlist peers that misbehave.                                          */
 
-static enum dl_mode peer_mode;
-static const char *peer_answer;
-static size_t peer_answer_len;
-static cmev_counter peer_expect;
-static int peer_sync, peer_big, peer_events;
+struct peer {
+    enum dl_mode mode;
+    const char *answer;
+    size_t len;
+    cmev_counter expect;
+    int sync, big, events;
+};
 
 static void dlist_peer_case(void)
 {
-    char dest[160];
-    struct dl *d = dl_start(peer_mode, peer_answer, peer_answer_len, 16);
+    const struct peer *pc = this_case->arg;
+    struct dl *d = dl_start(pc->mode, pc->answer, pc->len, 16);
     double worst = 0, t0 = now_ms();
     char *content = NULL;
     int i;
-    snprintf(dest, sizeof(dest), "dlist:%s", path);
-    setup(dest);
+    setup_dlist();
     config("event_dlist_timeout", "300");
-    if (peer_sync) config("event_delivery", "sync");
-    if (peer_big) { /* 4 MB: more than any socket buffer takes without reading */
+    if (pc->sync) config("event_delivery", "sync");
+    if (pc->big) { /* 4 MB: more than any socket buffer takes without reading */
         content = malloc(4u << 20);
         memset(content, 'c', 4u << 20);
         config("event_groups", "message mailbox");
         config("event_extra_params", "messageContent");
     }
-    for (i = 0; i < peer_events; i++) {
+    for (i = 0; i < pc->events; i++) {
         double t = now_ms();
-        if (peer_big) {
+        if (pc->big) {
             cmev_event *ev = cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_NEW);
             cmev_event_add_uid(ev, (uint32_t)i + 1);
             cmev_event_set_mailbox_uri(ev, "imap://h/INBOX");
@@ -995,18 +1001,17 @@ static void dlist_peer_case(void)
         } else {
             emit(0, i);
         }
-        t = now_ms() - t;
-        if (t > worst) worst = t;
+        keep_worst(&worst, t);
     }
-    if (!peer_sync) CHECK(worst < T(100)); /* the caller never waits for the peer */
+    if (!pc->sync) CHECK(worst < T(100)); /* the caller never waits for the peer */
     else CHECK(worst < T(300 + 200)); /* sync: bounded by event_dlist_timeout */
     CHECK_EQ_INT(cmev_flush(T(10000)), 0);
-    CHECK_EQ_INT(counter(peer_expect), peer_events);
+    CHECK_EQ_INT(counter(pc->expect), pc->events);
     t0 = now_ms() - t0;
-    CHECK(t0 < T(peer_events * (300 + 200) + 1000)); /* each exchange within its timeout */
-    if (t0 >= T(peer_events * (300 + 200) + 1000) || worst >= T(300 + 200))
+    CHECK(t0 < T(pc->events * (300 + 200) + 1000)); /* each exchange within its timeout */
+    if (t0 >= T(pc->events * (300 + 200) + 1000) || worst >= T(300 + 200))
         fprintf(stderr, "    %d exchange(s) with event_dlist_timeout 300 ms took %.0f ms, the longest notify %.0f ms\n",
-                peer_events, t0, worst);
+                pc->events, t0, worst);
     CHECK_ACCOUNTING(0);
     free(content);
     dl_stop(d);
@@ -1014,7 +1019,6 @@ static void dlist_peer_case(void)
 
 static void dlist_never_accepts(void)
 {
-    char dest[160];
     struct sockaddr_un sun;
     int l = socket(AF_UNIX, SOCK_STREAM, 0), hog = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
     double t = now_ms();
@@ -1025,8 +1029,7 @@ static void dlist_never_accepts(void)
     /* a backlog of 0, taken by one connection nobody accepts */
     CHECK(bind(l, (struct sockaddr *)&sun, sizeof(sun)) == 0 && listen(l, 0) == 0);
     CHECK(connect(hog, (struct sockaddr *)&sun, sizeof(sun)) == 0);
-    snprintf(dest, sizeof(dest), "dlist:%s", path);
-    setup(dest);
+    setup_dlist();
     config("event_dlist_timeout", "200");
     emit(0, 0);
     emit(0, 1);
@@ -1042,19 +1045,26 @@ static void dlist_never_accepts(void)
 /* ------------------------------------------------------------------ */
 /* A datagram receiver that stops reading (tiny SO_RCVBUF, never reads). */
 
+/* n events to it with `options` (name, value, ..., NULL) on top of setup(),
+ * stopping once two sends have failed (sync mode drops at once); returns
+ * the longest notify. *fd is the receiver: it stays bound, unread, until
+ * the case closes it. */
+static double stall(int *fd, int n, const char *const *options)
+{
+    double worst = 0;
+    int i;
+    *fd = bind_dgram(path, 1);
+    setup(path);
+    for (; *options; options += 2) config(options[0], options[1]);
+    for (i = 0; i < n && counter(CMEV_COUNTER_DROPPED_SEND_ERROR) < 2; i++) emit_timed(0, i, &worst);
+    return worst;
+}
+
 static void stalled_queued(void)
 {
-    int fd = bind_dgram(path, 1), i;
-    double worst = 0;
-    setup(path);
-    config("event_queue_max_age", "1");
-    for (i = 0; i < 200; i++) {
-        double t = now_ms();
-        emit(0, i);
-        t = now_ms() - t;
-        if (t > worst) worst = t;
-    }
-    CHECK(worst < T(50));
+    static const char *const options[] = { "event_queue_max_age", "1", NULL };
+    int fd;
+    CHECK(stall(&fd, 200, options) < T(50));
     CHECK_EQ_INT(cmev_flush(T(5000)), 0);
     CHECK(counter(CMEV_COUNTER_SENT) > 0 && counter(CMEV_COUNTER_SENT) < 200);
     CHECK_EQ_INT(counter(CMEV_COUNTER_SENT) + counter(CMEV_COUNTER_DROPPED_EXPIRED), 200);
@@ -1068,19 +1078,10 @@ static void stalled_queued(void)
 
 static void stalled_sync(void)
 {
-    int fd = bind_dgram(path, 1), i;
-    double worst = 0;
-    uint64_t sent;
-    setup(path);
-    config("event_delivery", "sync");
-    for (i = 0; i < 100 && counter(CMEV_COUNTER_DROPPED_SEND_ERROR) < 2; i++) {
-        double t = now_ms();
-        emit(0, i);
-        t = now_ms() - t;
-        if (t > worst) worst = t;
-    }
-    sent = counter(CMEV_COUNTER_SENT);
-    CHECK(sent > 0);
+    static const char *const options[] = { "event_delivery", "sync", NULL };
+    int fd;
+    double worst = stall(&fd, 100, options);
+    CHECK(counter(CMEV_COUNTER_SENT) > 0);
     CHECK_EQ_INT(counter(CMEV_COUNTER_DROPPED_SEND_ERROR), 2);
     CHECK_EQ_INT(counter(CMEV_COUNTER_LAST_ERRNO), EAGAIN);
     CHECK(worst >= 400 && worst < T(1500)); /* bounded by the 500 ms send timeout */
@@ -1090,20 +1091,12 @@ static void stalled_sync(void)
 
 static void stalled_block(void)
 {
-    int fd = bind_dgram(path, 1), i;
-    double worst = 0;
-    setup(path);
-    config("event_queue_size", "16");
-    config("event_queue_overflow", "block");
-    config("event_queue_block_timeout", "50");
-    config("event_queue_max_age", "1");
-    for (i = 0; i < 600; i++) {
-        double t = now_ms();
-        emit(0, i);
-        t = now_ms() - t;
-        if (t > worst) worst = t;
-    }
-    CHECK(worst < T(50 + 200)); /* never longer than the block timeout */
+    static const char *const options[] = {
+        "event_queue_size", "16", "event_queue_overflow", "block", "event_queue_block_timeout", "50",
+        "event_queue_max_age", "1", NULL,
+    };
+    int fd;
+    CHECK(stall(&fd, 600, options) < T(50 + 200)); /* never longer than the block timeout */
     CHECK_EQ_INT(cmev_flush(T(5000)), 0);
     CHECK_EQ_INT(counter(CMEV_COUNTER_SENT) + counter(CMEV_COUNTER_DROPPED_EXPIRED)
                  + counter(CMEV_COUNTER_DROPPED_OVERFLOW), 600);
@@ -1113,110 +1106,72 @@ static void stalled_block(void)
 
 /* ------------------------------------------------------------------ */
 
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct test_case first[] = {
+    { "NULL for every pointer", null_pointers, 30, NULL },
+    { "unknown event types and parameters", unknown_ids, 30, NULL },
+    { "invalid UTF-8 everywhere strings enter", invalid_utf8, 30, NULL },
+    { "embedded NUL", embedded_nul, 30, NULL },
+    { "100 MB messageContent", huge_content, 120, NULL },
+    { "1,000,000 UIDs in one event", million_uids, 120, NULL },
+    { "1,000,000 UIDs to a dlist listener", million_uids_dlist, 120, NULL },
+    { "u64::MAX and other extreme integers", extreme_integers, 30, NULL },
+    { "JSON values that cannot be written back", unrenderable_json, 30, NULL },
+    { "every invalid option value (fast observers)", invalid_options, 60, NULL },
+}, slow_defaults[] = {
+    { "bad event_delivery -> queued", default_delivery, 30, NULL },
+    { "bad event_queue_size -> 16384", default_queue_size, 30, NULL },
+    { "bad event_queue_overflow -> drop-oldest", default_overflow, 30, NULL },
+    { "bad event_queue_block_timeout -> 100 ms", default_block_timeout, 30, NULL },
+    { "bad event_queue_max_age -> 300 s", default_max_age, 30, NULL },
+    { "bad event_flush_timeout -> 2000 ms", default_flush_timeout, 30, NULL },
+    { "bad event_dlist_timeout -> 5000 ms", default_dlist_timeout, 30, NULL },
+}, long_path[] = {
+    { "notifysocket longer than sun_path", long_paths, 30, NULL },
+};
+
+#define PEER(name, ...) { name, dlist_peer_case, 30, &(const struct peer){ __VA_ARGS__ } }
+static const struct test_case peers[] = {
+    PEER("dlist peer answers OK (control)", DL_OK, NULL, 0, CMEV_COUNTER_SENT, 0, 0, 3),
+    PEER("dlist peer answers OK then more", DL_ANSWER, "OK\r\nNO\r\n", 8, CMEV_COUNTER_SENT, 0, 0, 3),
+    PEER("dlist peer answers control bytes", DL_ANSWER, "\x01\x02garbage\r\n", 11, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3),
+    PEER("dlist peer answers NO", DL_ANSWER, "NO %(ERROR failed)\r\n", 20, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3),
+    PEER("dlist peer answers an empty line", DL_ANSWER, "\r\n", 2, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3),
+    PEER("dlist peer answers NUL bytes", DL_ANSWER, "OK\0\0\r\n", 6, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3),
+    PEER("dlist peer answers OK without CRLF, closes", DL_ANSWER, "OK", 2, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3),
+    PEER("dlist peer closes at once", DL_CLOSE_EARLY, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3),
+    PEER("dlist peer reads, closes without answer", DL_READ_CLOSE, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3),
+    PEER("dlist peer sends forever, never CRLF", DL_FLOOD, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3),
+    PEER("dlist peer trickles, never CRLF", DL_TRICKLE, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_TIMEOUT, 0, 0, 3),
+    PEER("dlist peer never reads a 4 MB event", DL_NO_READ, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_TIMEOUT, 0, 1, 3),
+    PEER("dlist peer closes at once, 4 MB event, sync", DL_CLOSE_EARLY, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_ERROR, 1, 1, 3),
+    PEER("dlist peer floods, sync", DL_FLOOD, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_ERROR, 1, 0, 3),
+    PEER("dlist peer never reads a 4 MB event, sync", DL_NO_READ, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_TIMEOUT, 1, 1, 3),
+    PEER("dlist peer reads a 4 MB event slowly", DL_SLOW_READ, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_TIMEOUT, 0, 1, 1),
+    PEER("dlist peer reads a 4 MB event slowly, sync", DL_SLOW_READ, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_TIMEOUT, 1, 1, 1),
+};
+
+static const struct test_case last[] = {
+    { "dlist peer never accepts (backlog full)", dlist_never_accepts, 30, NULL },
+    { "datagram receiver stalls, queued", stalled_queued, 30, NULL },
+    { "datagram receiver stalls, sync", stalled_sync, 30, NULL },
+    { "datagram receiver stalls, block policy", stalled_block, 30, NULL },
+};
+
 int main(void)
 {
-    static const struct {
-        const char *name;
-        enum dl_mode mode;
-        const char *answer;
-        size_t len;
-        cmev_counter expect;
-        int sync, big, events;
-    } peers[] = {
-        { "dlist peer answers OK (control)", DL_OK, NULL, 0, CMEV_COUNTER_SENT, 0, 0, 3 },
-        { "dlist peer answers OK then more", DL_ANSWER, "OK\r\nNO\r\n", 8, CMEV_COUNTER_SENT, 0, 0, 3 },
-        { "dlist peer answers control bytes", DL_ANSWER, "\x01\x02garbage\r\n", 11, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3 },
-        { "dlist peer answers NO", DL_ANSWER, "NO %(ERROR failed)\r\n", 20, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3 },
-        { "dlist peer answers an empty line", DL_ANSWER, "\r\n", 2, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3 },
-        { "dlist peer answers NUL bytes", DL_ANSWER, "OK\0\0\r\n", 6, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3 },
-        { "dlist peer answers OK without CRLF, closes", DL_ANSWER, "OK", 2, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3 },
-        { "dlist peer closes at once", DL_CLOSE_EARLY, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3 },
-        { "dlist peer reads, closes without answer", DL_READ_CLOSE, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3 },
-        { "dlist peer sends forever, never CRLF", DL_FLOOD, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_ERROR, 0, 0, 3 },
-        { "dlist peer trickles, never CRLF", DL_TRICKLE, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_TIMEOUT, 0, 0, 3 },
-        { "dlist peer never reads a 4 MB event", DL_NO_READ, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_TIMEOUT, 0, 1, 3 },
-        { "dlist peer closes at once, 4 MB event, sync", DL_CLOSE_EARLY, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_ERROR, 1, 1, 3 },
-        { "dlist peer floods, sync", DL_FLOOD, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_ERROR, 1, 0, 3 },
-        { "dlist peer never reads a 4 MB event, sync", DL_NO_READ, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_TIMEOUT, 1, 1, 3 },
-        { "dlist peer reads a 4 MB event slowly", DL_SLOW_READ, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_TIMEOUT, 0, 1, 1 },
-        { "dlist peer reads a 4 MB event slowly, sync", DL_SLOW_READ, NULL, 0, CMEV_COUNTER_DROPPED_DLIST_TIMEOUT, 1, 1, 1 },
-    };
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } slow[] = {
-        { "bad event_delivery -> queued", default_delivery },
-        { "bad event_queue_size -> 16384", default_queue_size },
-        { "bad event_queue_overflow -> drop-oldest", default_overflow },
-        { "bad event_queue_block_timeout -> 100 ms", default_block_timeout },
-        { "bad event_queue_max_age -> 300 s", default_max_age },
-        { "bad event_flush_timeout -> 2000 ms", default_flush_timeout },
-        { "bad event_dlist_timeout -> 5000 ms", default_dlist_timeout },
-    }, paths[] = {
-        { "notifysocket missing", path_MISSING_0 },
-        { "notifysocket a regular file", path_REGULAR_FILE_0 },
-        { "notifysocket a directory", path_DIRECTORY_0 },
-        { "notifysocket forbidden (nobody, 0600 socket)", path_FORBIDDEN_SOCKET_0 },
-        { "notifysocket forbidden (nobody, 0700 directory)", path_FORBIDDEN_DIR_0 },
-        { "dlist: missing", path_MISSING_1 },
-        { "dlist: a regular file", path_REGULAR_FILE_1 },
-        { "dlist: a directory", path_DIRECTORY_1 },
-        { "dlist: forbidden (nobody, 0600 socket)", path_FORBIDDEN_SOCKET_1 },
-        { "dlist: forbidden (nobody, 0700 directory)", path_FORBIDDEN_DIR_1 },
-    };
-    struct child kids[16];
-    size_t i, n;
-    double t0 = now_ms();
-    setvbuf(stdout, NULL, _IOLBF, 0);
-
-    make_test_dir("cmev-hostile");
+    double t0 = suite_start("cmev-hostile");
     snprintf(absent, sizeof(absent), "%s/nobody-listens", dir);
     /* 107 and 108 bytes */
     snprintf(long_ok, sizeof(long_ok), "%s/%0*d", dir, (int)(107 - strlen(dir) - 1), 0);
     snprintf(long_bad, sizeof(long_bad), "%s/%0*d", dir, (int)(108 - strlen(dir) - 1), 0);
 
-    run_case("NULL for every pointer", null_pointers, 30);
-    run_case("unknown event types and parameters", unknown_ids, 30);
-    run_case("invalid UTF-8 everywhere strings enter", invalid_utf8, 30);
-    run_case("embedded NUL", embedded_nul, 30);
-    run_case("100 MB messageContent", huge_content, 120);
-    run_case("1,000,000 UIDs in one event", million_uids, 120);
-    run_case("1,000,000 UIDs to a dlist listener", million_uids_dlist, 120);
-    run_case("u64::MAX and other extreme integers", extreme_integers, 30);
-    run_case("JSON values that cannot be written back", unrenderable_json, 30);
-    run_case("every invalid option value (fast observers)", invalid_options, 60);
-    for (i = 0; i < sizeof(slow) / sizeof(slow[0]); i++) {
-        snprintf(path, sizeof(path), "%s/slow%zu", dir, i); /* side by side: a path each */
-        kids[i] = start_case(slow[i].name, slow[i].fn, 30);
-    }
-    snprintf(path, sizeof(path), "%s/notify", dir);
-    for (i = 0; i < sizeof(slow) / sizeof(slow[0]); i++) finish_case(&kids[i]);
-    run_case("notifysocket longer than sun_path", long_paths, 30);
-    for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) kids[i] = start_case(paths[i].name, paths[i].fn, 30);
-    for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) finish_case(&kids[i]);
-    n = sizeof(peers) / sizeof(peers[0]);
-    for (i = 0; i < n; i++) {
-        peer_mode = peers[i].mode;
-        peer_answer = peers[i].answer;
-        peer_answer_len = peers[i].len;
-        peer_expect = peers[i].expect;
-        peer_sync = peers[i].sync;
-        peer_big = peers[i].big;
-        peer_events = peers[i].events;
-        snprintf(path, sizeof(path), "%s/peer%zu", dir, i);
-        kids[i % 8] = start_case(peers[i].name, dlist_peer_case, 30);
-        if (i % 8 == 7 || i == n - 1) {
-            size_t k;
-            for (k = 0; k <= i % 8; k++) finish_case(&kids[k]);
-        }
-    }
-    snprintf(path, sizeof(path), "%s/notify", dir);
-    run_case("dlist peer never accepts (backlog full)", dlist_never_accepts, 30);
-    run_case("datagram receiver stalls, queued", stalled_queued, 30);
-    run_case("datagram receiver stalls, sync", stalled_sync, 30);
-    run_case("datagram receiver stalls, block policy", stalled_block, 30);
-
-    remove_test_dir();
-    printf("  (%.1f s)\n", (now_ms() - t0) / 1000);
-    return report("test_hostile");
+    run_cases(first, N(first));
+    run_side_by_side(slow_defaults, N(slow_defaults), N(slow_defaults));
+    run_cases(long_path, N(long_path));
+    run_bad_paths();
+    run_side_by_side(peers, N(peers), 8);
+    run_cases(last, N(last));
+    return suite_end("test_hostile", t0);
 }

@@ -9,12 +9,10 @@
  * naming the function is attempted (syslog is interposed here to see it);
  * the process carries on; and later calls, including of the same function,
  * work: an event is built, sent and received afterwards. */
-#include "harness.h"
+#include "rig.h"
 
-#include <fcntl.h>
 #include <stdarg.h>
 #include <syslog.h>
-#include <sys/wait.h>
 
 /* The library's syslog calls land here (the executable's definition
  * interposes libc's for the shared library). */
@@ -37,24 +35,6 @@ void syslog(int priority, const char *format, ...)
 
 static struct listener L;
 
-static void setup(void)
-{
-    cmev_config_reset();
-    config("event_notifier", "log");
-    config("event_groups", "mailbox");
-    config("event_extra_params", "");
-    config("servername", "h");
-    config("notifysocket", L.path);
-}
-
-static cmev_event *mailbox_event(const char *uri)
-{
-    cmev_event *ev = cmev_event_new(CMEV_EVENT_TYPE_MAILBOX_CREATE);
-    CHECK(ev != NULL);
-    cmev_event_set_string(ev, CMEV_PARAM_URI, uri);
-    return ev;
-}
-
 /* After the panic: a whole event goes out and arrives, as if nothing had
  * happened. */
 static void later_calls_work(const char *tag)
@@ -62,7 +42,7 @@ static void later_calls_work(const char *tag)
     char uri[128], buf[4096];
     cmev_event *ev;
     ssize_t n;
-    setup();
+    setup(L.path);
     snprintf(uri, sizeof(uri), "imap://h/after/%s", tag);
     ev = mailbox_event(uri);
     CHECK_EQ_INT(cmev_notify(&ev, 1), 0);
@@ -86,7 +66,7 @@ static void s_config_set(void)
 
 static void s_enabled_types(void)
 {
-    setup();
+    setup(L.path);
     CHECK_EQ_INT(cmev_enabled_types(), 0);
     CHECK_EQ_INT(cmev_enabled_types(), CMEV_EVENT_TYPE_MAILBOX_CREATE | CMEV_EVENT_TYPE_MAILBOX_DELETE
                  | CMEV_EVENT_TYPE_MAILBOX_RENAME | CMEV_EVENT_TYPE_ACL_CHANGE | CMEV_EVENT_TYPE_MAILBOX_MODSEQ);
@@ -104,7 +84,7 @@ static void s_config_reset(void)
 static void s_event_new(void)
 {
     cmev_event *ev;
-    setup();
+    setup(L.path);
     CHECK(cmev_event_new(CMEV_EVENT_TYPE_MAILBOX_CREATE) == NULL);
     ev = cmev_event_new(CMEV_EVENT_TYPE_MAILBOX_CREATE);
     CHECK(ev != NULL);
@@ -114,7 +94,7 @@ static void s_event_new(void)
 static void s_event_free(void)
 {
     cmev_event *a, *b;
-    setup();
+    setup(L.path);
     a = cmev_event_new(CMEV_EVENT_TYPE_MAILBOX_CREATE);
     b = cmev_event_new(CMEV_EVENT_TYPE_MAILBOX_CREATE);
     cmev_event_free(a); /* panics: the event is left alone (leaked), not half-freed */
@@ -126,7 +106,7 @@ static void s_event_free(void)
 static void s_event_get_type(void)
 {
     cmev_event *ev;
-    setup();
+    setup(L.path);
     ev = mailbox_event("imap://h/x");
     CHECK_EQ_INT(cmev_event_get_type(ev), 0);
     CHECK_EQ_INT(cmev_event_get_type(ev), CMEV_EVENT_TYPE_MAILBOX_CREATE);
@@ -136,7 +116,7 @@ static void s_event_get_type(void)
 static void s_event_set_type(void)
 {
     cmev_event *ev;
-    setup();
+    setup(L.path);
     ev = mailbox_event("imap://h/x");
     CHECK_EQ_INT(cmev_event_set_type(ev, CMEV_EVENT_TYPE_CANCELLED), CMEV_ERROR_PANIC);
     CHECK_EQ_INT(cmev_event_get_type(ev), CMEV_EVENT_TYPE_MAILBOX_CREATE);
@@ -147,7 +127,7 @@ static void s_event_set_type(void)
 
 static void s_expected(void)
 {
-    setup();
+    setup(L.path);
     CHECK(!cmev_expected(CMEV_EVENT_TYPE_MAILBOX_CREATE, CMEV_PARAM_URI));
     CHECK(cmev_expected(CMEV_EVENT_TYPE_MAILBOX_CREATE, CMEV_PARAM_URI));
 }
@@ -155,7 +135,7 @@ static void s_expected(void)
 static void s_event_has(void)
 {
     cmev_event *ev;
-    setup();
+    setup(L.path);
     ev = mailbox_event("imap://h/x");
     CHECK(!cmev_event_has(ev, CMEV_PARAM_URI));
     CHECK(cmev_event_has(ev, CMEV_PARAM_URI));
@@ -167,7 +147,7 @@ static void s_event_has(void)
     static void s_##fn(void)                                   \
     {                                                          \
         cmev_event *ev;                                        \
-        setup();                                               \
+        setup(L.path);                                         \
         ev = cmev_event_new(CMEV_EVENT_TYPE_MAILBOX_CREATE);   \
         CHECK_EQ_INT(call, CMEV_ERROR_PANIC);                  \
         CHECK(!cmev_event_has(ev, param));                     \
@@ -208,7 +188,7 @@ static void expect_json(cmev_event *ev, const char *want, const char *not_want)
 static cmev_event *expunge_event(void)
 {
     cmev_event *ev;
-    setup();
+    setup(L.path);
     config("event_groups", "message flags");
     config("event_extra_params", "vnd.cmu.midset");
     ev = cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_EXPUNGE);
@@ -277,7 +257,7 @@ static void s_event_set_access(void)
 static void s_event_set_acl(void)
 {
     cmev_event *ev;
-    setup();
+    setup(L.path);
     ev = mailbox_event("imap://h/x");
     cmev_event_set_type(ev, CMEV_EVENT_TYPE_ACL_CHANGE);
     CHECK_EQ_INT(cmev_event_set_acl(ev, "alice", "lrs"), CMEV_ERROR_PANIC);
@@ -302,7 +282,7 @@ static void s_event_set_content(void)
 
 static void s_mailbox_enabled(void)
 {
-    setup();
+    setup(L.path);
     config("event_exclude_specialuse", "\\Junk");
     CHECK(cmev_mailbox_enabled(false, "\\Junk")); /* fails open: events still flow */
     CHECK(!cmev_mailbox_enabled(false, "\\Junk"));
@@ -313,7 +293,7 @@ static void s_notify(void)
     char buf[4096];
     cmev_event *ev;
     ssize_t n;
-    setup();
+    setup(L.path);
     ev = mailbox_event("imap://h/first");
     CHECK_EQ_INT(cmev_notify(&ev, 1), CMEV_ERROR_PANIC);
     CHECK_EQ_INT(cmev_flush(2000), 0);
@@ -332,7 +312,7 @@ static void s_notify(void)
 static void s_set_client_id(void)
 {
     cmev_event *ev;
-    setup();
+    setup(L.path);
     config("event_extra_params", "vnd.fastmail.clientId");
     cmev_set_client_id("first"); /* panics: not set */
     ev = mailbox_event("imap://h/x");
@@ -355,7 +335,7 @@ static void count_cb(const char *json, size_t len, void *rock)
 static void s_set_notify_callback(void)
 {
     cmev_event *ev;
-    setup();
+    setup(L.path);
     cmev_set_notify_callback(count_cb, NULL); /* panics: not registered */
     ev = mailbox_event("imap://h/x");
     cmev_notify(&ev, 1);
@@ -378,7 +358,7 @@ static void s_flush(void)
 {
     cmev_event *ev;
     char buf[4096];
-    setup();
+    setup(L.path);
     ev = mailbox_event("imap://h/x");
     cmev_notify(&ev, 1);
     cmev_event_free(ev);
@@ -400,7 +380,7 @@ static void s_counters_get(void)
 
 static void no_fault(void)
 {
-    setup();
+    setup(L.path);
 }
 
 struct scenario {
@@ -453,65 +433,47 @@ static int file_contains(const char *file, const char *needle)
     return strstr(text, needle) != NULL;
 }
 
-static void run(const struct scenario *s, const char *errfile)
+static char errfile[] = "/tmp/cmev-panic-XXXXXX";
+
+/* In the case's child: the first call of the scenario's function panics. */
+static void panic_case(void)
 {
-    char want_log[256], want_panic[256];
-    int tally[2] = { 0, 0 }, fds[2];
-    pid_t p;
-    int st = 0;
-    fflush(NULL);
-    if (pipe(fds)) exit(2);
-    p = fork();
-    if (p == 0) {
-        int fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd < 0 || dup2(fd, 2) < 0) _exit(99);
-        close(fd);
-        close(fds[0]);
-        checks = failures = 0;
-        if (s->function) setenv("CMEV_FAULT_PANIC", s->function, 1);
-        listener_open(&L);
-        s->run();
-        snprintf(want_log, sizeof(want_log), "mboxevent: internal error in %s; call ignored\n",
-                 s->function ? s->function : "");
-        checks++;
-        if ((strstr(logged, want_log) != NULL) != (s->function != NULL)) {
-            failures++;
-            fprintf(stderr, "syslog lines: %s(want %s)\n", logged, want_log);
-        }
-        later_calls_work(s->function ? s->function : "none");
-        listener_close(&L);
-        fflush(NULL);
-        tally[0] = checks;
-        tally[1] = failures;
-        if (write(fds[1], tally, sizeof(tally)) != (ssize_t)sizeof(tally)) _exit(98);
-        _exit(failures ? 1 : 0);
-    }
-    close(fds[1]);
-    if (read(fds[0], tally, sizeof(tally)) != (ssize_t)sizeof(tally)) tally[0] = tally[1] = 0;
-    close(fds[0]);
-    waitpid(p, &st, 0);
-    checks += tally[0] + 1;
-    failures += tally[1];
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        if (!tally[1]) failures++; /* died without counting it */
-        printf("  %-28s FAILED (status %d)\n", s->function, st);
-        if (file_contains(errfile, "")) {
-            char cmd[300];
-            snprintf(cmd, sizeof(cmd), "sed 's/^/    | /' %s >&2", errfile);
-            if (system(cmd) != 0) perror("system");
-        }
-        return;
+    const struct scenario *s = this_case->arg;
+    char want[256];
+    int fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || dup2(fd, 2) < 0) _exit(99);
+    close(fd);
+    if (s->function) setenv("CMEV_FAULT_PANIC", s->function, 1);
+    listener_open(&L);
+    s->run();
+    snprintf(want, sizeof(want), "mboxevent: internal error in %s; call ignored\n", s->function ? s->function : "");
+    checks++;
+    if ((strstr(logged, want) != NULL) != (s->function != NULL)) {
+        failures++;
+        fprintf(stderr, "syslog lines: %s(want %s)\n", logged, want);
     }
     if (s->function) {
-        snprintf(want_panic, sizeof(want_panic), "fault injection: %s", s->function);
+        snprintf(want, sizeof(want), "fault injection: %s", s->function);
         checks++;
-        if (!file_contains(errfile, want_panic)) {
+        if (!file_contains(errfile, want)) {
             failures++;
-            printf("  %-28s did not panic (is this the fault-injection build?)\n", s->function);
-            return;
+            fprintf(stderr, "%s did not panic (is this the fault-injection build?)\n", s->function);
         }
     }
-    printf("  %-28s fallback returned, logged, later calls work\n", s->function ? s->function : "(no fault)");
+    later_calls_work(s->function ? s->function : "none");
+    listener_close(&L);
+}
+
+/* The child's stderr went to errfile: show it for a case that failed. */
+static void run(const struct scenario *s)
+{
+    const struct test_case tc = { s->function ? s->function : "(no fault)", panic_case, 30, s };
+    struct child c = start_case(&tc);
+    if (!finish_case(&c) && file_contains(errfile, "")) {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "sed 's/^/    | /' %s >&2", errfile);
+        if (system(cmd) != 0) perror("system");
+    }
 }
 
 /* Every function the header declares has its scenario here. */
@@ -547,15 +509,14 @@ static void every_function_covered(void)
 
 int main(void)
 {
-    char errfile[] = "/tmp/cmev-panic-XXXXXX";
     size_t i;
     int fd = mkstemp(errfile);
     static const struct scenario none = { NULL, no_fault };
     if (fd < 0) return 2;
     close(fd);
     every_function_covered();
-    run(&none, errfile);
-    for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) run(&scenarios[i], errfile);
+    run(&none);
+    for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) run(&scenarios[i]);
     unlink(errfile);
     return report("test_panic");
 }

@@ -1,9 +1,9 @@
-/* Helpers shared by the hardening tests (test_hostile.c, test_faults.c):
- * cases run in forked children with a hang guard, exact accounting of the
- * counters, a datagram receiver thread that checks every byte and counts
- * (tag, seq) pairs, and a scriptable dlist peer. */
-#ifndef CMEV_TEST_HARDENING_H
-#define CMEV_TEST_HARDENING_H
+/* The rig the delivery, hardening and panic tests share: cases run in
+ * forked children with a hang guard, exact accounting of the counters,
+ * producer threads, a datagram receiver thread that checks every byte and
+ * counts (tag, seq) pairs, and a scriptable dlist peer. */
+#ifndef CMEV_TEST_RIG_H
+#define CMEV_TEST_RIG_H
 
 #include "harness.h"
 
@@ -61,6 +61,14 @@ static inline void setup(const char *dest)
     config("notifysocket", dest);
 }
 
+/* The same profile, sending to a dlist peer at `path`. */
+static inline void setup_dlist(void)
+{
+    char dest[160];
+    snprintf(dest, sizeof(dest), "dlist:%s", path);
+    setup(dest);
+}
+
 /* One MailboxModseq event carrying (tag, seq) in its uri. */
 static inline void emit(int tag, int seq)
 {
@@ -70,6 +78,28 @@ static inline void emit(int tag, int seq)
     cmev_event_set_string(ev, CMEV_PARAM_URI, uri);
     cmev_notify(&ev, 1);
     cmev_event_free(ev);
+}
+
+/* The longest a caller has waited in the library so far. */
+static inline void keep_worst(double *worst, double since)
+{
+    double t = now_ms() - since;
+    if (t > *worst) *worst = t;
+}
+
+static inline void emit_timed(int tag, int seq, double *worst)
+{
+    double t = now_ms();
+    emit(tag, seq);
+    keep_worst(worst, t);
+}
+
+static inline cmev_event *mailbox_event(const char *uri)
+{
+    cmev_event *ev = cmev_event_new(CMEV_EVENT_TYPE_MAILBOX_CREATE);
+    CHECK(ev != NULL);
+    cmev_event_set_string(ev, CMEV_PARAM_URI, uri);
+    return ev;
 }
 
 static inline uint64_t dropped_total(const cmev_counters *c)
@@ -98,6 +128,16 @@ static inline uint64_t dropped_total(const cmev_counters *c)
 
 /* ---- cases in forked children ---- */
 
+struct test_case {
+    const char *name;
+    void (*fn)(void);
+    unsigned timeout_s;
+    const void *arg; /* the case's parameters, read as this_case->arg */
+};
+
+/* In a case's child: the case it runs. */
+static const struct test_case *this_case;
+
 struct child {
     const char *name;
     pid_t pid;
@@ -105,14 +145,15 @@ struct child {
     double t0;
 };
 
-/* Start fn in a child with a fresh library state (a forked child gets its
- * own queue and zeroed counters); a case that hangs is killed by alarm(). */
-static inline struct child start_case(const char *name, void (*fn)(void), unsigned timeout_s)
+/* Start a case in a child with a fresh library state (a forked child gets
+ * its own queue and zeroed counters); a case that hangs is killed by
+ * alarm(). */
+static inline struct child start_case(const struct test_case *tc)
 {
-    struct child c = { name, 0, -1, now_ms() };
+    struct child c = { tc->name, 0, -1, now_ms() };
     const char *only = getenv("CMEV_TEST_ONLY"); /* a substring of case names */
     int fds[2];
-    if (only && !strstr(name, only)) {
+    if (only && !strstr(tc->name, only)) {
         c.pid = -1;
         return c;
     }
@@ -124,8 +165,9 @@ static inline struct child start_case(const char *name, void (*fn)(void), unsign
         close(fds[0]);
         setpgid(0, 0); /* its own group: whatever it forks is cleaned up with it */
         checks = failures = 0;
-        alarm((unsigned)(timeout_s * slow));
-        fn();
+        this_case = tc;
+        alarm((unsigned)(tc->timeout_s * slow));
+        tc->fn();
         tally[0] = checks;
         tally[1] = failures;
         if (write(fds[1], tally, sizeof(tally)) != (ssize_t)sizeof(tally)) _exit(3);
@@ -137,11 +179,12 @@ static inline struct child start_case(const char *name, void (*fn)(void), unsign
     return c;
 }
 
-static inline void finish_case(struct child *c)
+/* Collect a case's checks; returns 0 when it failed. */
+static inline int finish_case(struct child *c)
 {
     int tally[2] = { 0, 0 }, st = 0;
     ssize_t n;
-    if (c->pid < 0) return; /* not selected */
+    if (c->pid < 0) return 1; /* not selected */
     waitpid(c->pid, &st, 0);
     /* the tally was written before the child exited; a grandchild still
      * holding the pipe must not make this wait */
@@ -158,15 +201,51 @@ static inline void finish_case(struct child *c)
                    WTERMSIG(st) == SIGALRM ? " (hang)" : "");
         else
             printf("  %s: FAILED\n", c->name);
-        return;
+        return 0;
     }
     printf("  %s: ok (%.0f ms)\n", c->name, now_ms() - c->t0);
+    return 1;
 }
 
-static inline void run_case(const char *name, void (*fn)(void), unsigned timeout_s)
+static inline void run_cases(const struct test_case *cases, size_t n)
 {
-    struct child c = start_case(name, fn, timeout_s);
-    finish_case(&c);
+    size_t i;
+    for (i = 0; i < n; i++) {
+        struct child c = start_case(&cases[i]);
+        finish_case(&c);
+    }
+}
+
+/* Cases that spend their time waiting on the library's timeouts run
+ * `width` at a time, each at a socket path of its own under the test
+ * directory. */
+static inline void run_side_by_side(const struct test_case *cases, size_t n, size_t width)
+{
+    struct child kids[16];
+    size_t i, k;
+    if (width > sizeof(kids) / sizeof(kids[0])) width = sizeof(kids) / sizeof(kids[0]);
+    for (i = 0; i < n; i += width) {
+        for (k = 0; k < width && i + k < n; k++) {
+            snprintf(path, sizeof(path), "%s/case%zu-%zu", dir, i, k);
+            kids[k] = start_case(&cases[i + k]);
+        }
+        for (k = 0; k < width && i + k < n; k++) finish_case(&kids[k]);
+    }
+    snprintf(path, sizeof(path), "%s/notify", dir);
+}
+
+static inline double suite_start(const char *prefix)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    make_test_dir(prefix);
+    return now_ms();
+}
+
+static inline int suite_end(const char *name, double t0)
+{
+    remove_test_dir();
+    printf("  (%.1f s)\n", (now_ms() - t0) / 1000);
+    return report(name);
 }
 
 /* ---- sockets ---- */
@@ -226,6 +305,20 @@ static inline void rx_take(struct rx *r, const char *buf, ssize_t n)
     atomic_fetch_add(&r->total, 1);
 }
 
+/* Take whatever is waiting on fd; returns how many datagrams. */
+static inline int rx_drain(struct rx *r, int fd)
+{
+    char buf[4096];
+    ssize_t n;
+    int got = 0;
+    while ((n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
+        buf[n] = '\0';
+        rx_take(r, buf, n);
+        got++;
+    }
+    return got;
+}
+
 static inline void *rx_loop(void *arg)
 {
     struct rx *r = arg;
@@ -265,16 +358,12 @@ static inline void rx_start(struct rx *r, int rcvbuf)
  * the library counted as sent reach the counts. */
 static inline void rx_stop(struct rx *r)
 {
-    char buf[4096];
     int quiet = 0;
     unlink(path);
     atomic_store(&r->stop, 1);
     pthread_join(r->th, NULL);
     while (quiet < 3) { /* a send that resolved the path just before unlink */
-        ssize_t n = recv(r->fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
-        if (n > 0) {
-            buf[n] = '\0';
-            rx_take(r, buf, n);
+        if (rx_drain(r, r->fd)) {
             quiet = 0;
         } else {
             quiet++;
@@ -309,6 +398,36 @@ static inline long rx_count_seen(struct rx *r, int tag, int n)
     return c;
 }
 
+/* ---- producer threads: thread t emits (tag0 + t, 0 .. per_thread-1) ---- */
+
+struct producers {
+    int threads, per_thread, tag0;
+    pthread_t th[16];
+};
+
+static int producer_count;
+
+static inline void *produce(void *arg)
+{
+    long tag = (long)arg;
+    int i;
+    for (i = 0; i < producer_count; i++) emit((int)tag, i);
+    return NULL;
+}
+
+static inline void producers_start(struct producers *p, void *(*fn)(void *))
+{
+    long t;
+    producer_count = p->per_thread;
+    for (t = 0; t < p->threads; t++) pthread_create(&p->th[t], NULL, fn, (void *)(t + p->tag0));
+}
+
+static inline void producers_join(struct producers *p)
+{
+    int t;
+    for (t = 0; t < p->threads; t++) pthread_join(p->th[t], NULL);
+}
+
 /* ---- a dlist peer with a script ---- */
 
 enum dl_mode {
@@ -328,10 +447,13 @@ struct dl {
     enum dl_mode mode;
     const char *answer;
     size_t answer_len;
-    atomic_int stop, accepted, requests;
-    char *last;          /* the last complete request, for inspection */
+    atomic_int stop, accepted;
+    atomic_int requests; /* complete NOTIFY requests framed as stock frames them */
+    char *last;          /* the last of them, for inspection */
     size_t last_len;
 };
+
+#define DL_HEAD "NOTIFY %(METHOD log CLASS EVENT PRIORITY NIL USER NIL MAILBOX NIL OPTIONS () MESSAGE {"
 
 static inline size_t dl_read_request(int c, char **out)
 {
@@ -375,7 +497,8 @@ static inline void *dl_loop(void *arg)
             continue;
         }
         len = dl_read_request(c, &req);
-        if (len > 16 && memcmp(req + len - 16, " FILEPATH NIL)\r\n", 16) == 0) {
+        if (len > sizeof(DL_HEAD) + 16 && memcmp(req, DL_HEAD, sizeof(DL_HEAD) - 1) == 0
+            && memcmp(req + len - 16, " FILEPATH NIL)\r\n", 16) == 0) {
             atomic_fetch_add(&d->requests, 1);
             free(d->last);
             d->last = req;
@@ -438,4 +561,4 @@ static inline void dl_stop(struct dl *d)
     free(d);
 }
 
-#endif /* CMEV_TEST_HARDENING_H */
+#endif /* CMEV_TEST_RIG_H */

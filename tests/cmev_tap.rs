@@ -1,0 +1,118 @@
+//! cmev-tap as a separate process: a dlist client that never finishes its
+//! request must not make the tap hold an ever larger buffer, nor stop it
+//! serving the next client.
+
+use cyrus_mboxevent::transport::dlist::{frame, parse_reply};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The tap process, killed should the test fail before it exits.
+struct Tap(Child);
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_socket(path: &Path, tap: &mut Tap) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(tap.0.try_wait().unwrap().is_none(), "cmev-tap exited early");
+        assert!(
+            Instant::now() < end,
+            "cmev-tap did not bind {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cmev-tap-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn endless_dlist_request_is_cut_off_at_16_mib() {
+    let dir = temp_dir("endless");
+    let path = dir.join("notify");
+    let mut tap = Tap(Command::new(env!("CARGO_BIN_EXE_cmev-tap"))
+        .args(["--dlist", "--count", "1"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap());
+    wait_for_socket(&path, &mut tap);
+
+    // A literal that announces more than it will ever send.
+    let mut c = UnixStream::connect(&path).unwrap();
+    c.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"NOTIFY %(METHOD log CLASS EVENT MESSAGE {1000000000+}\r\n")
+        .unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    let mut sent = 0usize;
+    let refused = loop {
+        match c.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) => break e,
+        }
+        assert!(sent < 64 << 20, "cmev-tap took {sent} bytes of one request");
+    };
+    assert!(
+        matches!(
+            refused.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ),
+        "after {sent} bytes: {refused}"
+    );
+    assert!(sent >= 16 << 20, "closed after only {sent} bytes");
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    assert!(
+        rest.is_empty(),
+        "a reply to a request never finished: {rest:?}"
+    );
+
+    // The next client is served as usual.
+    let json = "{\"event\":\"Login\"}";
+    let mut c = UnixStream::connect(&path).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(&frame("log", json)).unwrap();
+    let mut reply = String::new();
+    BufReader::new(&c).read_line(&mut reply).unwrap();
+    assert!(
+        parse_reply(reply.trim_end().as_bytes()).is_ok(),
+        "{reply:?}"
+    );
+
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    tap.0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    tap.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = tap.0.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{stderr}");
+    assert_eq!(stdout, format!("{json}\n"));
+    assert!(
+        stderr.contains("dlist request still incomplete") && stderr.contains("connection closed"),
+        "stderr: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
