@@ -110,6 +110,7 @@ static inline void drain_start(struct drain *d, const char *path)
     setsockopt(d->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
     setsockopt(d->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     pthread_create(&d->th, NULL, drain_loop, d);
+    pthread_setname_np(d->th, "drain");
 }
 
 static inline void drain_stop(struct drain *d)

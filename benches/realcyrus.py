@@ -4,8 +4,10 @@ source, same configure flags), each in a sandbox of cyrus-patch/run-sandbox.sh.
 For each build and each event profile (off, default, all), interleaved:
 LMTP delivery of N messages on one connection, then N single-message
 `UID STORE n +FLAGS (\\Flagged)`. Wall time, the serving process's CPU time
-(utime+stime from /proc) and its peak RSS (VmHWM); the event overhead per
-message is (events on - events off) / N.
+(utime+stime from /proc, all its threads) and its peak RSS (VmHWM); the event
+overhead per message is (events on - events off) / N, within each round.
+With two or more cores, Cyrus runs on the last core and this client on the
+first, so that the client does not steal the server's CPU.
 
 usage: realcyrus.py RESULTS_MD [N] [ROUNDS]
 """
@@ -60,8 +62,13 @@ def hwm_kb(pid):
     return 0
 
 
+CORES = os.cpu_count() or 1
+SERVER_CPU = [] if CORES < 2 else ["taskset", "-c", str(CORES - 1)]
+
+
 def run_one(build, profile, n):
-    s = subprocess.run([RUNNER, "up", BUILDS[build], profile], capture_output=True, text=True, check=True)
+    s = subprocess.run(SERVER_CPU + [RUNNER, "up", BUILDS[build], profile], capture_output=True, text=True,
+                       check=True)
     path = s.stdout.strip().splitlines()[-1]
     try:
         sb = Sandbox(path)
@@ -102,6 +109,8 @@ def run_one(build, profile, n):
 
 
 def main():
+    if SERVER_CPU:
+        os.sched_setaffinity(0, set(range(CORES - 1)))
     out = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 2
@@ -121,23 +130,34 @@ def main():
     def med(build, prof, key):
         return statistics.median(m[key] for m in res[(build, prof)])
 
-    lines = [f"### Real Cyrus: {n} LMTP deliveries and {n} single-message STOREs, median of {rounds}\n",
-             "| case | stock wall / CPU (s) | patched wall / CPU (s) | patched / stock CPU |",
-             "|---|---|---|---|"]
+    def spread(values, fmt="{:.2f}"):
+        return (fmt.format(statistics.median(values)) + " (" + fmt.format(min(values)) + "–" +
+                fmt.format(max(values)) + ")")
+
+    def per_round(build, prof, key):
+        return [m[key] for m in res[(build, prof)]]
+
+    lines = [f"### Real Cyrus: {n} LMTP deliveries and {n} single-message STOREs, {rounds} rounds\n",
+             f"Median (min–max) over the rounds; CPU is the serving process's (all threads). "
+             f"{'Cyrus pinned to one core, the client to the others. ' if SERVER_CPU else ''}"
+             "The ratio is the median of each round's patched/stock (same round, same conditions).\n",
+             "| case | stock wall (s) | stock CPU (s) | patched wall (s) | patched CPU (s) | patched / stock CPU |",
+             "|---|---|---|---|---|---|"]
     for work, wall, cpu in (("LMTP", "lmtp_wall", "lmtp_cpu"), ("STORE", "store_wall", "store_cpu")):
         for prof in profiles:
-            sw, sc = med("stock", prof, wall), med("stock", prof, cpu)
-            pw, pc = med("patched", prof, wall), med("patched", prof, cpu)
-            lines.append(f"| {work}, events {prof} | {sw:.2f} / {sc:.2f} | {pw:.2f} / {pc:.2f} | "
-                         f"{pc / sc if sc else float('nan'):.2f} |")
-    lines += ["", "| event overhead per message (CPU, events on − off) | stock | patched | patched / stock |",
-              "|---|---|---|---|"]
+            ratios = [p / s_ for p, s_ in zip(per_round("patched", prof, cpu), per_round("stock", prof, cpu)) if s_]
+            lines.append(f"| {work}, events {prof} | {spread(per_round('stock', prof, wall))} | "
+                         f"{spread(per_round('stock', prof, cpu))} | {spread(per_round('patched', prof, wall))} | "
+                         f"{spread(per_round('patched', prof, cpu))} | **{spread(ratios, '{:.3f}')}** |")
+    lines += ["", "| event overhead per message (CPU, events on − off, within a round) | stock µs | patched µs | "
+              "patched / stock |", "|---|---|---|---|"]
     for work, cpu in (("LMTP", "lmtp_cpu"), ("STORE", "store_cpu")):
         for prof in ("default", "all"):
-            so = (med("stock", prof, cpu) - med("stock", "off", cpu)) / n * 1e6
-            po = (med("patched", prof, cpu) - med("patched", "off", cpu)) / n * 1e6
-            lines.append(f"| {work}, {prof} | {so:.0f} µs | {po:.0f} µs | "
-                         f"{po / so if so > 0 else float('nan'):.2f} |")
+            over = {b: [(on - off) / n * 1e6 for on, off in zip(per_round(b, prof, cpu), per_round(b, "off", cpu))]
+                    for b in ("stock", "patched")}
+            so, po = statistics.median(over["stock"]), statistics.median(over["patched"])
+            lines.append(f"| {work}, {prof} | {spread(over['stock'], '{:.0f}')} | {spread(over['patched'], '{:.0f}')} | "
+                         f"**{po / so if so > 0 else float('nan'):.2f}** |")
     lines += ["", "| peak RSS (VmHWM, KiB) | stock | patched |", "|---|---|---|"]
     for prof in profiles:
         lines.append(f"| lmtpd / imapd, events {prof} | {med('stock', prof, 'lmtp_rss'):.0f} / "

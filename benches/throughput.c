@@ -11,6 +11,7 @@
  */
 #include "common.h"
 
+#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -42,19 +43,70 @@ static void event(uint32_t i)
     cmev_event_free(e);
 }
 
-static double run_ours(void)
+/* CPU time of this process's threads, by role: the thread calling
+ * cmev_notify (or sendmmsg, for the limit), the library's sender, the
+ * receiver. From /proc/self/task/N/schedstat (ns on CPU). */
+enum role { PRODUCER, SENDER, RECEIVER, ROLES };
+struct cpu {
+    double ns[ROLES];
+};
+
+static struct cpu cpu_now(void)
+{
+    struct cpu c = { { 0 } };
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char p[300], name[32] = "";
+        unsigned long long ns = 0;
+        FILE *f;
+        if (e->d_name[0] == '.') continue;
+        snprintf(p, sizeof(p), "/proc/self/task/%s/comm", e->d_name);
+        if ((f = fopen(p, "r"))) {
+            if (!fgets(name, sizeof(name), f)) name[0] = '\0';
+            fclose(f);
+        }
+        snprintf(p, sizeof(p), "/proc/self/task/%s/schedstat", e->d_name);
+        if ((f = fopen(p, "r"))) {
+            if (fscanf(f, "%llu", &ns) != 1) ns = 0;
+            fclose(f);
+        }
+        if (!strncmp(name, "mboxevent-send", 14)) c.ns[SENDER] += (double)ns;
+        else if (!strncmp(name, "drain", 5)) c.ns[RECEIVER] += (double)ns;
+        else c.ns[PRODUCER] += (double)ns;
+    }
+    if (d) closedir(d);
+    return c;
+}
+
+/* µs of CPU per event of each role between two snapshots */
+static void cpu_per_event(struct cpu a, struct cpu b, long events, double *out)
+{
+    int k;
+    for (k = 0; k < ROLES; k++) out[k] = (b.ns[k] - a.ns[k]) / 1e3 / (double)events;
+}
+
+static double ours_cpu[4][ROLES], limit_cpu[4][ROLES];
+
+static double run_ours(double *cpu)
 {
     long before = atomic_load(&rx.received);
+    struct cpu c0 = cpu_now();
     uint64_t t0 = now_ns();
     uint32_t i;
+    double rate;
     for (i = 1; i <= N; i++) event(i);
     cmev_flush(120000);
     wait_received(&rx, before + N, 120000);
-    return (double)(atomic_load(&rx.received) - before) / ((double)(now_ns() - t0) / 1e9);
+    rate = (double)(atomic_load(&rx.received) - before) / ((double)(now_ns() - t0) / 1e9);
+    cpu_per_event(c0, cpu_now(), N, cpu);
+    return rate;
 }
 
-static double run_limit(void)
+static double run_limit(double *cpu)
 {
+    struct cpu c0 = cpu_now();
+    double rate;
     struct mmsghdr msgs[64];
     struct iovec iov;
     struct sockaddr_un sun;
@@ -80,7 +132,32 @@ static double run_limit(void)
     }
     wait_received(&rx, before + N, 120000);
     close(fd);
-    return (double)(atomic_load(&rx.received) - before) / ((double)(now_ns() - t0) / 1e9);
+    rate = (double)(atomic_load(&rx.received) - before) / ((double)(now_ns() - t0) / 1e9);
+    cpu_per_event(c0, cpu_now(), N, cpu);
+    return rate;
+}
+
+/* Median over the runs of one role's µs per event */
+static double cpu_median(double runs[4][ROLES], int role)
+{
+    double v[4];
+    int r;
+    for (r = 0; r < 4; r++) v[r] = runs[r][role];
+    return spread_of(v, 4).median;
+}
+
+/* Events per second these CPU costs allow on `cores` cores: no thread can
+ * go faster than its own cost, and all of them share the cores. */
+static double cpu_bound(const double *us, int cores)
+{
+    double total = 0, worst = 0;
+    int k;
+    for (k = 0; k < ROLES; k++) {
+        total += us[k];
+        if (us[k] > worst) worst = us[k];
+    }
+    total /= cores;
+    return 1e6 / (total > worst ? total : worst);
 }
 
 
@@ -169,10 +246,10 @@ int main(int argc, char **argv)
     }
 
     for (r = 0; r < 2; r++) { /* A B A B */
-        ours[2 * r] = run_ours();
-        limit[2 * r] = run_limit();
-        ours[2 * r + 1] = run_ours();
-        limit[2 * r + 1] = run_limit();
+        ours[2 * r] = run_ours(ours_cpu[2 * r]);
+        limit[2 * r] = run_limit(limit_cpu[2 * r]);
+        ours[2 * r + 1] = run_ours(ours_cpu[2 * r + 1]);
+        limit[2 * r + 1] = run_limit(limit_cpu[2 * r + 1]);
     }
     a = spread_of(ours, 4);
     b = spread_of(limit, 4);
@@ -189,6 +266,25 @@ int main(int argc, char **argv)
     fprintf(md, "| ours (cmev_notify → queue → sender → sendmmsg) | %.0f (%.0f–%.0f) |\n", a.median, a.min, a.max);
     fprintf(md, "| limit (pre-built datagrams, sendmmsg ×64, one socket) | %.0f (%.0f–%.0f) |\n", b.median, b.min, b.max);
     fprintf(md, "| **ours / limit** | **%.0f%%** |\n\n", 100.0 * a.median / b.median);
+    {
+        double o[ROLES], l[ROLES];
+        int k, cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+        for (k = 0; k < ROLES; k++) {
+            o[k] = cpu_median(ours_cpu, k);
+            l[k] = cpu_median(limit_cpu, k);
+        }
+        fprintf(md, "Where the time goes: CPU µs per event of each thread (median of 4), and the rate "
+                "those costs allow on this machine's %d cores (no thread faster than its own cost, "
+                "all sharing the cores):\n\n", cores);
+        fprintf(md, "| path | producer | sender | receiver | total | allows events/s | achieved |\n"
+                    "|---|---|---|---|---|---|---|\n");
+        fprintf(md, "| ours (producer: cmev_* calls; sender: render + sendmmsg) | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f%% of that |\n",
+                o[PRODUCER], o[SENDER], o[RECEIVER], o[PRODUCER] + o[SENDER] + o[RECEIVER],
+                cpu_bound(o, cores), 100.0 * a.median / cpu_bound(o, cores));
+        fprintf(md, "| limit (producer: sendmmsg of ready datagrams) | %.2f | – | %.2f | %.2f | %.0f | %.0f%% of that |\n\n",
+                l[PRODUCER], l[RECEIVER], l[PRODUCER] + l[RECEIVER], cpu_bound(l, cores),
+                100.0 * b.median / cpu_bound(l, cores));
+    }
     fprintf(md, "### Memory while the receiver is absent\n\n");
     fprintf(md, "A fresh process queues %ld events while nothing listens (queue of 262,144): "
             "RSS +%ld KiB, **%.0f bytes per queued event**, ring included (its datagram: %zu bytes).\n",

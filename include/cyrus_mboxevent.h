@@ -20,7 +20,7 @@
 /**
  * Number of counters.
  */
-#define CMEV_COUNTER_COUNT 17
+#define CMEV_COUNTER_COUNT 18
 
 /**
  * Number of per-type table slots (`EventType::slot`).
@@ -128,6 +128,11 @@ enum cmev_counter
    * errno of the last failed send, 0 if none (a value, not a count).
    */
   CMEV_COUNTER_LAST_ERRNO,
+  /**
+   * Parameters left out because the caller's JSON value could not be
+   * written (cmev_event_set_json_object).
+   */
+  CMEV_COUNTER_JSON_LEFT_OUT,
 };
 #ifndef __cplusplus
 typedef uint32_t cmev_counter;
@@ -433,8 +438,8 @@ int cmev_event_set_json(cmev_event *ev, uint32_t param, const char *json);
  * rendered, off the caller's thread: `dump(obj, write, ctx)` must write the
  * value's compact JSON text through `write` (jansson's `json_dump_callback`
  * does) and return 0. The text is validated and written as
- * `cmev_event_set_json` writes text; if the dump fails, the parameter is
- * left out and the event counted as incomplete.
+ * `cmev_event_set_json` writes text; if the dump fails or writes no valid
+ * JSON, the parameter is left out (counted: `CMEV_COUNTER_JSON_LEFT_OUT`).
  *
  * Ownership: the call takes over one reference to `obj` in every case,
  * errors included, and gives it back exactly once with `release(obj)`,

@@ -41,10 +41,13 @@ pub enum Counter {
     QueueHighWater,
     /// errno of the last failed send, 0 if none (a value, not a count).
     LastErrno,
+    /// Parameters left out because the caller's JSON value could not be
+    /// written (cmev_event_set_json_object).
+    JsonLeftOut,
 }
 
 /// Number of counters.
-pub const COUNTER_COUNT: usize = 17;
+pub const COUNTER_COUNT: usize = 18;
 
 /// Counters whose sum is what was lost.
 pub const DROPS: [Counter; 6] = [
@@ -115,4 +118,4 @@ pub fn bump(c: Counter) {
     COUNTERS.bump(c);
 }
 
-const _: () = assert!(Counter::LastErrno as usize + 1 == COUNTER_COUNT);
+const _: () = assert!(Counter::JsonLeftOut as usize + 1 == COUNTER_COUNT);

@@ -299,8 +299,8 @@ pub extern "C" fn cmev_event_set_json(ev: *mut Event, param: u32, json: *const c
 /// rendered, off the caller's thread: `dump(obj, write, ctx)` must write the
 /// value's compact JSON text through `write` (jansson's `json_dump_callback`
 /// does) and return 0. The text is validated and written as
-/// `cmev_event_set_json` writes text; if the dump fails, the parameter is
-/// left out and the event counted as incomplete.
+/// `cmev_event_set_json` writes text; if the dump fails or writes no valid
+/// JSON, the parameter is left out (counted: `CMEV_COUNTER_JSON_LEFT_OUT`).
 ///
 /// Ownership: the call takes over one reference to `obj` in every case,
 /// errors included, and gives it back exactly once with `release(obj)`,

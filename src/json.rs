@@ -232,10 +232,10 @@ pub fn render_limited(
 }
 
 /// A caller's JSON value that could not be dumped is left out: the event
-/// still goes, counted as incomplete, with one log line per process.
+/// still goes, counted, with one log line per process.
 fn foreign_failed(p: Param) {
     static LOGGED: AtomicBool = AtomicBool::new(false);
-    bump(Counter::Incomplete);
+    bump(Counter::JsonLeftOut);
     if !LOGGED.swap(true, Ordering::Relaxed) {
         log::error(&format!(
             "mboxevent: {} left out: its JSON could not be written (logged once)",

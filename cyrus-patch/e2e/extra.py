@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end checks beyond the stock comparison, each under its own sandbox and config.
 
-    extra.py [--prefix build/cyrus/patched] [--only quota,content,big,restart,dlist,notifyd]
+    extra.py [--prefix build/cyrus/patched] [--only quota,content,big,restart,dlist,notifyd,specialuse]
 
   quota    QuotaExceed / QuotaWithin for MESSAGE and STORAGE limits, QuotaChange (new root,
            changed limits, SETQUOTA ()): the fields of the resource concerned, nothing else
@@ -16,6 +16,8 @@
   dlist    notifysocket: dlist:<path> with cmev-tap --dlist (Cassandane style)
   notifyd  the build's own notifyd as a cyrus.conf service (Debian's line) with its `log`
            method: its syslog lines carry the event JSON
+  specialuse  event_exclude_specialuse after the mailbox's special-use is set and removed by
+           another imapd and by the same one (the adapter caches it per process)
 
 Environment: E2E_LOGS=DIR keeps each sandbox's events, syslog and transcript in
 DIR/extra-<name>/; E2E_KEEP=1 keeps the sandbox directories themselves.
@@ -462,6 +464,48 @@ def check_dlist(prefix):
                '; '.join(bad) or f"{len(evs)} events over NOTIFY dlist connections: {', '.join(names)}")
 
 
+# --------------------------------------------------------------------------- (g) specialuse
+def check_specialuse(prefix):
+    """The adapter keeps each mailbox's special-use per process; it must see every change,
+    made by another imapd or by its own, before the next event."""
+    extra = ['event_exclude_specialuse: \\Junk', 'event_groups: flags']
+    with Box(prefix, extra, name='specialuse') as box:
+        adm, a = setup_alice(box)
+        b = Session(box.sb, 'alice')
+        b.connect()
+        step(box, lambda: a.do("CREATE", lambda m: m.create('INBOX/Box')))
+        step(box, lambda: a.do("APPEND", lambda m: m.append('INBOX/Box', None, INTERNALDATE,
+                                                          message(70, "specialuse"))))
+        a.select('INBOX/Box')
+
+        def use(sess, value):
+            arg = '"\\Junk"' if value else 'NIL'
+            sess.raw("SETMETADATA", f'SETMETADATA INBOX/Box (/private/specialuse {arg})'.encode())
+
+        def flag(label):
+            evs = step(box, lambda: a.do("STORE", lambda m: m.uid('STORE', '1', '+FLAGS', f'(${label})')))
+            return [e.get('event') for e in evs if isinstance(e, dict)]
+
+        rounds = [("no special-use", None, False),
+                  ("\\Junk set by another imapd", b, True),
+                  ("removed by the same imapd", a, False),
+                  ("\\Junk set by the same imapd", a, True),
+                  ("removed by another imapd", b, False)]
+        seen, bad = [], []
+        for i, (what, who, junk) in enumerate(rounds):
+            if who:
+                step(box, lambda: use(who, junk))
+            got = flag(f"L{i}")
+            want = [] if junk else ['FlagsSet']
+            seen.append(f"{what}: {got or 'none'}")
+            if got != want:
+                bad.append(f"{what}: events {got}, expected {want}")
+        for sess in (a, b, adm):
+            sess.logout()
+        report(not bad, "specialuse: event_exclude_specialuse follows every change of the cached special-use",
+               '; '.join(bad) or '; '.join(seen))
+
+
 # ------------------------------------------------------------------------------- (f) notifyd
 NOTIFYD_LINE = ('  notify   cmd="notifyd -C @SANDBOX@/conf/imapd.conf" listen="@SANDBOX@/socket/notify" '
                 'proto="udp" prefork=1')
@@ -537,7 +581,7 @@ def notifyd_events(path):
     return out
 
 
-CHECKS = ('quota', 'content', 'restart', 'big', 'dlist', 'notifyd')
+CHECKS = ('quota', 'content', 'restart', 'big', 'dlist', 'notifyd', 'specialuse')
 MODES = ('standard', 'message', 'header', 'body', 'headerbody')
 
 
@@ -561,6 +605,8 @@ def main():
         jobs.append(('dlist', lambda: check_dlist(o.prefix)))
     if 'notifyd' in only:
         jobs.append(('notifyd', lambda: check_notifyd(o.prefix)))
+    if 'specialuse' in only:
+        jobs.append(('specialuse', lambda: check_specialuse(o.prefix)))
     for name, fn in jobs:
         t0 = time.time()
         try:

@@ -1,23 +1,21 @@
 //! The notifyd datagram transport: one unbound AF_UNIX SOCK_DGRAM socket kept
 //! for the life of the process (stock opens and closes one per event),
-//! connected to the path it sends to so that the kernel resolves the path
-//! once per connection, not once per datagram.
+//! connected to the listener it sends to, so that the kernel resolves the
+//! path once per batch (to see a replaced listener, as stock does per
+//! event), not once per datagram, and a busy listener can be waited for.
 
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
 
 pub struct DatagramSocket {
     fd: OwnedFd,
-    /// The path the socket is connected to, if any, and since when.
-    peer: RefCell<Option<(String, Instant)>>,
+    /// The path the socket is connected to, if any, and the socket file's
+    /// identity (device, inode) then.
+    peer: RefCell<Option<(String, (u64, u64))>>,
 }
-
-/// How long a connection is trusted: a listener that was replaced while the
-/// old one lives on (stock finds the new one at once, resolving the path per
-/// event) is found within this time.
-const PEER_TTL: Duration = Duration::from_secs(1);
 
 /// Build a `sockaddr_un` for `path`; paths that do not fit `sun_path` (with
 /// its NUL) are refused instead of being cut as stock's strlcpy does.
@@ -96,15 +94,19 @@ impl DatagramSocket {
         self.peer.replace(None);
     }
 
-    fn connect_to(&self, path: &str) -> io::Result<()> {
-        let now = Instant::now();
-        if let Some((p, since)) = &*self.peer.borrow() {
-            if p == path && now.duration_since(*since) < PEER_TTL {
-                return Ok(());
+    /// Connect to the listener at `path` unless connected to it already;
+    /// true when this call connected.
+    fn connect_to(&self, path: &str) -> io::Result<bool> {
+        let (addr, len) = unix_addr(path)?;
+        let id = std::fs::metadata(path)
+            .map(|m| (m.dev(), m.ino()))
+            .inspect_err(|_| self.forget_peer())?;
+        if let Some((p, was)) = &*self.peer.borrow() {
+            if p == path && *was == id {
+                return Ok(false);
             }
         }
         self.peer.replace(None);
-        let (addr, len) = unix_addr(path)?;
         // SAFETY: valid fd; addr is a sockaddr_un of `len` bytes.
         let r = unsafe {
             libc::connect(
@@ -116,8 +118,8 @@ impl DatagramSocket {
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        self.peer.replace(Some((path.to_owned(), now)));
-        Ok(())
+        self.peer.replace(Some((path.to_owned(), id)));
+        Ok(true)
     }
 
     /// SO_SNDBUF, from which stock derives its datagram size limit.
@@ -163,9 +165,6 @@ impl DatagramSocket {
         if datagrams.is_empty() {
             return (0, None);
         }
-        if let Err(e) = self.connect_to(path) {
-            return (0, Some(e));
-        }
         let mut iovs: Vec<libc::iovec> = datagrams
             .iter()
             .map(|d| libc::iovec {
@@ -184,8 +183,13 @@ impl DatagramSocket {
             })
             .collect();
         let flags = libc::MSG_NOSIGNAL | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
-        // SAFETY: every header points at a live iovec, which outlives the call.
+        let mut fresh = false;
         let n = loop {
+            match self.connect_to(path) {
+                Ok(connected) => fresh |= connected,
+                Err(e) => return (0, Some(e)),
+            }
+            // SAFETY: every header points at a live iovec, which outlives the call.
             let n = unsafe {
                 libc::sendmmsg(
                     self.fd.as_raw_fd(),
@@ -196,7 +200,14 @@ impl DatagramSocket {
             };
             // A signal on the calling thread (sync mode: Cyrus's own
             // thread) interrupted a send waiting for room: try again.
-            if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            let errno = (n < 0).then(|| io::Error::last_os_error().raw_os_error());
+            if errno == Some(Some(libc::EINTR)) {
+                continue;
+            }
+            // A new listener that got the old one's inode number looks
+            // like the old one: refused, it is connected to and tried once.
+            if errno == Some(Some(libc::ECONNREFUSED)) && !fresh {
+                self.forget_peer();
                 continue;
             }
             break n;
@@ -266,18 +277,17 @@ mod tests {
         let first = UnixDatagram::bind(&path).unwrap();
         s.send_to(p, b"one").unwrap();
         assert_eq!(first.recv(&mut buf).unwrap(), 3);
-        // Gone: refused, then a new listener at the same path gets the next.
+        // Gone: absent, then a new listener at the same path gets the next.
         drop(first);
         std::fs::remove_file(&path).unwrap();
         let e = s.send_to(p, b"lost").unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED));
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
         let second = UnixDatagram::bind(&path).unwrap();
         s.send_to(p, b"two").unwrap();
         assert_eq!(second.recv(&mut buf).unwrap(), 3);
-        // Replaced while the old one still listens: found within PEER_TTL.
+        // Replaced while the old one still listens: found at the next send.
         std::fs::remove_file(&path).unwrap();
         let third = UnixDatagram::bind(&path).unwrap();
-        std::thread::sleep(PEER_TTL);
         s.send_to(p, b"three").unwrap();
         assert_eq!(third.recv(&mut buf).unwrap(), 5);
         drop(second);

@@ -2,6 +2,7 @@
  * every option, exact datagram bytes, and hostile input. */
 #include "harness.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -641,6 +642,106 @@ static void test_bad_input(void)
     CHECK_EQ_INT(counter(CMEV_COUNTER_DROPPED_SEND_ERROR), c.values[CMEV_COUNTER_DROPPED_SEND_ERROR] + 1);
 }
 
+/* A JSON value of "the caller's JSON library": its text, written in two
+ * pieces, and how often it was released (from whichever thread). */
+struct fake_json {
+    const char *text;
+    int fail;
+    atomic_int released;
+};
+
+static int fake_dump(const void *obj, cmev_json_write_fn write, void *ctx)
+{
+    const struct fake_json *f = obj;
+    size_t half = strlen(f->text) / 2;
+    if (f->fail) return -1;
+    if (write(f->text, half, ctx) || write(f->text + half, strlen(f->text) - half, ctx)) return -1;
+    return 0;
+}
+
+static void fake_release(void *obj)
+{
+    atomic_fetch_add(&((struct fake_json *)obj)->released, 1);
+}
+
+static cmev_event *new_with_uri(uint32_t type)
+{
+    cmev_event *ev = cmev_event_new(type);
+    CHECK(ev != NULL);
+    cmev_event_add_uid(ev, 3);
+    cmev_event_set_mailbox_uri(ev, "imap://h/INBOX");
+    return ev;
+}
+
+static void test_json_object(void)
+{
+    struct fake_json ok = { "{ \"id\" : \"M1\", \"to\":[{\"name\":\"A \\\"q\\\"\"}], \"n\":null}", 0, 0 };
+    struct fake_json failing = { "{}", 1, 0 }, invalid = { "{\"a\":", 0, 0 };
+    struct fake_json first = { "[1]", 0, 0 }, unsent = { "2", 0, 0 }, split = { "{\"s\":1}", 0, 0 };
+    struct fake_json spare = { "{}", 0, 0 };
+    const char *flags[] = { "\\Seen", "\\Deleted", "$X" };
+    uint64_t left_out;
+    cmev_event *ev;
+    int i;
+
+    base_config();
+    config("event_extra_params", "vnd.fastmail.jmapEmail vnd.fastmail.jmapStates");
+
+    /* dumped when sent, written compactly, released once */
+    ev = new_with_uri(CMEV_EVENT_TYPE_MESSAGE_NEW);
+    CHECK_EQ_INT(cmev_event_set_json_object(ev, CMEV_PARAM_JMAP_EMAIL, &ok, fake_dump, fake_release), 0);
+    CHECK_EQ_INT(atomic_load(&ok.released), 0);
+    expect_one(ev, "{\"event\":\"MessageNew\",\"uri\":\"imap://h/INBOX/;UID=3\",\"pid\":%d,\"serverFQDN\":\"h\",\"vnd.fastmail.jmapEmail\":{\"id\":\"M1\",\"to\":[{\"name\":\"A \\\"q\\\"\"}],\"n\":null}}");
+    CHECK_EQ_INT(cmev_flush(2000), 0); /* released once sent */
+    CHECK_EQ_INT(atomic_load(&ok.released), 1);
+
+    /* a failing dump or invalid text: the event goes without it, counted */
+    left_out = counter(CMEV_COUNTER_JSON_LEFT_OUT);
+    ev = new_with_uri(CMEV_EVENT_TYPE_MESSAGE_NEW);
+    CHECK_EQ_INT(cmev_event_set_json_object(ev, CMEV_PARAM_JMAP_EMAIL, &failing, fake_dump, fake_release), 0);
+    expect_one(ev, "{\"event\":\"MessageNew\",\"uri\":\"imap://h/INBOX/;UID=3\",\"pid\":%d,\"serverFQDN\":\"h\"}");
+    ev = new_with_uri(CMEV_EVENT_TYPE_MESSAGE_NEW);
+    CHECK_EQ_INT(cmev_event_set_json_object(ev, CMEV_PARAM_JMAP_STATES, &invalid, fake_dump, fake_release), 0);
+    expect_one(ev, "{\"event\":\"MessageNew\",\"uri\":\"imap://h/INBOX/;UID=3\",\"pid\":%d,\"serverFQDN\":\"h\"}");
+    CHECK_EQ_INT(cmev_flush(2000), 0);
+    CHECK_EQ_INT(counter(CMEV_COUNTER_JSON_LEFT_OUT), left_out + 2);
+    CHECK_EQ_INT(atomic_load(&failing.released), 1);
+    CHECK_EQ_INT(atomic_load(&invalid.released), 1);
+
+    /* every error releases it at once, except when there is nothing to
+     * release with (NULL release or object) */
+    CHECK_EQ_INT(cmev_event_set_json_object(NULL, CMEV_PARAM_JMAP_EMAIL, &spare, fake_dump, fake_release), CMEV_ERROR_NULL);
+    ev = new_with_uri(CMEV_EVENT_TYPE_MESSAGE_NEW);
+    CHECK_EQ_INT(cmev_event_set_json_object(ev, CMEV_PARAM_URI, &spare, fake_dump, fake_release), CMEV_ERROR_WRONG_KIND);
+    CHECK_EQ_INT(cmev_event_set_json_object(ev, 999, &spare, fake_dump, fake_release), CMEV_ERROR_UNKNOWN_PARAM);
+    CHECK_EQ_INT(cmev_event_set_json_object(ev, CMEV_PARAM_JMAP_EMAIL, &spare, NULL, fake_release), CMEV_ERROR_NULL);
+    CHECK_EQ_INT(atomic_load(&spare.released), 4);
+    CHECK_EQ_INT(cmev_event_set_json_object(ev, CMEV_PARAM_JMAP_EMAIL, &spare, fake_dump, NULL), CMEV_ERROR_NULL);
+    CHECK_EQ_INT(cmev_event_set_json_object(ev, CMEV_PARAM_JMAP_EMAIL, NULL, fake_dump, fake_release), CMEV_ERROR_NULL);
+    CHECK_EQ_INT(atomic_load(&spare.released), 4);
+
+    /* replaced: the first goes at once; freed unsent: released by the free */
+    CHECK_EQ_INT(cmev_event_set_json_object(ev, CMEV_PARAM_JMAP_EMAIL, &first, fake_dump, fake_release), 0);
+    CHECK_EQ_INT(cmev_event_set_json_object(ev, CMEV_PARAM_JMAP_EMAIL, &unsent, fake_dump, fake_release), 0);
+    CHECK_EQ_INT(atomic_load(&first.released), 1);
+    CHECK_EQ_INT(atomic_load(&unsent.released), 0);
+    cmev_event_free(ev);
+    CHECK_EQ_INT(atomic_load(&unsent.released), 1);
+
+    /* a FlagsSet split into three notifications: each carries it, one release */
+    ev = message_event(CMEV_EVENT_TYPE_FLAGS_SET, (const uint32_t[]){ 4 }, 1);
+    cmev_event_add_flags(ev, flags, 3);
+    CHECK_EQ_INT(cmev_event_set_json_object(ev, CMEV_PARAM_JMAP_STATES, &split, fake_dump, fake_release), 0);
+    CHECK(cmev_notify(&ev, 1) == 0);
+    cmev_event_free(ev);
+    for (i = 0; i < 3; i++) {
+        got_len = listener_recv(&L, got, sizeof(got));
+        CHECK(got_len > 0 && strstr(datagram_json(got, got_len), ",\"vnd.fastmail.jmapStates\":{\"s\":1}}") != NULL);
+    }
+    CHECK_EQ_INT(cmev_flush(2000), 0);
+    CHECK_EQ_INT(atomic_load(&split.released), 1);
+}
+
 int main(void)
 {
     pid = (int)getpid();
@@ -655,6 +756,7 @@ int main(void)
     test_datagram_limit();
     test_callback();
     test_bad_input();
+    test_json_object();
     listener_close(&L);
     cmev_config_reset();
     return report("test_api");

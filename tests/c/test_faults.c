@@ -84,9 +84,12 @@ static void *chaos_loop(void *arg)
     pf[0].fd = bind_dgram(path, 8 * 1024 * 1024);
     pf[0].events = POLLIN;
     while (!atomic_load(&c->stop)) {
+        /* Oldest socket first, the current one (pf[0]) last: a sender
+         * moves on to a new socket only after the old one's path is gone,
+         * so whatever an older socket holds was sent earlier. */
         if (poll(pf, (nfds_t)nfd, 5) > 0) {
-            for (i = 0; i < nfd; i++)
-                if (pf[i].revents & POLLIN) rx_drain(r, pf[i].fd);
+            for (i = 1; i <= nfd; i++)
+                if (pf[i % nfd].revents & POLLIN) rx_drain(r, pf[i % nfd].fd);
         }
         if (now_ms() >= next && nfd <= OLD_MAX) { /* kill and restart */
             unlink(path);
@@ -102,16 +105,16 @@ static void *chaos_loop(void *arg)
             if (now_ms() < retire[i]) continue;
             rx_drain(r, pf[i].fd);
             close(pf[i].fd);
-            pf[i] = pf[nfd - 1];
-            retire[i] = retire[nfd - 1];
+            memmove(&pf[i], &pf[i + 1], sizeof(pf[0]) * (size_t)(nfd - i - 1));
+            memmove(&retire[i], &retire[i + 1], sizeof(retire[0]) * (size_t)(nfd - i - 1));
             nfd--;
             i--;
         }
     }
-    /* the end: read everything left, then close all */
-    for (i = 0; i < nfd; i++) {
-        rx_drain(r, pf[i].fd);
-        close(pf[i].fd);
+    /* the end: read everything left, oldest first, then close all */
+    for (i = 1; i <= nfd; i++) {
+        rx_drain(r, pf[i % nfd].fd);
+        close(pf[i % nfd].fd);
     }
     unlink(path);
     return NULL;
@@ -380,7 +383,7 @@ static const struct test_case cases[] = {
     /* drop-oldest: producers never wait; what the restarts cost is dropped
      * and counted */
     { "(a) receiver restarted every 50 ms, 8 threads, drop-oldest", restarts, 100,
-      &(const struct load){ "drop-oldest", 200000 } },
+      &(const struct load){ "drop-oldest", 1000000 } },
     { "(b) EAGAIN storm, slow reader, block", storm, 100, &(const struct load){ "block", 30000 } },
     { "(b) EAGAIN storm, slow reader, drop-oldest", storm, 100, &(const struct load){ "drop-oldest", 30000 } },
     /* queued, a receiver slow enough that the queue fills: producers wait

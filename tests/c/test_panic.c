@@ -11,6 +11,8 @@
  * work: an event is built, sent and received afterwards. */
 #include "rig.h"
 
+#include <stdatomic.h>
+
 #include <stdarg.h>
 #include <syslog.h>
 
@@ -163,6 +165,35 @@ SETTER_SCENARIO(event_set_uint, CMEV_PARAM_MODSEQ, cmev_event_set_uint(ev, CMEV_
 SETTER_SCENARIO(event_set_json, CMEV_PARAM_JMAP_STATES, cmev_event_set_json(ev, CMEV_PARAM_JMAP_STATES, "{}"))
 SETTER_SCENARIO(event_set_strings, CMEV_PARAM_MIDSET, cmev_event_set_strings(ev, CMEV_PARAM_MIDSET, two, 2))
 SETTER_SCENARIO(event_set_mailbox_uri, CMEV_PARAM_URI, cmev_event_set_mailbox_uri(ev, "imap://h/x"))
+
+/* A JSON object handed over is released exactly once even when the call
+ * panics (by the unwinding), and again once for the retry's object. */
+static atomic_int json_releases;
+static int count_dump(const void *obj, cmev_json_write_fn write, void *ctx)
+{
+    (void)obj;
+    return write("{}", 2, ctx);
+}
+static void count_release(void *obj)
+{
+    (void)obj;
+    atomic_fetch_add(&json_releases, 1);
+}
+static void s_event_set_json_object(void)
+{
+    static char obj;
+    cmev_event *ev;
+    setup(L.path);
+    ev = cmev_event_new(CMEV_EVENT_TYPE_MAILBOX_CREATE);
+    CHECK_EQ_INT(cmev_event_set_json_object(ev, CMEV_PARAM_JMAP_STATES, &obj, count_dump, count_release),
+                 CMEV_ERROR_PANIC);
+    CHECK(!cmev_event_has(ev, CMEV_PARAM_JMAP_STATES));
+    CHECK_EQ_INT(atomic_load(&json_releases), 1);
+    CHECK_EQ_INT(cmev_event_set_json_object(ev, CMEV_PARAM_JMAP_STATES, &obj, count_dump, count_release), 0);
+    CHECK(cmev_event_has(ev, CMEV_PARAM_JMAP_STATES));
+    cmev_event_free(ev);
+    CHECK_EQ_INT(atomic_load(&json_releases), 2);
+}
 
 /* Functions whose effect shows only in the JSON: the panicking call adds
  * nothing, the retry adds once. */
@@ -402,6 +433,7 @@ static const struct scenario scenarios[] = {
     { "cmev_event_set_bytes", s_event_set_bytes },
     { "cmev_event_set_uint", s_event_set_uint },
     { "cmev_event_set_json", s_event_set_json },
+    { "cmev_event_set_json_object", s_event_set_json_object },
     { "cmev_event_set_strings", s_event_set_strings },
     { "cmev_event_add_uid", s_event_add_uid },
     { "cmev_event_add_old_uid", s_event_add_old_uid },
