@@ -24,6 +24,8 @@
 #   SANDBOX_DIR_FILE   if set, `up` writes S there as soon as the directory exists, so the
 #                      caller can `down` it even when `up` itself fails or is interrupted.
 #   SANDBOX_STOP_TIMEOUT  seconds master gets after SIGTERM before SIGKILL (default 5).
+#   SANDBOX_BASE       where S is made (default /tmp); make bench uses a tmpfs, so that disk
+#                      flushes do not drown the CPU cost it measures.
 #
 # Layout of S (owned by cyrus:mail, mode 750): conf/ (imapd.conf, cyrus.conf, sasldb2),
 # var/ spool/ sieve/ socket/ (lmtp, notify), events.jsonl (cmev-tap --envelope lines), and
@@ -186,7 +188,7 @@ do_up() {
     die "cmev-tap not found at $tapbin (cargo build --release, or set CMEV_TAP)"
   fi
 
-  S=$(mktemp -d /tmp/cyrus-sbx.XXXXXX)
+  S=$(mktemp -d "${SANDBOX_BASE:-/tmp}/cyrus-sbx.XXXXXX")
   R=$S/rig
   mkdir -p "$R"
   [ -n "${SANDBOX_DIR_FILE:-}" ] && echo "$S" > "$SANDBOX_DIR_FILE"

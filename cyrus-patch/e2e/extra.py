@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end checks beyond the stock comparison, each under its own sandbox and config.
 
-    extra.py [--prefix build/cyrus/patched] [--only quota,content,big,restart,dlist,notifyd,specialuse]
+    extra.py [--prefix build/cyrus/patched] [--only quota,content,big,restart,dlist,notifyd,specialuse,mailboxid]
 
   quota    QuotaExceed / QuotaWithin for MESSAGE and STORAGE limits, QuotaChange (new root,
            changed limits, SETQUOTA ()): the fields of the resource concerned, nothing else
@@ -18,6 +18,8 @@
            method: its syslog lines carry the event JSON
   specialuse  event_exclude_specialuse after the mailbox's special-use is set and removed by
            another imapd and by the same one (the adapter caches it per process)
+  mailboxid  mailboxID after a mailbox is deleted and created again under its name by the
+           same imapd and by another one (the adapter caches it per process)
 
 Environment: E2E_LOGS=DIR keeps each sandbox's events, syslog and transcript in
 DIR/extra-<name>/; E2E_KEEP=1 keeps the sandbox directories themselves.
@@ -506,6 +508,44 @@ def check_specialuse(prefix):
                '; '.join(bad) or '; '.join(seen))
 
 
+def check_mailboxid(prefix):
+    """The adapter keeps the mailboxID of a mailbox name per process; a mailbox deleted and
+    created again under that name, by this imapd or another, must show its new id."""
+    with Box(prefix, ['event_groups: message mailbox'], name='mailboxid') as box:
+        adm, a = setup_alice(box)
+        b = Session(box.sb, 'alice')
+        b.connect()
+
+        def status_id():
+            typ, data = a.do("STATUS", lambda m: m.status('INBOX/Re', '(MAILBOXID)'))
+            m = re.search(rb'MAILBOXID \(([^)]+)\)', data[0] or b'')
+            return m.group(1).decode() if m else None
+
+        def ids(evs, kind):
+            return [e.get('mailboxID') for e in evs if isinstance(e, dict) and e.get('event') == kind]
+
+        def append():
+            return ids(step(box, lambda: a.do("APPEND", lambda m: m.append(
+                'INBOX/Re', None, INTERNALDATE, message(71, "mailboxid")))), 'MessageAppend')
+
+        seen, bad = [], []
+        for who, what in ((a, "first"), (a, "again by the same imapd"), (b, "again by another imapd")):
+            if what != "first":
+                step(box, lambda: who.do("DELETE", lambda m: m.delete('INBOX/Re')))
+            created = ids(step(box, lambda: who.do("CREATE", lambda m: m.create('INBOX/Re'))), 'MailboxCreate')
+            want = status_id()
+            got = created + append()
+            seen.append(f"{what}: {want}")
+            if not want or got != [want, want]:
+                bad.append(f"{what}: MailboxCreate/MessageAppend mailboxID {got}, STATUS says {want}")
+        if len(set(seen)) != len(seen):
+            bad.append("the mailbox kept its id across DELETE/CREATE")
+        for sess in (a, b, adm):
+            sess.logout()
+        report(not bad, "mailboxid: events carry the new mailboxID after DELETE/CREATE by any imapd",
+               '; '.join(bad) or '; '.join(seen))
+
+
 # ------------------------------------------------------------------------------- (f) notifyd
 NOTIFYD_LINE = ('  notify   cmd="notifyd -C @SANDBOX@/conf/imapd.conf" listen="@SANDBOX@/socket/notify" '
                 'proto="udp" prefork=1')
@@ -581,7 +621,7 @@ def notifyd_events(path):
     return out
 
 
-CHECKS = ('quota', 'content', 'restart', 'big', 'dlist', 'notifyd', 'specialuse')
+CHECKS = ('quota', 'content', 'restart', 'big', 'dlist', 'notifyd', 'specialuse', 'mailboxid')
 MODES = ('standard', 'message', 'header', 'body', 'headerbody')
 
 
@@ -607,6 +647,8 @@ def main():
         jobs.append(('notifyd', lambda: check_notifyd(o.prefix)))
     if 'specialuse' in only:
         jobs.append(('specialuse', lambda: check_specialuse(o.prefix)))
+    if 'mailboxid' in only:
+        jobs.append(('mailboxid', lambda: check_mailboxid(o.prefix)))
     for name, fn in jobs:
         t0 = time.time()
         try:
