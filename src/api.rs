@@ -8,8 +8,7 @@ use crate::event::{mask, Event, EventType, ForeignJson, Kind, Param, Span, Value
 use crate::json::is_valid;
 use crate::log::{self, OncePerType};
 use crate::notify::{prepare, CALLBACK_TYPES};
-use parking_lot::RwLock;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Errors of the event API, with the numbers the C ABI returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,35 +42,41 @@ static CLIENT_ID: RwLock<Option<String>> = RwLock::new(None);
 static CALLBACK: RwLock<Option<Callback>> = RwLock::new(None);
 static INCOMPLETE_LOGGED: OncePerType = OncePerType::new();
 
-/// Hold every lock of this module across fork() (see `process`).
-pub fn lock_for_fork() {
-    use parking_lot::lock_api::RawRwLock as _;
-    // SAFETY: taking the raw lock; released by unlock_after_fork.
-    unsafe {
-        CONFIG.raw().lock_exclusive();
-        CLIENT_ID.raw().lock_exclusive();
-        CALLBACK.raw().lock_exclusive();
-    }
+// std's locks, not parking_lot's: they are held across fork() (see
+// `process`), and a parking_lot unlock in the child may need that crate's
+// global table of parked threads, whose locks a thread the child lacks may
+// have held at the fork.
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// # Safety
-/// Only after `lock_for_fork`, in the thread that called it (or its child).
-pub unsafe fn unlock_after_fork() {
-    use parking_lot::lock_api::RawRwLock as _;
-    unsafe {
-        CALLBACK.raw().unlock_exclusive();
-        CLIENT_ID.raw().unlock_exclusive();
-        CONFIG.raw().unlock_exclusive();
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Every lock of this module, held across fork() (see `process`): dropped
+/// on both sides of it.
+pub struct ForkHold {
+    _config: RwLockWriteGuard<'static, Arc<Config>>,
+    _client_id: RwLockWriteGuard<'static, Option<String>>,
+    _callback: RwLockWriteGuard<'static, Option<Callback>>,
+}
+
+pub fn lock_for_fork() -> ForkHold {
+    ForkHold {
+        _config: write(&CONFIG),
+        _client_id: write(&CLIENT_ID),
+        _callback: write(&CALLBACK),
     }
 }
 
 pub fn config() -> Arc<Config> {
-    CONFIG.read().clone()
+    read(&CONFIG).clone()
 }
 
 /// Set one option; on error it is logged and the option holds its default.
 pub fn config_set(option: &str, value: &str) -> Result<(), ConfigError> {
-    let mut w = CONFIG.write();
+    let mut w = write(&CONFIG);
     let mut c = (**w).clone();
     let r = c.set(option, value);
     *w = Arc::new(c);
@@ -91,15 +96,15 @@ pub fn enabled_types() -> u32 {
 }
 
 pub fn config_reset() {
-    *CONFIG.write() = Arc::new(Config::default());
+    *write(&CONFIG) = Arc::new(Config::default());
 }
 
 pub fn set_client_id(id: Option<String>) {
-    *CLIENT_ID.write() = id;
+    *write(&CLIENT_ID) = id;
 }
 
 pub fn set_callback(cb: Option<Callback>) {
-    *CALLBACK.write() = cb;
+    *write(&CALLBACK) = cb;
 }
 
 pub fn parse_type(bits: u32) -> Result<EventType, Error> {
@@ -120,7 +125,7 @@ pub fn event_new(kind: EventType) -> Option<Box<Event>> {
     let cfg = config();
     cfg.notifier.as_ref()?;
     if cfg.enabled_types & kind.bits() == 0
-        && !(CALLBACK.read().is_some() && kind.is_in(CALLBACK_TYPES))
+        && !(read(&CALLBACK).is_some() && kind.is_in(CALLBACK_TYPES))
     {
         return None;
     }
@@ -128,7 +133,7 @@ pub fn event_new(kind: EventType) -> Option<Box<Event>> {
     let mut ev = Box::new(Event::with_body(kind, cfg, crate::queue::take_body()));
     ev.set(Param::Pid, Value::Int(u64::from(crate::process::pid())));
     if client_id {
-        let id = CLIENT_ID.read();
+        let id = read(&CLIENT_ID);
         ev.body
             .set_str(Param::ClientId, id.as_deref().unwrap_or_default());
     }
@@ -343,7 +348,7 @@ pub fn flush(timeout: std::time::Duration) -> usize {
 /// Send a queue of events in order (SPEC §3). Their contents move into the
 /// notifications; the emptied events stay the caller's to free.
 pub fn notify(events: &mut [&mut Event]) {
-    let callback = *CALLBACK.read();
+    let callback = *read(&CALLBACK);
     prepare(events, |o| {
         bump(Counter::Notified);
         if !o.missing.is_empty() {

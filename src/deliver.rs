@@ -10,9 +10,8 @@ use crate::log;
 use crate::notify::Outgoing;
 use crate::transport::datagram::DatagramSocket;
 use crate::transport::dlist::{self, DlistError};
-use parking_lot::Mutex;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// One notification on its way, rendered only when it is sent.
@@ -155,22 +154,14 @@ pub fn drop_send_error(e: &io::Error) {
 /// one persistent socket; an absent receiver loses the event (counted).
 static SYNC_WIRE: Mutex<Option<Wire>> = Mutex::new(None);
 
-/// Hold the sync socket's lock across fork() (see `process`).
-pub fn lock_for_fork() {
-    use parking_lot::lock_api::RawMutex as _;
-    // SAFETY: taking the raw lock; released by unlock_after_fork.
-    unsafe { SYNC_WIRE.raw().lock() };
-}
-
-/// # Safety
-/// Only after `lock_for_fork`, in the thread that called it (or its child).
-pub unsafe fn unlock_after_fork() {
-    use parking_lot::lock_api::RawMutex as _;
-    unsafe { SYNC_WIRE.raw().unlock() };
+/// The sync socket, locked; also held across fork() (see `process` and the
+/// note on locks in `api`).
+pub fn sync_wire() -> MutexGuard<'static, Option<Wire>> {
+    SYNC_WIRE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn send_sync(item: Item) {
-    let mut guard = SYNC_WIRE.lock();
+    let mut guard = sync_wire();
     let wire = guard.get_or_insert_with(Wire::default);
     let (path, is_dlist) = item.target();
     if is_dlist {

@@ -42,8 +42,9 @@ pub fn fit_datagram(method: &str, out: &Outgoing, max: usize, buf: Vec<u8>) -> F
     let Some(budget) = max.checked_sub(overhead(method)) else {
         return Fitted::TooBig;
     };
+    let mut buf = buf;
+    buf.clear();
     let mut d = String::from_utf8(buf).unwrap_or_default();
-    d.clear();
     header(&mut d, method);
     let head = d.len();
     let r = out.render_after(d, budget);

@@ -217,7 +217,12 @@ pub fn render_limited(
                     Value::Json(j) => {
                         out.push_str(compact(body.str(*j)).as_deref().unwrap_or("null"))
                     }
-                    Value::Time(t) => write_str(&mut out, &timestamp::format(*t, ts)),
+                    // Digits and punctuation only: nothing to escape.
+                    Value::Time(t) => {
+                        out.push('"');
+                        timestamp::write(&mut out, *t, ts);
+                        out.push('"');
+                    }
                     Value::Absent | Value::Foreign(_) => {}
                 }
             }

@@ -2,8 +2,11 @@
 //! exit hooks the delivery queue needs. Cyrus forks (master, and some
 //! services), and leaves through exit() from its shut_down path.
 
+use crate::api;
+use crate::deliver::{self, Wire};
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Once;
+use std::sync::{MutexGuard, Once};
 
 static PID: AtomicU32 = AtomicU32::new(0);
 static HOOKS: Once = Once::new();
@@ -20,27 +23,30 @@ pub fn pid() -> u32 {
     }
 }
 
+thread_local! {
+    /// The locks taken before fork(), until released on both sides of it
+    /// (the child's only thread is a copy of the one that took them).
+    static HELD: RefCell<Option<(api::ForkHold, MutexGuard<'static, Option<Wire>>)>> =
+        const { RefCell::new(None) };
+}
+
 // Locks another thread might hold at fork() are taken first and released
 // on both sides, so the child never inherits one held by a thread it lacks.
 extern "C" fn before_fork() {
-    crate::api::lock_for_fork();
-    crate::deliver::lock_for_fork();
+    let held = (api::lock_for_fork(), deliver::sync_wire());
+    HELD.with(|h| *h.borrow_mut() = Some(held));
+}
+
+fn release() {
+    HELD.with(|h| h.borrow_mut().take());
 }
 
 extern "C" fn in_parent() {
-    // SAFETY: locked by before_fork in this thread.
-    unsafe {
-        crate::deliver::unlock_after_fork();
-        crate::api::unlock_after_fork();
-    }
+    release();
 }
 
 extern "C" fn in_child() {
-    // SAFETY: the child's only thread is the one that locked them.
-    unsafe {
-        crate::deliver::unlock_after_fork();
-        crate::api::unlock_after_fork();
-    }
+    release();
     PID.store(0, Ordering::Relaxed);
     crate::counters::COUNTERS.reset();
     crate::log::reset_reports();

@@ -267,7 +267,8 @@ impl Engine {
     /// Drop events that waited longer than their max age.
     fn expire(&self, pending: &mut VecDeque<(Item, Option<Vec<u8>>)>) {
         let before = pending.len();
-        pending.retain(|(i, _)| i.queued_at.elapsed() <= i.cfg().max_age);
+        let now = Instant::now();
+        pending.retain(|(i, _)| now.saturating_duration_since(i.queued_at) <= i.cfg().max_age);
         let gone = before - pending.len();
         if gone > 0 {
             COUNTERS.add(Counter::DroppedExpired, gone as u64);

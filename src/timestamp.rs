@@ -3,11 +3,20 @@
 //! UTC offset), or as epoch seconds with milliseconds when configured.
 
 use crate::config::TimestampFormat;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 use time::{OffsetDateTime, UtcOffset};
 
 pub fn format(t: SystemTime, fmt: TimestampFormat) -> String {
+    let mut s = String::with_capacity(32);
+    write(&mut s, t, fmt);
+    s
+}
+
+/// Append the timestamp. The sender writes many per second: the text of
+/// the current second is kept per thread and only the milliseconds change.
+pub fn write(out: &mut String, t: SystemTime, fmt: TimestampFormat) {
     let (secs, millis) = match t.duration_since(UNIX_EPOCH) {
         Ok(d) => (d.as_secs() as i64, d.subsec_millis()),
         Err(e) => {
@@ -20,10 +29,22 @@ pub fn format(t: SystemTime, fmt: TimestampFormat) -> String {
             )
         }
     };
-    match fmt {
-        TimestampFormat::Epoch => format!("{secs}.{millis:03}"),
-        TimestampFormat::Iso8601 => iso8601(secs, millis, local_offset(secs)),
+    if fmt == TimestampFormat::Epoch {
+        let _ = write!(out, "{secs}.{millis:03}");
+        return;
     }
+    SECOND.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != Some(secs) {
+            // "YYYY-MM-DDTHH:MM:SS.mmm<offset>": the milliseconds are at 20..23
+            let whole = iso8601(secs, 0, local_offset(secs));
+            *c = (Some(secs), whole);
+        }
+        let (head, tail) = c.1.split_at(20);
+        out.push_str(head);
+        let _ = write!(out, "{millis:03}");
+        out.push_str(&tail[3..]);
+    });
 }
 
 pub fn iso8601(secs: i64, millis: u32, gmtoff: i32) -> String {
@@ -58,6 +79,8 @@ const OFFSET_BUCKET: i64 = 900;
 
 thread_local! {
     static CACHED: Cell<Option<(i64, i32)>> = const { Cell::new(None) };
+    /// The ISO 8601 text of the last second written by this thread.
+    static SECOND: RefCell<(Option<i64>, String)> = const { RefCell::new((None, String::new())) };
 }
 
 fn local_offset(secs: i64) -> i32 {
