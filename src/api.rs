@@ -140,6 +140,11 @@ pub fn event_new(kind: EventType) -> Option<Box<Event>> {
     Some(ev)
 }
 
+/// Free an event; its buffers serve the next one.
+pub fn event_free(ev: Box<Event>) {
+    crate::queue::give_body(ev.body);
+}
+
 /// The setter must match the parameter's kind (e.g. no string for modseq).
 fn check_kind(ok: bool) -> Result<(), Error> {
     if ok {

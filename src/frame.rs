@@ -91,7 +91,7 @@ mod tests {
         let out = Outgoing {
             kind: crate::event::EventType::MessageNew,
             body: {
-                let mut b = crate::event::Body::default();
+                let mut b = Box::<crate::event::Body>::default();
                 b.set_str(crate::event::Param::MessageContent, "abcdef");
                 b
             },

@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub struct Outgoing {
     pub kind: EventType,
     /// Filled parameters sorted by number, and the text they refer to.
-    pub body: Body,
+    pub body: Box<Body>,
     pub cfg: Arc<Config>,
     /// The event's group is enabled: it goes to the notify socket.
     pub send: bool,
@@ -168,9 +168,9 @@ fn finish(ev: &mut Event, kind: EventType, last: bool) -> Outgoing {
             .collect()
     };
     let mut body = if last {
-        std::mem::take(&mut ev.body)
+        crate::queue::boxed(&mut ev.body)
     } else {
-        ev.body.clone()
+        Box::new(ev.body.clone())
     };
     body.params.sort_unstable_by_key(|(p, _)| *p);
     body.note_size();

@@ -48,8 +48,11 @@ const ASLEEP: u8 = 2;
 
 pub struct Engine {
     ring: ArrayQueue<Item>,
-    /// Bodies of sent events, emptied, for the next events to fill.
+    /// Emptied bodies for new events, given back by freed events.
     bodies: ArrayQueue<Body>,
+    /// Emptied boxes of sent events, for the next events to travel in: the
+    /// ring holds a pointer per event, not the event.
+    boxes: ArrayQueue<Box<Body>>,
     /// Events accepted and neither sent nor dropped yet.
     outstanding: AtomicUsize,
     state: AtomicU8,
@@ -74,6 +77,7 @@ fn engine(cfg: &Config) -> &'static Engine {
     let fresh = Box::into_raw(Box::new(Engine {
         ring: ArrayQueue::new(cfg.queue_size.max(1)),
         bodies: ArrayQueue::new(BODIES_KEPT),
+        boxes: ArrayQueue::new(BODIES_KEPT),
         outstanding: AtomicUsize::new(0),
         state: AtomicU8::new(AWAKE),
         started: AtomicBool::new(false),
@@ -102,6 +106,23 @@ pub fn take_body() -> Body {
     current()
         .and_then(|e| e.bodies.pop())
         .unwrap_or_else(Body::sized_like_recent)
+}
+
+/// Keep a freed event's body, emptied, for the next event.
+pub fn give_body(mut body: Body) {
+    if let Some(e) = current().filter(|_| body.capacity_bytes() <= KEEP_MAX_BYTES) {
+        body.clear();
+        let _ = e.bodies.push(body);
+    }
+}
+
+/// Move an event's contents into a box to travel in the ring. The event is
+/// left with the emptied buffers that came in the box, and gives them back
+/// when it is freed: in the steady state nothing is allocated.
+pub fn boxed(body: &mut Body) -> Box<Body> {
+    let mut b = current().and_then(|e| e.boxes.pop()).unwrap_or_default();
+    std::mem::swap(&mut *b, body);
+    b
 }
 
 /// In a forked child: the parent's queued events stay the parent's to send.
@@ -345,10 +366,10 @@ impl Engine {
     }
 
     /// Keep a sent event's buffers for reuse, unless grown large.
-    fn recycle(&self, mut body: Body, datagram: Option<Vec<u8>>, spare: &mut Vec<Vec<u8>>) {
+    fn recycle(&self, mut body: Box<Body>, datagram: Option<Vec<u8>>, spare: &mut Vec<Vec<u8>>) {
         if body.capacity_bytes() <= KEEP_MAX_BYTES {
             body.clear();
-            let _ = self.bodies.push(body);
+            let _ = self.boxes.push(body);
         }
         if let Some(d) = datagram.filter(|d| d.capacity() <= KEEP_MAX_BYTES) {
             if spare.len() < BATCH {
@@ -425,6 +446,7 @@ mod tests {
         let e = Engine {
             ring: ArrayQueue::new(4),
             bodies: ArrayQueue::new(1),
+            boxes: ArrayQueue::new(1),
             outstanding: AtomicUsize::new(2),
             state: AtomicU8::new(AWAKE),
             started: AtomicBool::new(false),
