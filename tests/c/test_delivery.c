@@ -179,6 +179,16 @@ static void exits(void)
  * sends its own. */
 static void fork_once(void)
 {
+#ifdef __SANITIZE_ADDRESS__
+    /* The child forks while its parent's sender thread renders (allocates):
+     * GCC 12's libasan takes no lock on its allocator around fork(), so the
+     * grandchild's sender can block forever on a size-class lock held by a
+     * thread it lacks (seen here). glibc's malloc has fork handlers: the
+     * plain build runs this, as for the fork storm in test_faults. */
+    printf("    skipped under ASan (libasan's allocator is not fork-safe with threads)\n");
+    return;
+#endif
+
     int ready[2];
     pid_t a;
     struct rx *r;
