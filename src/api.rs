@@ -163,8 +163,7 @@ pub fn set_int(ev: &mut Event, p: Param, n: u64) -> Result<(), Error> {
 /// A string parameter from bytes; invalid UTF-8 becomes U+FFFD.
 pub fn set_bytes(ev: &mut Event, p: Param, v: &[u8]) -> Result<(), Error> {
     check_kind(matches!(p.kind(), Kind::Str | Kind::Address(..)))?;
-    let span = ev.body.push_lossy(v);
-    ev.set(p, Value::Str(span));
+    ev.body.set_lossy(p, v);
     Ok(())
 }
 
@@ -270,8 +269,7 @@ pub fn set_access(
     for (p, v) in fields {
         if let Some(v) = v {
             if ev.cfg.expects(ev.kind, p) {
-                let span = ev.body.push_lossy(v);
-                ev.set(p, Value::Str(span));
+                ev.body.set_lossy(p, v);
             }
         }
     }
@@ -279,10 +277,11 @@ pub fn set_access(
 
 /// ACL subject and rights; NULL rights (DELETEACL) leaves aclRights out.
 pub fn set_acl(ev: &mut Event, subject: &[u8], rights: Option<&[u8]>) {
-    let subject = ev.body.push_lossy(subject);
-    ev.set(Param::AclSubject, Value::Str(subject));
-    let rights = rights.map_or(Value::Absent, |r| Value::Str(ev.body.push_lossy(r)));
-    ev.set(Param::AclRights, rights);
+    ev.body.set_lossy(Param::AclSubject, subject);
+    match rights {
+        Some(r) => ev.body.set_lossy(Param::AclRights, r),
+        None => ev.set(Param::AclRights, Value::Absent),
+    }
 }
 
 /// The mailbox's IMAP URL as the uri. On MessageNew/MessageAppend the first
@@ -321,8 +320,8 @@ pub fn set_content(ev: &mut Event, message: &[u8], header_size: usize) {
         ContentMode::Body => (header_size, cap(body_len)),
         ContentMode::HeaderBody => (0, header_size + cap(body_len)),
     };
-    let span = ev.body.push_lossy(&message[start..start + len]);
-    ev.set(Param::MessageContent, Value::Str(span));
+    ev.body
+        .set_lossy(Param::MessageContent, &message[start..start + len]);
 }
 
 /// Whether events are wanted for a mailbox: event_exclude_specialuse `ALL`

@@ -655,6 +655,13 @@ impl Body {
         self.set(p, Value::Str(span));
     }
 
+    /// Fill a string parameter with a copy of `bytes`, invalid UTF-8 as
+    /// U+FFFD.
+    pub fn set_lossy(&mut self, p: Param, bytes: &[u8]) {
+        let span = self.push_lossy(bytes);
+        self.set(p, Value::Str(span));
+    }
+
     pub fn unset(&mut self, p: Param) {
         if self.filled & bit(p) != 0 {
             self.filled &= !bit(p);

@@ -38,11 +38,10 @@ pub enum Fitted {
 /// Frame a notification, cutting messageContent when the datagram would
 /// exceed `max`. The datagram is written into `buf` (reused, to spare an
 /// allocation per event) right after its header.
-pub fn fit_datagram(method: &str, out: &Outgoing, max: usize, buf: Vec<u8>) -> Fitted {
+pub fn fit_datagram(method: &str, out: &Outgoing, max: usize, mut buf: Vec<u8>) -> Fitted {
     let Some(budget) = max.checked_sub(overhead(method)) else {
         return Fitted::TooBig;
     };
-    let mut buf = buf;
     buf.clear();
     let mut d = String::from_utf8(buf).unwrap_or_default();
     header(&mut d, method);

@@ -108,10 +108,15 @@ pub fn take_body() -> Body {
         .unwrap_or_else(Body::sized_like_recent)
 }
 
+/// Empty a body for reuse; false if it grew too large to keep.
+fn emptied(body: &mut Body) -> bool {
+    body.clear();
+    body.capacity_bytes() <= KEEP_MAX_BYTES
+}
+
 /// Keep a freed event's body, emptied, for the next event.
 pub fn give_body(mut body: Body) {
-    if let Some(e) = current().filter(|_| body.capacity_bytes() <= KEEP_MAX_BYTES) {
-        body.clear();
+    if let Some(e) = current().filter(|_| emptied(&mut body)) {
         let _ = e.bodies.push(body);
     }
 }
@@ -367,8 +372,7 @@ impl Engine {
 
     /// Keep a sent event's buffers for reuse, unless grown large.
     fn recycle(&self, mut body: Box<Body>, datagram: Option<Vec<u8>>, spare: &mut Vec<Vec<u8>>) {
-        if body.capacity_bytes() <= KEEP_MAX_BYTES {
-            body.clear();
+        if emptied(&mut body) {
             let _ = self.boxes.push(body);
         }
         if let Some(d) = datagram.filter(|d| d.capacity() <= KEEP_MAX_BYTES) {
