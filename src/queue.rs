@@ -29,9 +29,13 @@ const PENDING_MAX: usize = 1024;
 /// Sleep of an idle sender between housekeeping rounds (drop reports).
 const IDLE_WAKE: Duration = Duration::from_secs(10);
 /// After sending, the sender naps this long and looks again instead of
-/// waiting to be woken: during a burst the callers then make no system call
-/// at all, for at most this much added latency.
-const NAP: Duration = Duration::from_millis(1);
+/// waiting to be woken: while events keep coming (an lmtpd delivering one
+/// message per millisecond, a burst of flag changes) the callers make no
+/// system call and the sender wakes once per nap, not once per command, for
+/// at most this much added latency. With 5 ms and the batch policy of
+/// `be_batch_thread`, the sender's CPU per LMTP delivery (three events) fell
+/// from 35 µs (1 ms, normal policy) to under 10 µs on a 2-core VM.
+const NAP: Duration = Duration::from_millis(5);
 /// A napping sender is woken anyway once this many events wait.
 const WAKE_BACKLOG: usize = BATCH;
 /// Emptied event bodies kept for reuse: enough for a burst of a few
@@ -232,6 +236,7 @@ impl Engine {
     }
 
     fn run(&self) {
+        be_batch_thread();
         let mut wire = Wire::default();
         let mut pending: VecDeque<(Item, Option<Vec<u8>>)> = VecDeque::new();
         let mut spare: Vec<Vec<u8>> = Vec::new();
@@ -398,6 +403,17 @@ impl Engine {
             thread::sleep(Duration::from_millis(1));
         }
     }
+}
+
+/// A woken sender must not preempt the Cyrus thread that woke it, as a
+/// normal thread does on the same core: as a batch thread it runs when
+/// imapd or lmtpd waits for its client, or on an idle core, and sends the
+/// events of a whole command at once. It keeps its fair share of the CPU, so
+/// a busy machine does not starve it. Failing to switch costs only speed.
+fn be_batch_thread() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: the calling thread's own handle and an initialised parameter.
+    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_BATCH, &param) };
 }
 
 /// Flush with a deadline. What is still queued when it passes is counted

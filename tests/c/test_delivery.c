@@ -5,6 +5,9 @@
  * child, which starts with an engine of its own. */
 #include "rig.h"
 
+#include <dirent.h>
+#include <sched.h>
+
 #define MAX_TAGS 16
 #define MAX_SEQ 100000
 
@@ -312,6 +315,48 @@ static void sync_mode(void)
     rx_close(r);
 }
 
+/* The sender is a batch thread that blocks every signal: Cyrus's signals
+ * stay with Cyrus's threads, and waking it never preempts the caller. */
+static void sender_thread(void)
+{
+    struct rx *r = rx_open(0);
+    char name[300], line[256];
+    struct dirent *de;
+    DIR *tasks;
+    FILE *f;
+    const int cyrus_signals[] = { SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE,
+                                  SIGALRM, SIGTERM, SIGCHLD };
+    unsigned long long blocked = 0;
+    size_t i;
+    int found = 0;
+    setup(path);
+    emit(15, 0);
+    CHECK_EQ_INT(cmev_flush(5000), 0);
+    tasks = opendir("/proc/self/task");
+    CHECK(tasks != NULL);
+    while (tasks && (de = readdir(tasks))) {
+        if (de->d_name[0] == '.') continue;
+        snprintf(name, sizeof(name), "/proc/self/task/%s/comm", de->d_name);
+        if (!(f = fopen(name, "r"))) continue;
+        if (fgets(line, sizeof(line), f) && !strcmp(line, "mboxevent-send\n")) {
+            found++;
+            CHECK_EQ_INT(sched_getscheduler(atoi(de->d_name)), SCHED_BATCH);
+            snprintf(name, sizeof(name), "/proc/self/task/%s/status", de->d_name);
+            fclose(f);
+            CHECK((f = fopen(name, "r")) != NULL);
+            while (f && fgets(line, sizeof(line), f))
+                if (!strncmp(line, "SigBlk:", 7)) blocked = strtoull(line + 7, NULL, 16);
+            for (i = 0; i < sizeof(cyrus_signals) / sizeof(cyrus_signals[0]); i++)
+                CHECK(blocked & (1ULL << (cyrus_signals[i] - 1)));
+        }
+        if (f) fclose(f);
+    }
+    if (tasks) closedir(tasks);
+    CHECK_EQ_INT(found, 1);
+    CHECK(rx_wait_total(r, 1, 2000));
+    rx_close(r);
+}
+
 static const struct test_case cases[] = {
     { "receiver absent at start, then present", absent_then_present, 60, NULL },
     { "receiver restarted, queue has room", restart_within_room, 60, NULL },
@@ -323,6 +368,7 @@ static const struct test_case cases[] = {
     { "8 producer threads", many_threads, 600, NULL },
     { "dlist listeners", dlist_cases, 60, NULL },
     { "sync mode", sync_mode, 60, NULL },
+    { "sender: batch thread, signals blocked", sender_thread, 60, NULL },
 };
 
 int main(void)
