@@ -1,18 +1,22 @@
 """Real Cyrus, side by side: the stock 3.6.1 build and the patched one (same
 source, same configure flags), each in a sandbox of cyrus-patch/run-sandbox.sh.
 
-For each build and each event profile (off, default, all), interleaved:
-LMTP delivery of N messages on one connection, then N single-message
-`UID STORE n +FLAGS (\\Flagged)`. Wall time, the serving process's CPU time
-(utime+stime from /proc, all its threads) and its peak RSS (VmHWM); the event
-overhead per message is (events on - events off) / N, within each round.
-With two or more cores, Cyrus runs on the last core and this client on the
-first, so that the client does not steal the server's CPU; the sandboxes live
-on a tmpfs (/dev/shm) so that fsync noise does not drown the events' cost.
+Six sandboxes run at once, one per build and event profile (off, default,
+all). Their work is interleaved in chunks: N LMTP deliveries on one
+connection per sandbox, CHUNKS chunks of N/CHUNKS messages, each chunk going
+to the six in turn (rotated), then N single-message `UID STORE n +FLAGS
+(\\Flagged)` the same way. Per chunk and sandbox: wall time and the serving
+process's CPU time (all its threads, from /proc/PID/task/*/schedstat, in ns).
+The event overhead is (events on - events off) within a chunk, so that the
+machine's slow drifts cancel; figures are medians over the chunks (min-max).
+With two or more cores Cyrus runs on the last core and this client on the
+others; the sandboxes live on a tmpfs (/dev/shm) so that fsync noise does not
+drown the events' cost.
 
-usage: realcyrus.py RESULTS_MD [N] [ROUNDS]
+usage: realcyrus.py RESULTS_MD [N] [CHUNKS]
 """
 import os
+import smtplib
 import statistics
 import subprocess
 import sys
@@ -27,7 +31,14 @@ RUNNER = os.path.join(REPO, "cyrus-patch", "run-sandbox.sh")
 GOLDEN = os.path.join(REPO, "tests", "e2e", "golden")
 BUILDS = {"stock": os.path.join(REPO, "build", "cyrus", "stock"),
           "patched": os.path.join(REPO, "build", "cyrus", "patched")}
-TICK = os.sysconf("SC_CLK_TCK")
+PROFILES = ("off", "default", "all")
+
+CORES = os.cpu_count() or 1
+# Cyrus fsyncs every delivery: on a tmpfs those cost nothing, and the disk's
+# noise no longer drowns the CPU time of the events (which touch no disk).
+if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+    os.environ.setdefault("SANDBOX_BASE", "/dev/shm")
+SERVER_CPU = [] if CORES < 2 else ["taskset", "-c", str(CORES - 1)]
 
 
 def profile_off(tmp):
@@ -49,10 +60,21 @@ def children(master, name):
     return [int(p) for p in out.split()]
 
 
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+def cpu_ns(pid):
+    """On-CPU time of all the process's threads and of its event sender
+    thread (the library's), in ns."""
+    total = sender = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns = int(f.read().split()[0])
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if f.read().strip() == "mboxevent-send":
+                    sender += ns
+        except FileNotFoundError:
+            continue
+        total += ns
+    return total, sender
 
 
 def hwm_kb(pid):
@@ -63,54 +85,117 @@ def hwm_kb(pid):
     return 0
 
 
-CORES = os.cpu_count() or 1
-# Cyrus fsyncs every delivery: on a tmpfs those cost nothing, and the disk's
-# noise no longer drowns the CPU time of the events (which touch no disk).
-if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
-    os.environ.setdefault("SANDBOX_BASE", "/dev/shm")
-SERVER_CPU = [] if CORES < 2 else ["taskset", "-c", str(CORES - 1)]
+class Target:
+    """One running sandbox, its LMTP connection and (later) its IMAP session."""
 
+    def __init__(self, build, profile, conf_dir):
+        self.build, self.profile = build, profile
+        s = subprocess.run(SERVER_CPU + [RUNNER, "up", BUILDS[build], conf_dir], capture_output=True, text=True,
+                           check=True)
+        self.path = s.stdout.strip().splitlines()[-1]
+        try:
+            self.connect()
+        except BaseException:
+            subprocess.run([RUNNER, "down", self.path], capture_output=True)
+            raise
+        self.imap = None
+        self.uid = 0
+        self.runs = {"lmtp": [], "store": []}
 
-def run_one(build, profile, n):
-    s = subprocess.run(SERVER_CPU + [RUNNER, "up", BUILDS[build], profile], capture_output=True, text=True,
-                       check=True)
-    path = s.stdout.strip().splitlines()[-1]
-    try:
-        sb = Sandbox(path)
-        master = int(open(os.path.join(path, "rig", "master.pid")).read())
-        admin = Session(sb, "admin")
+    def connect(self):
+        self.sb = Sandbox(self.path)
+        self.master = int(open(os.path.join(self.path, "rig", "master.pid")).read())
+        admin = Session(self.sb, "admin")
         admin.do("create", lambda m: m.create("user/alice"))
         admin.logout()
+        self.lmtp = smtplib.LMTP(self.sb.lmtp, local_hostname="bench.test")
+        self.lmtp.ehlo_or_helo_if_needed()
+        self.lmtpd = children(self.master, "lmtpd")[0]
 
-        import smtplib
-        raw = message(1, "bench", msgid=False)
-        t0 = time.monotonic()
-        lm = smtplib.LMTP(sb.lmtp, local_hostname="bench.test")
-        for _ in range(n):
-            lm.sendmail("bench@example.org", ["alice"], raw)
-        lm.quit()
-        lmtp_wall = time.monotonic() - t0
-        lmtpd = children(master, "lmtpd")
-        lmtp_cpu = sum(cpu_s(p) for p in lmtpd)
-        lmtp_rss = max((hwm_kb(p) for p in lmtpd), default=0)
+    def timed(self, work, pid, fn):
+        c0, t0 = cpu_ns(pid), time.monotonic()
+        fn()
+        wall = time.monotonic() - t0
+        c1 = cpu_ns(pid)
+        self.runs[work].append((wall, (c1[0] - c0[0]) / 1e9, (c1[1] - c0[1]) / 1e9))
 
-        alice = Session(sb, "alice")
-        alice.select("INBOX")
-        before = {p: cpu_s(p) for p in children(master, "imapd")}
-        t0 = time.monotonic()
-        for uid in range(1, n + 1):
-            alice.m.uid("STORE", str(uid), "+FLAGS", "(\\Flagged)")
-        store_wall = time.monotonic() - t0
-        imapd = children(master, "imapd")
-        store_cpu = sum(cpu_s(p) - before.get(p, 0.0) for p in imapd)
-        imap_rss = max((hwm_kb(p) for p in imapd), default=0)
-        alice.logout()
-        sb.wait_quiet(quiet=0.5, timeout=30)
-        events = sb.count()
-        return dict(lmtp_wall=lmtp_wall, lmtp_cpu=lmtp_cpu, lmtp_rss=lmtp_rss,
-                    store_wall=store_wall, store_cpu=store_cpu, imap_rss=imap_rss, events=events)
-    finally:
-        subprocess.run([RUNNER, "down", path], capture_output=True)
+    def deliver(self, n, raw):
+        def go():
+            for _ in range(n):
+                self.lmtp.sendmail("bench@example.org", ["alice"], raw)
+        self.timed("lmtp", self.lmtpd, go)
+
+    def store(self, n):
+        if self.imap is None:
+            before = set(children(self.master, "imapd"))
+            self.imap = Session(self.sb, "alice")
+            self.imap.select("INBOX")
+            self.imapd = (set(children(self.master, "imapd")) - before or set(children(self.master, "imapd"))).pop()
+
+        def go():
+            for _ in range(n):
+                self.uid += 1
+                self.imap.m.uid("STORE", str(self.uid), "+FLAGS", "(\\Flagged)")
+        self.timed("store", self.imapd, go)
+
+    def finish(self):
+        self.lmtp_rss, self.imap_rss = hwm_kb(self.lmtpd), hwm_kb(self.imapd)
+        self.lmtp.quit()
+        self.imap.logout()
+        self.sb.wait_quiet(quiet=0.5, timeout=30)
+        self.events = self.sb.count()
+
+
+def spread(values, fmt):
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def report(targets, n, chunks):
+    per = n // chunks
+    t = {(x.build, x.profile): x for x in targets}
+
+    def us(build, prof, work, i):
+        """per message, chunk by chunk: (wall µs, CPU µs)"""
+        return [v * 1e6 / per for v in (r[i] for r in t[(build, prof)].runs[work])]
+
+    lines = [f"### Real Cyrus: {n} LMTP deliveries and {n} single-message STOREs, in {chunks} interleaved chunks\n",
+             "Six sandboxes (stock and patched × events off, default, all) run side by side; each chunk of "
+             f"{per} messages goes to the six in turn. Per message: median over the chunks (min–max); CPU is the "
+             "serving process's, all its threads. "
+             f"{'Cyrus pinned to one core, the client to the others. ' if SERVER_CPU else ''}"
+             "The ratio is the median of each chunk's patched/stock.\n",
+             "| case | stock wall µs | stock CPU µs | patched wall µs | patched CPU µs | patched / stock CPU |",
+             "|---|---|---|---|---|---|"]
+    for work, name in (("lmtp", "LMTP"), ("store", "STORE")):
+        for prof in PROFILES:
+            ratios = [p / s for p, s in zip(us("patched", prof, work, 1), us("stock", prof, work, 1))]
+            lines.append(f"| {name}, events {prof} | {spread(us('stock', prof, work, 0), '{:.0f}')} | "
+                         f"{spread(us('stock', prof, work, 1), '{:.0f}')} | "
+                         f"{spread(us('patched', prof, work, 0), '{:.0f}')} | "
+                         f"{spread(us('patched', prof, work, 1), '{:.0f}')} | **{spread(ratios, '{:.3f}')}** |")
+    lines += ["", "Event overhead per message: CPU µs with events on minus off, within each chunk; median, "
+              "then mean ± standard error over the chunks. The patched build's sender thread (off the "
+              "caller's path, but in the process's CPU) is shown apart too.\n",
+              "| event overhead per message | stock | patched | of which patched's sender thread | "
+              "patched / stock (medians) |", "|---|---|---|---|---|"]
+
+    def stat(values):
+        se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
+        return f"{statistics.median(values):.1f} ({statistics.mean(values):.1f} ± {se:.1f})"
+
+    for work, name in (("lmtp", "LMTP"), ("store", "STORE")):
+        for prof in ("default", "all"):
+            over = {b: [on - off for on, off in zip(us(b, prof, work, 1), us(b, "off", work, 1))]
+                    for b in BUILDS}
+            so, po = statistics.median(over["stock"]), statistics.median(over["patched"])
+            lines.append(f"| {name}, {prof} | {stat(over['stock'])} | {stat(over['patched'])} | "
+                         f"{stat(us('patched', prof, work, 2))} | **{po / so if so > 0 else float('nan'):.2f}** |")
+    lines += ["", "| peak RSS (VmHWM, KiB) | stock | patched |", "|---|---|---|"]
+    for prof in PROFILES:
+        lines.append(f"| lmtpd / imapd, events {prof} | {t[('stock', prof)].lmtp_rss} / {t[('stock', prof)].imap_rss}"
+                     f" | {t[('patched', prof)].lmtp_rss} / {t[('patched', prof)].imap_rss} |")
+    lines += ["", "Events received: " + ", ".join(f"{x.build}/{x.profile} {x.events}" for x in targets)]
+    return "\n".join(lines) + "\n"
 
 
 def main():
@@ -118,62 +203,37 @@ def main():
         os.sched_setaffinity(0, set(range(CORES - 1)))
     out = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
-    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+    chunks = int(sys.argv[3]) if len(sys.argv) > 3 else 100
     tmp = tempfile.mkdtemp(prefix="cmev-realcyrus-")
-    profiles = {"off": profile_off(tmp),
-                "default": os.path.join(GOLDEN, "stock-3.6.1-default"),
-                "all": os.path.join(GOLDEN, "stock-3.6.1-all")}
-    res = {}
-    for r in range(rounds):
-        for prof in profiles:
-            for build in ("stock", "patched") if r % 2 == 0 else ("patched", "stock"):
-                m = run_one(build, profiles[prof], n)
-                print(f"round {r + 1} {build:7} {prof:7} lmtp {m['lmtp_wall']:.2f}s/{m['lmtp_cpu']:.2f}s cpu, "
-                      f"store {m['store_wall']:.2f}s/{m['store_cpu']:.2f}s cpu, events {m['events']}", flush=True)
-                res.setdefault((build, prof), []).append(m)
-
-    def med(build, prof, key):
-        return statistics.median(m[key] for m in res[(build, prof)])
-
-    def spread(values, fmt="{:.2f}"):
-        return (fmt.format(statistics.median(values)) + " (" + fmt.format(min(values)) + "–" +
-                fmt.format(max(values)) + ")")
-
-    def per_round(build, prof, key):
-        return [m[key] for m in res[(build, prof)]]
-
-    lines = [f"### Real Cyrus: {n} LMTP deliveries and {n} single-message STOREs, {rounds} rounds\n",
-             f"Median (min–max) over the rounds; CPU is the serving process's (all threads). "
-             f"{'Cyrus pinned to one core, the client to the others. ' if SERVER_CPU else ''}"
-             "The ratio is the median of each round's patched/stock (same round, same conditions).\n",
-             "| case | stock wall (s) | stock CPU (s) | patched wall (s) | patched CPU (s) | patched / stock CPU |",
-             "|---|---|---|---|---|---|"]
-    for work, wall, cpu in (("LMTP", "lmtp_wall", "lmtp_cpu"), ("STORE", "store_wall", "store_cpu")):
-        for prof in profiles:
-            ratios = [p / s_ for p, s_ in zip(per_round("patched", prof, cpu), per_round("stock", prof, cpu)) if s_]
-            lines.append(f"| {work}, events {prof} | {spread(per_round('stock', prof, wall))} | "
-                         f"{spread(per_round('stock', prof, cpu))} | {spread(per_round('patched', prof, wall))} | "
-                         f"{spread(per_round('patched', prof, cpu))} | **{spread(ratios, '{:.3f}')}** |")
-    lines += ["", "| event overhead per message (CPU, events on − off, within a round) | stock µs | patched µs | "
-              "patched / stock |", "|---|---|---|---|"]
-    for work, cpu in (("LMTP", "lmtp_cpu"), ("STORE", "store_cpu")):
-        for prof in ("default", "all"):
-            over = {b: [(on - off) / n * 1e6 for on, off in zip(per_round(b, prof, cpu), per_round(b, "off", cpu))]
-                    for b in ("stock", "patched")}
-            so, po = statistics.median(over["stock"]), statistics.median(over["patched"])
-            lines.append(f"| {work}, {prof} | {spread(over['stock'], '{:.0f}')} | {spread(over['patched'], '{:.0f}')} | "
-                         f"**{po / so if so > 0 else float('nan'):.2f}** |")
-    lines += ["", "| peak RSS (VmHWM, KiB) | stock | patched |", "|---|---|---|"]
-    for prof in profiles:
-        lines.append(f"| lmtpd / imapd, events {prof} | {med('stock', prof, 'lmtp_rss'):.0f} / "
-                     f"{med('stock', prof, 'imap_rss'):.0f} | {med('patched', prof, 'lmtp_rss'):.0f} / "
-                     f"{med('patched', prof, 'imap_rss'):.0f} |")
-    lines.append("")
-    lines.append("Events received per run: " + ", ".join(
-        f"{b}/{p} {med(b, p, 'events'):.0f}" for (b, p) in sorted(res)))
-    with open(out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("realcyrus: results in", out)
+    confs = {"off": profile_off(tmp),
+             "default": os.path.join(GOLDEN, "stock-3.6.1-default"),
+             "all": os.path.join(GOLDEN, "stock-3.6.1-all")}
+    targets = []
+    try:
+        for build in BUILDS:
+            for prof in PROFILES:
+                targets.append(Target(build, prof, confs[prof]))
+        raw = message(1, "bench", msgid=False)
+        for work in ("lmtp", "store"):
+            for c in range(chunks):
+                k = c % len(targets)
+                for x in targets[k:] + targets[:k]:
+                    x.deliver(n // chunks, raw) if work == "lmtp" else x.store(n // chunks)
+                print(f"realcyrus: {work} chunk {c + 1}/{chunks}", flush=True)
+        for x in targets:
+            x.finish()
+        with open(out, "w") as f:
+            f.write(report(targets, n, chunks))
+        with open(os.path.splitext(out)[0] + ".csv", "w") as f:
+            f.write("build,profile,work,chunk,wall_s,cpu_s,sender_cpu_s\n")
+            for x in targets:
+                for work, runs in x.runs.items():
+                    f.writelines(f"{x.build},{x.profile},{work},{i},{w:.6f},{c:.6f},{sc:.6f}\n"
+                                 for i, (w, c, sc) in enumerate(runs))
+        print("realcyrus: results in", out)
+    finally:
+        for x in targets:
+            subprocess.run([RUNNER, "down", x.path], capture_output=True)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ python3 benches/plot.py "$OUT/growth.csv" "$OUT/growth.png"
 echo "bench: real Cyrus, stock and patched builds (several minutes)"
 make --no-print-directory cyrus cyrus-stock >/dev/null
 cargo build --release -q
-python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_ROUNDS:-3}"
+python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}"
 
 {
     echo "# Benchmark results"
