@@ -17,7 +17,8 @@
   notifyd  the build's own notifyd as a cyrus.conf service (Debian's line) with its `log`
            method: its syslog lines carry the event JSON
   specialuse  event_exclude_specialuse after the mailbox's special-use is set and removed by
-           another imapd and by the same one (the adapter caches it per process)
+           another imapd and by the same one, and after annotations.db is replaced by a copy
+           renamed over it (the adapter caches it per process)
   mailboxid  mailboxID after a mailbox is deleted and created again under its name by the
            same imapd and by another one (the adapter caches it per process)
 
@@ -488,15 +489,35 @@ def check_specialuse(prefix):
             evs = step(box, lambda: a.do("STORE", lambda m: m.uid('STORE', '1', '+FLAGS', f'(${label})')))
             return [e.get('event') for e in evs if isinstance(e, dict)]
 
+        db = os.path.join(box.S, 'var', 'annotations.db')
+        kept = db + '.junk'
+
+        def keep():
+            """A copy of annotations.db while \\Junk is set"""
+            shutil.copy2(db, kept)
+            st = os.stat(db)
+            os.chown(kept, st.st_uid, st.st_gid)
+
+        def put_back():
+            """The copy renamed over the database, as a twoskip repack does: \\Junk again"""
+            os.replace(kept, db)
+
         rounds = [("no special-use", None, False),
                   ("\\Junk set by another imapd", b, True),
                   ("removed by the same imapd", a, False),
                   ("\\Junk set by the same imapd", a, True),
-                  ("removed by another imapd", b, False)]
+                  ("removed by another imapd", b, False),
+                  ("\\Junk set again by another imapd", b, True),
+                  ("removed again by another imapd", b, False),
+                  ("annotations.db replaced by a copy with \\Junk", put_back, True)]
         seen, bad = [], []
         for i, (what, who, junk) in enumerate(rounds):
-            if who:
+            if callable(who):
+                who()
+            elif who:
                 step(box, lambda: use(who, junk))
+            if what.startswith("\\Junk set again"):
+                keep()
             got = flag(f"L{i}")
             want = [] if junk else ['FlagsSet']
             seen.append(f"{what}: {got or 'none'}")
