@@ -41,9 +41,12 @@ check: lib header-check lint test-rust test-c test-c-san test-golden test-instal
 header-check: lib
 	git diff --exit-code -- include/ || { echo "include/ is stale: commit the regenerated header"; exit 1; }
 
+# The fuzz targets are a crate of their own: checked here so that they keep
+# up with the library (running them needs nightly: make fuzz).
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets --release -- -D warnings
+	cargo check --manifest-path fuzz/Cargo.toml --bins
 
 test-rust:
 	cargo test --release

@@ -68,13 +68,99 @@ pub fn is_valid(text: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(text).is_ok()
 }
 
-/// Rewrite JSON text compactly, in jansson's form, keeping key order.
-/// `None` if `text` is not valid JSON.
+/// Append JSON text compactly, in jansson's form, keeping key order; false,
+/// with nothing appended, if `text` is not valid JSON.
+pub fn write_compact(out: &mut String, text: &str) -> bool {
+    if already_compact(text) {
+        // Validated without building a tree: the text is what
+        // `write_value` would write for it.
+        let valid = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+        if valid {
+            out.push_str(text);
+        }
+        return valid;
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) => {
+            write_value(out, &v);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// `write_compact` into a new string; `None` if `text` is not valid JSON.
 pub fn compact(text: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
     let mut out = String::with_capacity(text.len());
-    write_value(&mut out, &v);
-    Some(out)
+    write_compact(&mut out, text).then_some(out)
+}
+
+/// Nesting up to which `already_compact` vouches for a text: well within
+/// serde_json's limit, which the tree-less validation does not apply.
+const PLAIN_DEPTH: usize = 64;
+
+/// Whether `text`, if valid JSON, is already byte for byte what parsing and
+/// `write_value` would make of it, as a jansson dump of an object of strings
+/// (jmapEmail, jmapStates) is: no whitespace between tokens, no escape, no
+/// control character, no number (their spelling may change), no key twice
+/// in an object (the tree keeps the last), shallow nesting. A `false` only
+/// means taking the long way.
+fn already_compact(text: &str) -> bool {
+    let b = text.as_bytes();
+    // Key spans of the open objects; usize::MAX marks where each begins.
+    let mut keys: Vec<(usize, usize)> = Vec::new();
+    let mut depth = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let start = i + 1;
+                let Some(len) = b[start..].iter().position(|&c| c == b'"') else {
+                    return false;
+                };
+                let end = start + len;
+                if b[start..end].iter().any(|&c| c == b'\\' || c < 0x20) {
+                    return false;
+                }
+                if b.get(end + 1) == Some(&b':') {
+                    let object = keys
+                        .iter()
+                        .rposition(|k| k.0 == usize::MAX)
+                        .map_or(0, |m| m + 1);
+                    if keys[object..]
+                        .iter()
+                        .any(|&(s, e)| b[s..e] == b[start..end])
+                    {
+                        return false;
+                    }
+                    keys.push((start, end));
+                }
+                i = end + 1;
+                continue;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > PLAIN_DEPTH {
+                    return false;
+                }
+                if b[i] == b'{' {
+                    keys.push((usize::MAX, 0));
+                }
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if b[i] == b'}' {
+                    if let Some(m) = keys.iter().rposition(|k| k.0 == usize::MAX) {
+                        keys.truncate(m);
+                    }
+                }
+            }
+            b',' | b':' | b't' | b'r' | b'u' | b'e' | b'f' | b'a' | b'l' | b's' | b'n' => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    true
 }
 
 fn write_value(out: &mut String, v: &serde_json::Value) {
@@ -188,13 +274,14 @@ pub fn render_limited(
                     let _ = write!(out, "{port}");
                 }
             }
-            (_, Value::Foreign(f)) => match f.text().as_deref().and_then(compact) {
-                Some(j) => {
-                    key(&mut out, p.json_name());
-                    out.push_str(&j);
+            (_, Value::Foreign(f)) => {
+                let at = out.len();
+                key(&mut out, p.json_name());
+                if !f.text().is_some_and(|j| write_compact(&mut out, &j)) {
+                    out.truncate(at);
+                    foreign_failed(*p);
                 }
-                None => foreign_failed(*p),
-            },
+            }
             (_, v) => {
                 key(&mut out, p.json_name());
                 match v {
@@ -215,7 +302,9 @@ pub fn render_limited(
                     }
                     // Validated when set; written in jansson's compact form.
                     Value::Json(j) => {
-                        out.push_str(compact(body.str(*j)).as_deref().unwrap_or("null"))
+                        if !write_compact(&mut out, body.str(*j)) {
+                            out.push_str("null");
+                        }
                     }
                     // Digits and punctuation only: nothing to escape.
                     Value::Time(t) => {
@@ -334,6 +423,14 @@ mod tests {
         assert_eq!(lossy(b"caf\xe9 ok"), "caf\u{fffd} ok");
     }
 
+    /// What the tree makes of `text`, never taking the short way.
+    fn via_tree(text: &str) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let mut out = String::new();
+        write_value(&mut out, &v);
+        Some(out)
+    }
+
     #[test]
     fn compact_keeps_order_and_style() {
         assert_eq!(
@@ -342,6 +439,40 @@ mod tests {
         );
         assert_eq!(compact("{"), None);
         assert_eq!(compact(""), None);
+    }
+
+    #[test]
+    fn the_short_way_writes_what_the_tree_writes() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let cases = [
+            r#"{"id":"M1","threadId":"T2","from":[{"name":"Sender é","email":"s@x.org"}],"cc":null,"ok":true}"#,
+            r#"{"Mailbox":"5","Email":"7"}"#,
+            r#"{"a":"1","a":"2"}"#,
+            r#"{"a":{"b":"1"},"b":{"a":"2","b":"3"}}"#,
+            r#"{"a":{"b":"1","b":"2"}}"#,
+            r#"{"a":1,"b":-2.50,"c":1E3}"#,
+            r#"{"a" :"x"}"#,
+            r#"["x\/y","é","
+"]"#,
+            r#"{"a":"b"} x"#,
+            r#"{"a":"b""#,
+            r#"{"a":tru}"#,
+            r#"[,]"#,
+            "[\"tab\there\"]",
+            "{\"k\":\"\u{7f}/\"}",
+            &deep,
+            "",
+        ];
+        for text in cases {
+            assert_eq!(compact(text), via_tree(text), "{text}");
+        }
+        assert!(
+            already_compact(cases[0]) && already_compact(cases[1]) && already_compact(cases[3])
+        );
+        assert!(
+            !already_compact(cases[2]) && !already_compact(cases[4]) && !already_compact(cases[5])
+        );
+        assert!(!already_compact(&deep));
     }
 
     fn body(strs: &[(Param, &str)]) -> Body {
