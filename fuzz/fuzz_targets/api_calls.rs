@@ -10,15 +10,20 @@
 //! - every datagram is a well-formed notifyd frame whose JSON parses, starts
 //!   with "event" and respects event_max_datagram_size;
 //! - every callback payload is NUL-terminated JSON ending in "@type":"notify";
+//! - every JSON object handed over with cmev_event_set_json_object is
+//!   released exactly once, whatever happens to its event;
 //! - at rest after each input: enqueued = sent + dropped exactly, and the
 //!   receiver got exactly `sent` datagrams.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use cyrus_mboxevent::counters::{Counter, Snapshot};
-use cyrus_mboxevent::event::{Event, Kind, Param, ALL_TYPES_AND_COMBINATIONS};
+use cyrus_mboxevent::event::{
+    cmev_json_dump_fn, cmev_json_write_fn, Event, Kind, Param, ALL_TYPES_AND_COMBINATIONS,
+};
 use cyrus_mboxevent::ffi::*;
 use libfuzzer_sys::fuzz_target;
+use std::collections::HashSet;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,6 +115,14 @@ enum Op {
         slot: u8,
         p: Pm,
         v: Option<Vec<u8>>,
+    },
+    SetJsonObject {
+        slot: u8,
+        p: Pm,
+        text: Vec<u8>,
+        dump_fails: bool,
+        null_obj: bool,
+        null_dump: bool,
     },
     SetStrings {
         slot: u8,
@@ -279,6 +292,64 @@ unsafe extern "C" fn on_notify(json: *const c_char, len: usize, rock: *mut c_voi
     assert_eq!(v["@type"], "notify");
     assert!(text.starts_with("{\"event\":\"") && text.ends_with(",\"@type\":\"notify\"}"));
     CALLBACK_CALLS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A caller's JSON object (jansson's in Cyrus): its text, and whether its
+/// dump fails. The addresses of those not released yet are kept, so that a
+/// second release, or one never made, is caught.
+struct FakeJson {
+    text: Vec<u8>,
+    fails: bool,
+}
+
+fn live_objects() -> &'static Mutex<HashSet<usize>> {
+    static LIVE: OnceLock<Mutex<HashSet<usize>>> = OnceLock::new();
+    LIVE.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+fn new_object(text: &[u8], fails: bool) -> *mut c_void {
+    let obj = Box::into_raw(Box::new(FakeJson {
+        text: text.to_vec(),
+        fails,
+    }));
+    live_objects().lock().unwrap().insert(obj as usize);
+    obj.cast()
+}
+
+unsafe extern "C" fn dump_object(
+    obj: *const c_void,
+    write: cmev_json_write_fn,
+    ctx: *mut c_void,
+) -> c_int {
+    assert!(
+        live_objects().lock().unwrap().contains(&(obj as usize)),
+        "dump after release"
+    );
+    // SAFETY: a live FakeJson (checked above).
+    let o = unsafe { &*obj.cast::<FakeJson>() };
+    if o.fails {
+        return -1;
+    }
+    let write = write.expect("a write function");
+    // In two pieces, as jansson writes: the library must join them.
+    let (a, b) = o.text.split_at(o.text.len() / 2);
+    for piece in [a, b] {
+        // SAFETY: the library's sink, with its own context.
+        let r = unsafe { write(piece.as_ptr().cast(), piece.len(), ctx) };
+        if r != 0 {
+            return r;
+        }
+    }
+    0
+}
+
+unsafe extern "C" fn release_object(obj: *mut c_void) {
+    assert!(
+        live_objects().lock().unwrap().remove(&(obj as usize)),
+        "released twice"
+    );
+    // SAFETY: made by new_object, released once (checked above).
+    drop(unsafe { Box::from_raw(obj.cast::<FakeJson>()) });
 }
 
 /// Stock's limit from SO_SNDBUF, as the library derives it.
@@ -451,15 +522,45 @@ fuzz_target!(|input: Input| {
                     (true, _) | (_, None) => 1,
                     (_, Some(c)) => {
                         let text = String::from_utf8_lossy(c.as_bytes());
+                        // The kind is checked before the text is parsed.
                         match Param::from_index(p.id()) {
                             None => 5,
+                            Some(q) if q.kind() != Kind::Json => 6,
                             Some(_) if !cyrus_mboxevent::json::is_valid(&text) => 7,
-                            Some(q) if q.kind() == Kind::Json => 0,
-                            Some(_) => 6,
+                            Some(_) => 0,
                         }
                     }
                 };
                 assert_eq!(r, want);
+            }
+            Op::SetJsonObject {
+                slot,
+                p,
+                text,
+                dump_fails,
+                null_obj,
+                null_dump,
+            } => {
+                let ev = slots[s(slot)];
+                let obj = if *null_obj {
+                    std::ptr::null_mut()
+                } else {
+                    new_object(text, *dump_fails)
+                };
+                let dump: cmev_json_dump_fn = if *null_dump { None } else { Some(dump_object) };
+                let r = cmev_event_set_json_object(ev, p.id(), obj, dump, Some(release_object));
+                let want = if *null_obj || *null_dump || ev.is_null() {
+                    1
+                } else {
+                    expected_status(p.id(), |k| k == Kind::Json)
+                };
+                assert_eq!(r, want);
+                if r != 0 && !obj.is_null() {
+                    assert!(
+                        !live_objects().lock().unwrap().contains(&(obj as usize)),
+                        "refused and kept"
+                    );
+                }
             }
             Op::SetStrings { slot, p, v } => {
                 let ev = slots[s(slot)];
@@ -701,6 +802,13 @@ fuzz_target!(|input: Input| {
             break;
         }
         assert!(Instant::now() < deadline, "sent {sent}, received {have}");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    // Every object handed over was released, once (sent events give theirs
+    // back just after they are counted).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !live_objects().lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "a JSON object never released");
         std::thread::sleep(Duration::from_micros(200));
     }
     // Nothing may arrive afterwards that was not counted.
