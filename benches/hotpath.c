@@ -11,7 +11,8 @@
  *
  * usage: hotpath RESULTS_DIR
  *        hotpath RESULTS_DIR profile new|new-jmap|flags|stock-new|stock-flags N
- *        (just N calls of one case, for perf record)
+ *        (just N calls of one case, for perf record; HOTPATH_RUN=20000 makes
+ *        them the burst case, default runs of 64)
  */
 #include "common.h"
 
@@ -307,6 +308,7 @@ static int profile(const char *what, int n)
     for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         if (strcmp(cases[c].name, what)) continue;
         with_jmap = cases[c].jmap;
+        if (getenv("HOTPATH_RUN")) run = atoi(getenv("HOTPATH_RUN"));
         while (n > 0) {
             batch(cases[c].op, n < 20000 ? n : 20000, &p50, &p99);
             printf("%s: p50 %.0f ns, p99 %.0f ns\n", what, p50, p99);

@@ -6,7 +6,7 @@
 //! (the sender thread, off the caller's hot path).
 
 use crate::config::Config;
-use crate::event::{mask, Body, Event, EventType, Param, Span, Value, ALL_PARAMS};
+use crate::event::{mask, Body, Event, EventType, Param, Span, Value};
 use crate::json::{render, render_limited, Rendered};
 use crate::rules::may_be_missing;
 use std::sync::Arc;
@@ -157,16 +157,14 @@ fn prepare_one(ev: &mut Event, out: &mut impl FnMut(Outgoing)) {
 
 fn finish(ev: &mut Event, kind: EventType, last: bool) -> Outgoing {
     let cfg = Arc::clone(&ev.cfg);
-    let unfilled = cfg.expected_mask(kind) & !ev.filled_mask();
-    let missing = if unfilled == 0 {
-        Vec::new()
-    } else {
-        ALL_PARAMS
-            .iter()
-            .copied()
-            .filter(|p| unfilled & (1u128 << *p as u32) != 0 && !may_be_missing(kind, *p, &cfg, ev))
-            .collect()
-    };
+    // By the set bits, not by all 71 parameters: this runs on every event.
+    let mut unfilled = cfg.expected_mask(kind) & !ev.filled_mask();
+    let mut missing = Vec::new();
+    while unfilled != 0 {
+        let p = Param::from_index(unfilled.trailing_zeros());
+        unfilled &= unfilled - 1;
+        missing.extend(p.filter(|p| !may_be_missing(kind, *p, &cfg, ev)));
+    }
     let mut body = if last {
         crate::queue::boxed(&mut ev.body)
     } else {
