@@ -8,12 +8,6 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 use time::{OffsetDateTime, UtcOffset};
 
-pub fn format(t: SystemTime, fmt: TimestampFormat) -> String {
-    let mut s = String::with_capacity(32);
-    write(&mut s, t, fmt);
-    s
-}
-
 /// Append the timestamp. The sender writes many per second: the text of
 /// the current second is kept per thread and only the milliseconds change.
 pub fn write(out: &mut String, t: SystemTime, fmt: TimestampFormat) {
@@ -112,6 +106,12 @@ fn lookup_offset(secs: i64) -> i32 {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    fn format(t: SystemTime, fmt: TimestampFormat) -> String {
+        let mut s = String::new();
+        write(&mut s, t, fmt);
+        s
+    }
 
     #[test]
     fn iso8601_like_stock() {
