@@ -4,7 +4,8 @@
 //! The caller's side is a push and, only when the sender sleeps, one futex
 //! wake. The sender, started on the first event with every signal blocked,
 //! drains the ring into a small pending list, sends datagrams in `sendmmsg`
-//! batches on one socket, backs off on EAGAIN/ENOBUFS, keeps events while
+//! batches on one socket (waiting in the kernel for a slow listener to make
+//! room), backs off when the listener stays full, keeps events while
 //! the receiver is absent until `event_queue_max_age`, and counts every
 //! event it gives up on. Memory is bounded by the ring plus the pending list.
 
@@ -351,7 +352,7 @@ impl Engine {
             .filter_map(|(_, d)| d.as_deref())
             .collect();
         let (sent, err) = match wire.socket() {
-            Ok((s, _)) => s.send_batch(&path, &datagrams, true),
+            Ok((s, _)) => s.send_batch(&path, &datagrams),
             Err(e) => (0, Some(e)),
         };
         drop(datagrams);
