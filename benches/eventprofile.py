@@ -11,6 +11,7 @@ usage: eventprofile.py stock|patched off|default|all lmtp|store [N]   (needs per
 import collections
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,8 +58,9 @@ def main():
         _, cpu, sender = t.runs[work][-1]
         msgs = n if work == "lmtp" else n - 1
     finally:
-        subprocess.run([rc.RUNNER, "down", t.path], capture_output=True)
+        rc.discard(t.path)
     text = subprocess.run(["perf", "script", "-i", data], capture_output=True, text=True).stdout
+    shutil.rmtree(tmp)
     total, by = 0, collections.Counter()
     for sample in text.split("\n\n"):
         if not sample.strip():

@@ -16,6 +16,7 @@ drown the events' cost.
 usage: realcyrus.py RESULTS_MD [N] [CHUNKS]
 """
 import os
+import shutil
 import smtplib
 import statistics
 import subprocess
@@ -53,6 +54,12 @@ def profile_off(tmp):
     with open(os.path.join(src, "cyrus.conf")) as f, open(os.path.join(d, "cyrus.conf"), "w") as g:
         g.write(f.read())
     return d
+
+
+def discard(path):
+    """Stop a sandbox and delete it: on the tmpfs it is memory."""
+    subprocess.run([RUNNER, "down", path], capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def children(master, name):
@@ -107,7 +114,7 @@ class Target:
         try:
             self.connect()
         except BaseException:
-            subprocess.run([RUNNER, "down", self.path], capture_output=True)
+            discard(self.path)
             raise
         self.imap = None
         self.uid = 0
@@ -243,7 +250,8 @@ def main():
         print("realcyrus: results in", out)
     finally:
         for x in targets:
-            subprocess.run([RUNNER, "down", x.path], capture_output=True)
+            discard(x.path)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
