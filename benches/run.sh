@@ -14,12 +14,15 @@ OURS=(-Lbuild/lib -lcyrus_mboxevent -Wl,--disable-new-dtags,-rpath,"$PWD/build/l
 gcc "${CFLAGS[@]}" -o "$OUT/hotpath" benches/hotpath.c "${OURS[@]}" -ljansson \
     -L"$D" -l:libcyrus_imap.so.0 -l:libcyrus_sieve.so.0 -l:libcyrus_min.so.0 -l:libcyrus.so.0
 gcc "${CFLAGS[@]}" -o "$OUT/throughput" benches/throughput.c "${OURS[@]}"
+gcc "${CFLAGS[@]}" -o "$OUT/fdtable" benches/fdtable.c "${OURS[@]}"
 
 echo "bench: hot path (a few minutes)"
 "$OUT/hotpath" "$OUT"
 echo "bench: throughput and memory"
 "$OUT/throughput" "$OUT"
 python3 benches/plot.py "$OUT/growth.csv" "$OUT/growth.png"
+echo "bench: what a second thread costs Cyrus's own calls"
+"$OUT/fdtable" "$OUT"
 echo "bench: real Cyrus, stock and patched builds (several minutes)"
 make --no-print-directory cyrus cyrus-stock >/dev/null
 cargo build --release -q
@@ -34,6 +37,8 @@ python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BE
     cat "$OUT/hotpath.md"
     echo
     cat "$OUT/throughput.md"
+    echo
+    cat "$OUT/fdtable.md"
     echo
     cat "$OUT/realcyrus.md"
     echo

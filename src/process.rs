@@ -50,6 +50,7 @@ extern "C" fn in_child() {
     PID.store(0, Ordering::Relaxed);
     crate::counters::COUNTERS.reset();
     crate::log::reset_reports();
+    crate::log::forget_relayed();
     crate::queue::forget_in_child();
 }
 

@@ -6,7 +6,10 @@
 #include "rig.h"
 
 #include <dirent.h>
+#include <poll.h>
 #include <sched.h>
+#include <stdarg.h>
+#include <sys/stat.h>
 
 #define MAX_TAGS 16
 #define MAX_SEQ 100000
@@ -315,46 +318,125 @@ static void sync_mode(void)
     rx_close(r);
 }
 
+/* The library's syslog lines land here (the executable's definition comes
+ * first), counted by the thread that wrote them while a case watches. */
+static pthread_t watched;
+static atomic_int watching, logged_by_others, logged_drops;
+
+void syslog(int priority, const char *format, ...)
+{
+    char line[512];
+    va_list ap;
+    (void)priority;
+    va_start(ap, format);
+    vsnprintf(line, sizeof(line), format, ap);
+    va_end(ap);
+    if (!atomic_load(&watching)) return;
+    if (!pthread_equal(pthread_self(), watched)) atomic_fetch_add(&logged_by_others, 1);
+    if (strstr(line, "events dropped since the last report")) atomic_fetch_add(&logged_drops, 1);
+}
+
+/* The sender thread's id (by its name), 0 if none */
+static int sender_tid(void)
+{
+    char name[300], line[64];
+    struct dirent *de;
+    DIR *tasks = opendir("/proc/self/task");
+    FILE *f;
+    int tid = 0;
+    while (tasks && (de = readdir(tasks))) {
+        if (de->d_name[0] == '.') continue;
+        snprintf(name, sizeof(name), "/proc/self/task/%s/comm", de->d_name);
+        if (!(f = fopen(name, "r"))) continue;
+        if (fgets(line, sizeof(line), f) && !strcmp(line, "mboxevent-send\n")) tid = atoi(de->d_name);
+        fclose(f);
+    }
+    if (tasks) closedir(tasks);
+    return tid;
+}
+
 /* The sender is a batch thread that blocks every signal: Cyrus's signals
  * stay with Cyrus's threads, and waking it never preempts the caller. */
 static void sender_thread(void)
 {
     struct rx *r = rx_open(0);
     char name[300], line[256];
-    struct dirent *de;
-    DIR *tasks;
     FILE *f;
     const int cyrus_signals[] = { SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE,
                                   SIGALRM, SIGTERM, SIGCHLD };
     unsigned long long blocked = 0;
     size_t i;
-    int found = 0;
+    int tid;
     setup(path);
     emit(15, 0);
     CHECK_EQ_INT(cmev_flush(5000), 0);
-    tasks = opendir("/proc/self/task");
-    CHECK(tasks != NULL);
-    while (tasks && (de = readdir(tasks))) {
-        if (de->d_name[0] == '.') continue;
-        snprintf(name, sizeof(name), "/proc/self/task/%s/comm", de->d_name);
-        if (!(f = fopen(name, "r"))) continue;
-        if (fgets(line, sizeof(line), f) && !strcmp(line, "mboxevent-send\n")) {
-            found++;
-            CHECK_EQ_INT(sched_getscheduler(atoi(de->d_name)), SCHED_BATCH);
-            snprintf(name, sizeof(name), "/proc/self/task/%s/status", de->d_name);
-            fclose(f);
-            CHECK((f = fopen(name, "r")) != NULL);
-            while (f && fgets(line, sizeof(line), f))
-                if (!strncmp(line, "SigBlk:", 7)) blocked = strtoull(line + 7, NULL, 16);
-            for (i = 0; i < sizeof(cyrus_signals) / sizeof(cyrus_signals[0]); i++)
-                CHECK(blocked & (1ULL << (cyrus_signals[i] - 1)));
-        }
-        if (f) fclose(f);
-    }
-    if (tasks) closedir(tasks);
-    CHECK_EQ_INT(found, 1);
+    CHECK((tid = sender_tid()) > 0);
+    CHECK_EQ_INT(sched_getscheduler(tid), SCHED_BATCH);
+    snprintf(name, sizeof(name), "/proc/self/task/%d/status", tid);
+    CHECK((f = fopen(name, "r")) != NULL);
+    while (f && fgets(line, sizeof(line), f))
+        if (!strncmp(line, "SigBlk:", 7)) blocked = strtoull(line + 7, NULL, 16);
+    if (f) fclose(f);
+    for (i = 0; i < sizeof(cyrus_signals) / sizeof(cyrus_signals[0]); i++)
+        CHECK(blocked & (1ULL << (cyrus_signals[i] - 1)));
     CHECK(rx_wait_total(r, 1, 2000));
     rx_close(r);
+}
+
+/* The sender keeps its descriptors in a file table of its own (sharing
+ * one slows every file call of Cyrus's thread), holding none of the
+ * process's: a connection Cyrus closes is closed. syslog's descriptor is
+ * the process's, so the sender's lines are written by the caller's thread. */
+static void sender_files(void)
+{
+    char dir[64], entry[400], target[128], mine[2][64];
+    struct pollfd pfd;
+    struct dirent *de;
+    struct stat st;
+    DIR *fds;
+    char byte;
+    int pair[2], i, tid, foreign = 0, entries = 0;
+    CHECK_EQ_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    for (i = 0; i < 2; i++) {
+        CHECK_EQ_INT(fstat(pair[i], &st), 0);
+        snprintf(mine[i], sizeof(mine[i]), "socket:[%lu]", (unsigned long)st.st_ino);
+    }
+    watched = pthread_self();
+    atomic_store(&watching, 1);
+    setup(path);
+    config("event_max_datagram_size", "64"); /* the event is dropped, by the sender */
+    emit(15, 0);
+    usleep(200000); /* the sender drops it and reports the drop meanwhile */
+    CHECK((tid = sender_tid()) > 0);
+    snprintf(dir, sizeof(dir), "/proc/self/task/%d/fd", tid);
+    CHECK((fds = opendir(dir)) != NULL);
+    while (fds && (de = readdir(fds))) {
+        ssize_t n;
+        if (de->d_name[0] == '.') continue;
+        entries++;
+        snprintf(entry, sizeof(entry), "%s/%s", dir, de->d_name);
+        n = readlink(entry, target, sizeof(target) - 1);
+        target[n > 0 ? n : 0] = '\0';
+        if (!strcmp(target, mine[0]) || !strcmp(target, mine[1]) ||
+            (strcmp(target, "/dev/null") && strncmp(target, "socket:", 7))) {
+            printf("    the sender's table holds %s -> %s\n", de->d_name, target);
+            foreign++;
+        }
+    }
+    if (fds) closedir(fds);
+    CHECK(entries >= 3); /* 0-2 on /dev/null */
+    CHECK_EQ_INT(foreign, 0);
+    close(pair[0]);
+    pfd.fd = pair[1];
+    pfd.events = POLLIN;
+    CHECK_EQ_INT(poll(&pfd, 1, 2000), 1);
+    CHECK_EQ_INT((int)read(pair[1], &byte, 1), 0); /* end of file: nobody else holds it */
+    close(pair[1]);
+    CHECK_EQ_INT(cmev_flush(5000), 0);
+    CHECK_EQ_INT(counter(CMEV_COUNTER_DROPPED_TOO_BIG), 1);
+    CHECK_EQ_INT(atomic_load(&logged_drops), 1);
+    CHECK_EQ_INT(atomic_load(&logged_by_others), 0);
+    atomic_store(&watching, 0);
 }
 
 static const struct test_case cases[] = {
@@ -369,6 +451,7 @@ static const struct test_case cases[] = {
     { "dlist listeners", dlist_cases, 60, NULL },
     { "sync mode", sync_mode, 60, NULL },
     { "sender: batch thread, signals blocked", sender_thread, 60, NULL },
+    { "sender: a file table of its own, its log lines relayed", sender_files, 60, NULL },
 };
 
 int main(void)
