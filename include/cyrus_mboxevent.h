@@ -50,6 +50,18 @@
 
 
 
+/**
+ * `cmev_mailbox_needs`: event_exclude_specialuse lists "all", so whether
+ * the mailbox is a user's top-level one decides.
+ */
+#define CMEV_MAILBOX_NEEDS_USER_INBOX 1
+
+/**
+ * `cmev_mailbox_needs`: event_exclude_specialuse lists attributes, so the
+ * mailbox's special-use attributes decide.
+ */
+#define CMEV_MAILBOX_NEEDS_SPECIALUSE 2
+
 
 
 /**
@@ -521,6 +533,14 @@ int cmev_event_set_mailbox_uri(cmev_event *ev, const char *uri);
  * messageContent. The bytes are copied.
  */
 int cmev_event_set_content(cmev_event *ev, const char *message, size_t size, size_t header_size);
+
+/**
+ * What `cmev_mailbox_enabled` looks at under the current
+ * event_exclude_specialuse (`CMEV_MAILBOX_NEEDS_*` bits), so that the caller
+ * looks up only that, as stock does: an argument of `cmev_mailbox_enabled`
+ * whose bit is clear is not looked at. 0: every mailbox has events.
+ */
+unsigned int cmev_mailbox_needs(void);
 
 /**
  * Whether events are wanted for a mailbox, given whether it is a user's

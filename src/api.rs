@@ -329,18 +329,32 @@ pub fn set_content(ev: &mut Event, message: &[u8], header_size: usize) {
 /// attribute (exact case) excludes the mailbox.
 pub fn mailbox_enabled(is_user_inbox: bool, specialuse: Option<&[u8]>) -> bool {
     let cfg = config();
-    if !is_user_inbox
-        && cfg
-            .exclude_specialuse
-            .iter()
-            .any(|w| w.eq_ignore_ascii_case("ALL"))
-    {
+    if !is_user_inbox && excludes_subfolders(&cfg) {
         return false;
     }
     let attrs = specialuse.map(String::from_utf8_lossy).unwrap_or_default();
     !attrs
         .split_ascii_whitespace()
         .any(|a| cfg.exclude_specialuse.iter().any(|x| x == a))
+}
+
+/// "all" in event_exclude_specialuse: only users' top-level mailboxes.
+fn excludes_subfolders(cfg: &Config) -> bool {
+    cfg.exclude_specialuse
+        .iter()
+        .any(|w| w.eq_ignore_ascii_case("ALL"))
+}
+
+/// Which of `mailbox_enabled`'s inputs the configuration makes it look at:
+/// (whether the mailbox is a user's top-level one, its special-use
+/// attributes). Stock looks up neither when it cannot matter, and both cost
+/// Cyrus work per event.
+pub fn mailbox_needs() -> (bool, bool) {
+    let cfg = config();
+    (
+        excludes_subfolders(&cfg),
+        !cfg.exclude_specialuse.is_empty(),
+    )
 }
 
 /// Wait up to `timeout` for queued events to go out; returns how many are

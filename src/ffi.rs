@@ -16,7 +16,7 @@ use crate::counters::{Snapshot, COUNTERS};
 use crate::event::{cmev_json_dump_fn, cmev_json_release_fn, Event, ForeignJson};
 use crate::json::lossy;
 use crate::log;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Run `f`, turning a panic into `fallback` and a log line.
@@ -473,6 +473,37 @@ pub extern "C" fn cmev_event_set_content(
         );
         Ok(())
     })
+}
+
+/// `cmev_mailbox_needs`: event_exclude_specialuse lists "all", so whether
+/// the mailbox is a user's top-level one decides.
+pub const MAILBOX_NEEDS_USER_INBOX: c_uint = 1;
+/// `cmev_mailbox_needs`: event_exclude_specialuse lists attributes, so the
+/// mailbox's special-use attributes decide.
+pub const MAILBOX_NEEDS_SPECIALUSE: c_uint = 2;
+
+/// What `cmev_mailbox_enabled` looks at under the current
+/// event_exclude_specialuse (`CMEV_MAILBOX_NEEDS_*` bits), so that the caller
+/// looks up only that, as stock does: an argument of `cmev_mailbox_enabled`
+/// whose bit is clear is not looked at. 0: every mailbox has events.
+#[no_mangle]
+pub extern "C" fn cmev_mailbox_needs() -> c_uint {
+    // Fails safe: the caller looks both up.
+    guard(
+        "cmev_mailbox_needs",
+        MAILBOX_NEEDS_USER_INBOX | MAILBOX_NEEDS_SPECIALUSE,
+        || {
+            let (user_inbox, specialuse) = api::mailbox_needs();
+            let mut needs = 0;
+            if user_inbox {
+                needs |= MAILBOX_NEEDS_USER_INBOX;
+            }
+            if specialuse {
+                needs |= MAILBOX_NEEDS_SPECIALUSE;
+            }
+            needs
+        },
+    )
 }
 
 /// Whether events are wanted for a mailbox, given whether it is a user's

@@ -381,8 +381,9 @@ static void test_options(void)
     CHECK(!cmev_expected(CMEV_EVENT_TYPE_MESSAGE_NEW, CMEV_PARAM_SERVICE));
     CHECK_EQ_INT(cmev_config_set("event_timestamp_format", "unix", err, sizeof(err)), CMEV_ERROR_INVALID_VALUE);
 
-    /* event_exclude_specialuse */
+    /* event_exclude_specialuse, and what deciding it needs looked up */
     base_config();
+    CHECK_EQ_INT(cmev_mailbox_needs(), CMEV_MAILBOX_NEEDS_SPECIALUSE);
     CHECK(!cmev_mailbox_enabled(false, "\\Junk"));
     CHECK(cmev_mailbox_enabled(false, "\\junk")); /* exact case, as stock */
     CHECK(cmev_mailbox_enabled(false, NULL));
@@ -390,8 +391,15 @@ static void test_options(void)
     CHECK(!cmev_mailbox_enabled(true, "\\Archive \\Trash"));
     CHECK(cmev_mailbox_enabled(true, "\\Junk"));
     config("event_exclude_specialuse", "all");
+    CHECK_EQ_INT(cmev_mailbox_needs(), CMEV_MAILBOX_NEEDS_USER_INBOX | CMEV_MAILBOX_NEEDS_SPECIALUSE);
     CHECK(!cmev_mailbox_enabled(false, NULL));
     CHECK(cmev_mailbox_enabled(true, NULL));
+    config("event_exclude_specialuse", "\\Sent ALL");
+    CHECK_EQ_INT(cmev_mailbox_needs(), CMEV_MAILBOX_NEEDS_USER_INBOX | CMEV_MAILBOX_NEEDS_SPECIALUSE);
+    CHECK(!cmev_mailbox_enabled(true, "\\Sent"));
+    config("event_exclude_specialuse", "");
+    CHECK_EQ_INT(cmev_mailbox_needs(), 0);
+    CHECK(cmev_mailbox_enabled(false, "\\Junk"));
 
     /* unknown option */
     CHECK_EQ_INT(cmev_config_set("event_frobnicate", "1", err, sizeof(err)), CMEV_ERROR_UNKNOWN_OPTION);

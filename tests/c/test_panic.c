@@ -319,6 +319,15 @@ static void s_mailbox_enabled(void)
     CHECK(!cmev_mailbox_enabled(false, "\\Junk"));
 }
 
+static void s_mailbox_needs(void)
+{
+    setup(L.path);
+    config("event_exclude_specialuse", "");
+    /* fails safe: the caller looks everything up */
+    CHECK_EQ_INT(cmev_mailbox_needs(), CMEV_MAILBOX_NEEDS_USER_INBOX | CMEV_MAILBOX_NEEDS_SPECIALUSE);
+    CHECK_EQ_INT(cmev_mailbox_needs(), 0);
+}
+
 static void s_notify(void)
 {
     char buf[4096];
@@ -445,6 +454,7 @@ static const struct scenario scenarios[] = {
     { "cmev_event_set_mailbox_uri", s_event_set_mailbox_uri },
     { "cmev_event_set_content", s_event_set_content },
     { "cmev_mailbox_enabled", s_mailbox_enabled },
+    { "cmev_mailbox_needs", s_mailbox_needs },
     { "cmev_notify", s_notify },
     { "cmev_set_client_id", s_set_client_id },
     { "cmev_set_notify_callback", s_set_notify_callback },
