@@ -71,9 +71,8 @@ fn record_error(e: &io::Error) {
     }
 }
 
-/// How long a full listener queue may hold one send (the caller's in sync
-/// mode, the sender's batch otherwise) before the listener counts as busy.
-const SEND_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a full receiver queue may hold a synchronous send.
+const SYNC_SEND_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// A persistent datagram socket, opened on first use, and its stock size limit.
 #[derive(Default)]
@@ -84,7 +83,7 @@ pub struct Wire {
 impl Wire {
     pub fn socket(&mut self) -> io::Result<(&DatagramSocket, usize)> {
         if self.socket.is_none() {
-            let s = DatagramSocket::new(SEND_TIMEOUT)?;
+            let s = DatagramSocket::new(SYNC_SEND_TIMEOUT)?;
             let limit = limit_for_buffer(s.send_buffer()?);
             self.socket = Some((s, limit));
         }

@@ -143,7 +143,7 @@ impl DatagramSocket {
     }
 
     pub fn send_to(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        match self.send_batch(path, &[data]) {
+        match self.send_batch(path, &[data], false) {
             (1, _) => Ok(()),
             (_, e) => {
                 Err(e.unwrap_or_else(|| {
@@ -155,13 +155,13 @@ impl DatagramSocket {
 
     /// Send datagrams to `path` with one `sendmmsg` call. Returns how many
     /// went out and, when not all did, the error that stopped the first one
-    /// left. A full listener queue is waited for in the kernel, up to the
-    /// socket's send timeout, then `EAGAIN`: a listener that reads slowly
-    /// (notifyd's queue holds 10 datagrams by default) costs the sender a
-    /// sleep per queueful, not a failed call, a poll and a retry. Sending
-    /// 1,000,000 events this way took the sender's CPU per event from 3.1
-    /// to 2.4 µs (benches/throughput).
-    pub fn send_batch(&self, path: &str, datagrams: &[&[u8]]) -> (usize, Option<io::Error>) {
+    /// left. `nonblocking` turns a full receiver into `EAGAIN` at once.
+    pub fn send_batch(
+        &self,
+        path: &str,
+        datagrams: &[&[u8]],
+        nonblocking: bool,
+    ) -> (usize, Option<io::Error>) {
         if datagrams.is_empty() {
             return (0, None);
         }
@@ -182,6 +182,7 @@ impl DatagramSocket {
                 h
             })
             .collect();
+        let flags = libc::MSG_NOSIGNAL | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
         let mut fresh = false;
         let n = loop {
             match self.connect_to(path) {
@@ -194,7 +195,7 @@ impl DatagramSocket {
                     self.fd.as_raw_fd(),
                     msgs.as_mut_ptr(),
                     msgs.len() as libc::c_uint,
-                    libc::MSG_NOSIGNAL,
+                    flags,
                 )
             };
             // A signal on the calling thread (sync mode: Cyrus's own
@@ -255,7 +256,7 @@ mod tests {
         let mut buf = [0u8; 16];
         let n = rx.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"x\0y");
-        let (sent, err) = s.send_batch(path.to_str().unwrap(), &[b"a", b"bb", b"ccc"]);
+        let (sent, err) = s.send_batch(path.to_str().unwrap(), &[b"a", b"bb", b"ccc"], true);
         assert_eq!((sent, err.is_none()), (3, true));
         for want in [&b"a"[..], b"bb", b"ccc"] {
             let n = rx.recv(&mut buf).unwrap();

@@ -2,8 +2,7 @@
  * and duplication are counted, not guessed:
  *  (a) the receiver killed and restarted every 50 ms during a run of
  *      1,000,000 events from 8 producer threads;
- *  (b) slow-reader storms: a receiver with the smallest SO_RCVBUF reading
- *      slowly, its queue full all the time;
+ *  (b) EAGAIN storms: a receiver with the smallest SO_RCVBUF reading slowly;
  *  (c) SIGTERM, SIGHUP and SIGCHLD (handlers installed, no SA_RESTART, as
  *      Cyrus does) raining on the process while the sender is busy, in
  *      queued and in sync mode;
@@ -166,7 +165,7 @@ static void restarts(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* (b) Slow-reader storms: the smallest receive buffer, a slow reader.  */
+/* (b) EAGAIN storms: the smallest receive buffer, a slow reader.       */
 
 static void storm(void)
 {
@@ -183,9 +182,7 @@ static void storm(void)
     producers_join(&p);
     snprintf(what, sizeof(what), "slow receiver, %s", l->policy);
     check_exact(r, 1, n, n, what);
-    /* a listener that reads, however slowly, is waited for in the kernel:
-     * no send times out, so nothing is retried */
-    CHECK_EQ_INT(counter(CMEV_COUNTER_RETRIED), 0);
+    CHECK(counter(CMEV_COUNTER_RETRIED) > 0);
     CHECK_EQ_INT(counter(CMEV_COUNTER_DROPPED_SEND_ERROR), 0); /* busy is never an error */
     check_policy(l->policy);
     rx_stop(r);
@@ -387,8 +384,8 @@ static const struct test_case cases[] = {
      * and counted */
     { "(a) receiver restarted every 50 ms, 8 threads, drop-oldest", restarts, 100,
       &(const struct load){ "drop-oldest", 1000000 } },
-    { "(b) slow-reader storm, block", storm, 100, &(const struct load){ "block", 30000 } },
-    { "(b) slow-reader storm, drop-oldest", storm, 100, &(const struct load){ "drop-oldest", 30000 } },
+    { "(b) EAGAIN storm, slow reader, block", storm, 100, &(const struct load){ "block", 30000 } },
+    { "(b) EAGAIN storm, slow reader, drop-oldest", storm, 100, &(const struct load){ "drop-oldest", 30000 } },
     /* queued, a receiver slow enough that the queue fills: producers wait
      * (block policy) while signals arrive */
     { "(c) SIGTERM/SIGHUP/SIGCHLD rain, queued", signals, 100, &(const struct rain_load){ "queued", 4, 10000, 5 } },
