@@ -3,7 +3,7 @@
  * The kernel skips reference counting and the file position lock for a
  * file table with one user; a thread sharing the table takes that away from
  * every fstat, read, write and fcntl of the process. The library's sender
- * keeps a table of its own. Three processes, measured in turn (A/B/C, five
+ * keeps a table of its own. Three processes, measured in turn (A/B/C, nine
  * rounds), each on the same single core:
  *
  *   alone:   no other thread
@@ -29,7 +29,7 @@ static const char *const cond_name[CONDS] = { "no other thread", "an idle thread
 enum call { FSTAT, PREAD, READ_SEEK, LOCK, CALLS };
 static const char *const call_name[CALLS] = { "fstat", "pread 64 B", "read 64 B + lseek", "fcntl lock + unlock" };
 
-#define ROUNDS 5
+#define ROUNDS 9
 #define REPS 200000
 
 static void *idle_thread(void *arg)
