@@ -428,9 +428,10 @@ fn be_batch_thread() {
 /// thread shares the process's table, the kernel counts references and takes
 /// the file position lock on every read, write, fstat and fcntl of every
 /// thread, which it skips for a table with one user. A shared table made
-/// imapd's and lmtpd's own calls 35-200 ns slower each (fstat, read, lock)
-/// and an LMTP delivery 15-50 µs slower, with the sender idle
-/// (benches/fdtable.c). The new table starts empty, so the sender holds
+/// imapd's and lmtpd's own calls 35-200 ns slower each (fstat, read, lock;
+/// benches/fdtable.c) and an LMTP delivery 15-50 µs slower with the sender
+/// idle (A/B runs of stock's lmtpd with an idle thread preloaded). The new
+/// table starts empty, so the sender holds
 /// none of the process's files (a client connection closed by lmtpd stays
 /// closed); 0-2 are /dev/null, so that a stray write to stderr lands nowhere
 /// rather than on one of the sender's sockets. Without close_range (Linux
