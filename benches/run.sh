@@ -15,6 +15,7 @@ gcc "${CFLAGS[@]}" -o "$OUT/hotpath" benches/hotpath.c "${OURS[@]}" -ljansson \
     -L"$D" -l:libcyrus_imap.so.0 -l:libcyrus_sieve.so.0 -l:libcyrus_min.so.0 -l:libcyrus.so.0
 gcc "${CFLAGS[@]}" -o "$OUT/throughput" benches/throughput.c "${OURS[@]}"
 gcc "${CFLAGS[@]}" -o "$OUT/fdtable" benches/fdtable.c "${OURS[@]}"
+gcc "${CFLAGS[@]}" -shared -fPIC -o "$OUT/idlethread.so" benches/idlethread.c
 
 echo "bench: hot path (a few minutes)"
 "$OUT/hotpath" "$OUT"
@@ -27,6 +28,8 @@ echo "bench: real Cyrus, stock and patched builds (several minutes)"
 make --no-print-directory cyrus cyrus-stock >/dev/null
 cargo build --release -q
 python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}"
+echo "bench: what an idle thread costs stock's lmtpd and imapd"
+python3 benches/threadtax.py "$OUT/threadtax.md" "$OUT/idlethread.so"
 
 {
     echo "# Benchmark results"
@@ -41,6 +44,8 @@ python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BE
     cat "$OUT/fdtable.md"
     echo
     cat "$OUT/realcyrus.md"
+    echo
+    cat "$OUT/threadtax.md"
     echo
     echo "![cost growth](growth.png)"
 } > "$OUT/results.md"

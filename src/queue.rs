@@ -429,9 +429,9 @@ fn be_batch_thread() {
 /// the file position lock on every read, write, fstat and fcntl of every
 /// thread, which it skips for a table with one user. A shared table made
 /// imapd's and lmtpd's own calls 35-200 ns slower each (fstat, read, lock;
-/// benches/fdtable.c) and an LMTP delivery 15-50 µs slower with the sender
-/// idle (A/B runs of stock's lmtpd with an idle thread preloaded). The new
-/// table starts empty, so the sender holds
+/// benches/fdtable.c) and an LMTP delivery about 16 µs slower with the
+/// thread idle (benches/threadtax.py; 5 µs with a table of its own). The
+/// new table starts empty, so the sender holds
 /// none of the process's files (a client connection closed by lmtpd stays
 /// closed); 0-2 are /dev/null, so that a stray write to stderr lands nowhere
 /// rather than on one of the sender's sockets. Without close_range (Linux

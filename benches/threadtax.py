@@ -1,0 +1,93 @@
+"""What a second thread that does nothing costs a real Cyrus process.
+
+Three sandboxes of the stock 3.6.1 build with events off run side by side:
+no extra thread, an idle thread sharing the file table (any pthread), and an
+idle thread with a file table of its own (as the library's sender), the
+last two from benches/idlethread.c preloaded into lmtpd and imapd. LMTP
+deliveries, then single-message STOREs, go in interleaved chunks, rotated;
+per chunk the serving process's CPU time (schedstat, ns). Reported per
+message: CPU with no thread, and each variant's difference to it within the
+chunk (median, then mean ± standard error).
+
+usage: threadtax.py RESULTS_MD IDLETHREAD_SO [N] [CHUNKS]
+"""
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import realcyrus as rc  # noqa: E402
+from e2elib import message  # noqa: E402
+
+VARIANTS = (("none", "no other thread"), ("shared", "an idle thread sharing the file table"),
+            ("own", "an idle thread with a file table of its own"))
+
+
+def start(mode, preload, conf):
+    env = dict(os.environ)
+    if mode != "none":
+        os.environ.update(LD_PRELOAD=preload, CMEV_IDLE_THREAD=mode)
+    try:
+        t = rc.Target("stock", "off", conf)
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+    return t
+
+
+def threads(pid):
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def main():
+    out, preload = sys.argv[1], os.path.abspath(sys.argv[2])
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 4000
+    chunks = int(sys.argv[4]) if len(sys.argv) > 4 else 200
+    per = n // chunks
+    if rc.SERVER_CPU:
+        os.sched_setaffinity(0, set(range(rc.CORES - 1)))
+    tmp = tempfile.mkdtemp(prefix="cmev-threadtax-")
+    conf = rc.profile_off(tmp)
+    targets = []
+    try:
+        for mode, _ in VARIANTS:
+            targets.append(start(mode, preload, conf))
+        raw = message(1, "bench", msgid=False)
+        for work in ("lmtp", "store"):
+            for c in range(chunks):
+                k = c % len(targets)
+                for x in targets[k:] + targets[:k]:
+                    x.deliver(per, raw) if work == "lmtp" else x.store(per)
+            print(f"threadtax: {work} done", flush=True)
+        seen = [(threads(x.lmtpd), threads(x.imapd)) for x in targets]
+        want = [(1, 1), (2, 2), (2, 2)]
+        if seen != want:
+            sys.exit(f"threadtax: threads per lmtpd/imapd {seen}, expected {want} (preload not effective?)")
+        lines = [f"### What an idle second thread costs real Cyrus: {n} LMTP deliveries and {n} STOREs, "
+                 f"in {chunks} interleaved chunks\n",
+                 "Stock 3.6.1, events off, in three sandboxes side by side; the thread is preloaded into "
+                 "lmtpd and imapd (benches/idlethread.c) and never runs. CPU µs per message of the serving "
+                 "process; the differences are within each chunk, median (mean ± standard error).\n",
+                 "| work | CPU, " + VARIANTS[0][1] + " | + " + VARIANTS[1][1] + " | + " + VARIANTS[2][1] + " |",
+                 "|---|---|---|---|"]
+        for work, name in (("lmtp", "LMTP delivery"), ("store", "single-message STORE")):
+            cpu = [[r[1] * 1e6 / per for r in x.runs[work]] for x in targets]
+            cells = [f"{statistics.median(cpu[0]):.0f}"]
+            for v in (1, 2):
+                d = [b - a for a, b in zip(cpu[0], cpu[v])]
+                se = statistics.stdev(d) / len(d) ** 0.5
+                cells.append(f"{statistics.median(d):+.1f} ({statistics.mean(d):+.1f} ± {se:.1f})")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        with open(out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        print("threadtax: results in", out)
+    finally:
+        for x in targets:
+            rc.discard(x.path)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
