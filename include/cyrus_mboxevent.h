@@ -57,8 +57,9 @@
 #define CMEV_MAILBOX_NEEDS_USER_INBOX 1
 
 /**
- * `cmev_mailbox_needs`: event_exclude_specialuse lists attributes, so the
- * mailbox's special-use attributes decide.
+ * `cmev_mailbox_needs`: event_exclude_specialuse is not empty, so the
+ * mailbox's special-use attributes decide (as in stock, also for "all"
+ * alone).
  */
 #define CMEV_MAILBOX_NEEDS_SPECIALUSE 2
 

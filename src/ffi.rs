@@ -478,8 +478,9 @@ pub extern "C" fn cmev_event_set_content(
 /// `cmev_mailbox_needs`: event_exclude_specialuse lists "all", so whether
 /// the mailbox is a user's top-level one decides.
 pub const MAILBOX_NEEDS_USER_INBOX: c_uint = 1;
-/// `cmev_mailbox_needs`: event_exclude_specialuse lists attributes, so the
-/// mailbox's special-use attributes decide.
+/// `cmev_mailbox_needs`: event_exclude_specialuse is not empty, so the
+/// mailbox's special-use attributes decide (as in stock, also for "all"
+/// alone).
 pub const MAILBOX_NEEDS_SPECIALUSE: c_uint = 2;
 
 /// What `cmev_mailbox_enabled` looks at under the current
