@@ -163,6 +163,12 @@ class Target:
         self.events = self.sb.count()
 
 
+def stat(values, sign=""):
+    """Median, then mean ± standard error, in µs; sign="+" for differences."""
+    se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
+    return f"{statistics.median(values):{sign}.1f} ({statistics.mean(values):{sign}.1f} ± {se:.1f})"
+
+
 def spread(values, fmt):
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
@@ -195,10 +201,6 @@ def report(targets, n, chunks):
               "caller's path, but in the process's CPU) is shown apart too.\n",
               "| event overhead per message | stock | patched | of which patched's sender thread | "
               "patched / stock (medians) |", "|---|---|---|---|---|"]
-
-    def stat(values):
-        se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
-        return f"{statistics.median(values):.1f} ({statistics.mean(values):.1f} ± {se:.1f})"
 
     for work, name in (("lmtp", "LMTP"), ("store", "STORE")):
         for prof in ("default", "all"):

@@ -78,9 +78,7 @@ def main():
             cpu = [[r[1] * 1e6 / per for r in x.runs[work]] for x in targets]
             cells = [f"{statistics.median(cpu[0]):.0f}"]
             for v in range(1, len(VARIANTS)):
-                d = [b - a for a, b in zip(cpu[0], cpu[v])]
-                se = statistics.stdev(d) / len(d) ** 0.5
-                cells.append(f"{statistics.median(d):+.1f} ({statistics.mean(d):+.1f} ± {se:.1f})")
+                cells.append(rc.stat([b - a for a, b in zip(cpu[0], cpu[v])], sign="+"))
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         with open(out, "w") as f:
             f.write("\n".join(lines) + "\n")
