@@ -3,7 +3,12 @@
  * The kernel skips reference counting and the file position lock for a
  * file table with one user; a thread sharing the table takes that away from
  * every fstat, read, write and fcntl of the process. The library's sender
- * keeps a table of its own. Three processes, measured in turn (A/B/C, nine
+ * keeps a table of its own. What no table can avoid is glibc's
+ * multi-threaded mode, on for good once a second thread exists: every
+ * cancellable call (open, close, read, write, fcntl F_SETLKW...) is wrapped
+ * in two atomic updates of the thread's cancellation state, and malloc
+ * takes the arena lock whenever its per-thread cache misses (blocks
+ * beyond 1 KB always do). Three processes, measured in turn (A/B/C, nine
  * rounds), each on the same single core:
  *
  *   alone:   no other thread
@@ -26,8 +31,9 @@
 enum cond { ALONE, SHARED, SENDER, CONDS };
 static const char *const cond_name[CONDS] = { "no other thread", "an idle thread sharing the file table",
                                               "the library's sender started" };
-enum call { FSTAT, PREAD, READ_SEEK, LOCK, CALLS };
-static const char *const call_name[CALLS] = { "fstat", "pread 64 B", "read 64 B + lseek", "fcntl lock + unlock" };
+enum call { FSTAT, PREAD, READ_SEEK, LOCK, OPEN_CLOSE, MALLOC, CALLS };
+static const char *const call_name[CALLS] = { "fstat", "pread 64 B", "read 64 B + lseek", "fcntl lock + unlock",
+                                              "open + close", "malloc + free 4 KB" };
 
 #define ROUNDS 9
 #define REPS 200000
@@ -99,6 +105,20 @@ static void measure(double *ns)
     }
     ns[LOCK] = (double)(now_ns() - t0) / REPS;
     close(fd);
+    t0 = now_ns();
+    for (i = 0; i < REPS; i++) {
+        if ((fd = open(path, O_RDONLY)) < 0) abort();
+        close(fd);
+    }
+    ns[OPEN_CLOSE] = (double)(now_ns() - t0) / REPS;
+    t0 = now_ns();
+    for (i = 0; i < REPS; i++) {
+        /* volatile: the compiler may not drop the pair */
+        char *volatile p = malloc(4096);
+        p[0] = (char)i;
+        free(p);
+    }
+    ns[MALLOC] = (double)(now_ns() - t0) / REPS;
     unlink(path);
 }
 
@@ -154,7 +174,9 @@ int main(int argc, char **argv)
     fprintf(md, "### What a second thread costs the calls of Cyrus's own thread\n\n"
                 "ns per call on one core, median of %d rounds (min–max); in brackets the ratio to a process "
                 "with no other thread. A thread sharing the file table makes the kernel count references "
-                "and lock the file position on every call; the sender has a table of its own.\n\n",
+                "and lock the file position on every call; the sender has a table of its own. Any second "
+                "thread puts glibc in multi-threaded mode: open, close, read and fcntl F_SETLKW update the "
+                "thread's cancellation state twice each, malloc beyond its per-thread cache takes a lock.\n\n",
             ROUNDS);
     fprintf(md, "| process |");
     for (k = 0; k < CALLS; k++) fprintf(md, " %s |", call_name[k]);
