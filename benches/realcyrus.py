@@ -13,7 +13,12 @@ With two or more cores Cyrus runs on the last core and this client on the
 others; the sandboxes live on a tmpfs (/dev/shm) so that fsync noise does not
 drown the events' cost.
 
-usage: realcyrus.py RESULTS_MD [N] [CHUNKS]
+The whole comparison runs ROUNDS times, each with six new sandboxes: two
+processes alike in every way differ by a few µs per message (placement in
+memory, in the caches), a bias interleaving cannot cancel. The overhead is
+given per round and as the median of the rounds with their min-max.
+
+usage: realcyrus.py RESULTS_MD [N] [CHUNKS] [ROUNDS]
 """
 import os
 import shutil
@@ -173,60 +178,71 @@ def spread(values, fmt):
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
-def report(targets, n, chunks):
+def report(rounds, n, chunks):
+    """rounds: one list of the six Targets per round, each round with
+    sandboxes (and processes) of its own."""
     per = n // chunks
-    t = {(x.build, x.profile): x for x in targets}
+    ts = [{(x.build, x.profile): x for x in targets} for targets in rounds]
 
-    def us(build, prof, work, i):
-        """per message, chunk by chunk: (wall µs, CPU µs)"""
+    def us(t, build, prof, work, i):
+        """per message, chunk by chunk: (wall µs, CPU µs, sender CPU µs)"""
         return [v * 1e6 / per for v in (r[i] for r in t[(build, prof)].runs[work])]
 
-    lines = [f"### Real Cyrus: {n} LMTP deliveries and {n} single-message STOREs, in {chunks} interleaved chunks\n",
+    def pooled(build, prof, work, i):
+        return [v for t in ts for v in us(t, build, prof, work, i)]
+
+    lines = [f"### Real Cyrus: {n} LMTP deliveries and {n} single-message STOREs, in {chunks} interleaved chunks, "
+             f"{len(rounds)} rounds\n",
              "Six sandboxes (stock and patched × events off, default, all) run side by side; each chunk of "
-             f"{per} messages goes to the six in turn. Per message: median over the chunks (min–max); CPU is the "
-             "serving process's, all its threads. "
+             f"{per} messages goes to the six in turn. Each round starts six new sandboxes: two processes "
+             "alike in every way differ by a few µs per message here, which interleaving cannot cancel and "
+             "fresh processes redraw. Per message: median over the chunks of all rounds (min–max); CPU is "
+             "the serving process's, all its threads. "
              f"{'Cyrus pinned to one core, the client to the others. ' if SERVER_CPU else ''}"
              "The ratio is the median of each chunk's patched/stock.\n",
              "| case | stock wall µs | stock CPU µs | patched wall µs | patched CPU µs | patched / stock CPU |",
              "|---|---|---|---|---|---|"]
     for work, name in (("lmtp", "LMTP"), ("store", "STORE")):
         for prof in PROFILES:
-            ratios = [p / s for p, s in zip(us("patched", prof, work, 1), us("stock", prof, work, 1))]
-            lines.append(f"| {name}, events {prof} | {spread(us('stock', prof, work, 0), '{:.0f}')} | "
-                         f"{spread(us('stock', prof, work, 1), '{:.0f}')} | "
-                         f"{spread(us('patched', prof, work, 0), '{:.0f}')} | "
-                         f"{spread(us('patched', prof, work, 1), '{:.0f}')} | **{spread(ratios, '{:.3f}')}** |")
-    lines += ["", "Event overhead per message: CPU µs with events on minus off, within each chunk; median, "
-              "then mean ± standard error over the chunks. The patched build's sender thread (off the "
-              "caller's path, but in the process's CPU) is shown apart too.\n",
+            ratios = [p / s for p, s in zip(pooled("patched", prof, work, 1), pooled("stock", prof, work, 1))]
+            lines.append(f"| {name}, events {prof} | {spread(pooled('stock', prof, work, 0), '{:.0f}')} | "
+                         f"{spread(pooled('stock', prof, work, 1), '{:.0f}')} | "
+                         f"{spread(pooled('patched', prof, work, 0), '{:.0f}')} | "
+                         f"{spread(pooled('patched', prof, work, 1), '{:.0f}')} | **{spread(ratios, '{:.3f}')}** |")
+    lines += ["", "Event overhead per message: CPU µs with events on minus off, within each chunk. Per round the "
+              "median over its chunks; shown: the median of the rounds (min–max of the rounds), then mean ± "
+              "standard error over all chunks. The patched build's sender thread (off the caller's path, but "
+              "in the process's CPU) is shown apart too. The ratio is each round's patched/stock.\n",
               "| event overhead per message | stock | patched | of which patched's sender thread | "
-              "patched / stock (medians) |", "|---|---|---|---|---|"]
+              "patched / stock |", "|---|---|---|---|---|"]
+
+    def by_round(values):
+        return f"{spread(values, '{:.1f}')}"
 
     for work, name in (("lmtp", "LMTP"), ("store", "STORE")):
         for prof in ("default", "all"):
-            over = {b: [on - off for on, off in zip(us(b, prof, work, 1), us(b, "off", work, 1))]
-                    for b in BUILDS}
-            so, po = statistics.median(over["stock"]), statistics.median(over["patched"])
-            lines.append(f"| {name}, {prof} | {stat(over['stock'])} | {stat(over['patched'])} | "
-                         f"{stat(us('patched', prof, work, 2))} | **{po / so if so > 0 else float('nan'):.2f}** |")
-    lines += ["", "| peak RSS (VmHWM, KiB) | stock | patched |", "|---|---|---|"]
+            over = {b: [[on - off for on, off in zip(us(t, b, prof, work, 1), us(t, b, "off", work, 1))]
+                        for t in ts] for b in BUILDS}
+            med = {b: [statistics.median(r) for r in over[b]] for b in BUILDS}
+            ratios = [po / so if so > 0 else float("nan") for po, so in zip(med["patched"], med["stock"])]
+            every = {b: [v for r in over[b] for v in r] for b in BUILDS}
+            sender = [statistics.median(us(t, "patched", prof, work, 2)) for t in ts]
+            lines.append(f"| {name}, {prof} | {by_round(med['stock'])}; {stat(every['stock'])} | "
+                         f"{by_round(med['patched'])}; {stat(every['patched'])} | {by_round(sender)} | "
+                         f"**{spread(ratios, '{:.2f}')}** |")
+    lines += ["", "| peak RSS (VmHWM, KiB), median of the rounds | stock | patched |", "|---|---|---|"]
     for prof in PROFILES:
-        lines.append(f"| lmtpd / imapd, events {prof} | {t[('stock', prof)].lmtp_rss} / {t[('stock', prof)].imap_rss}"
-                     f" | {t[('patched', prof)].lmtp_rss} / {t[('patched', prof)].imap_rss} |")
-    lines += ["", "Events received: " + ", ".join(f"{x.build}/{x.profile} {x.events}" for x in targets)]
+        rss = {b: (statistics.median(t[(b, prof)].lmtp_rss for t in ts),
+                   statistics.median(t[(b, prof)].imap_rss for t in ts)) for b in BUILDS}
+        lines.append(f"| lmtpd / imapd, events {prof} | {rss['stock'][0]:.0f} / {rss['stock'][1]:.0f}"
+                     f" | {rss['patched'][0]:.0f} / {rss['patched'][1]:.0f} |")
+    lines += ["", "Events received, per round: " + ", ".join(
+        f"{x.build}/{x.profile} {'/'.join(str(t[(x.build, x.profile)].events) for t in ts)}" for x in rounds[0])]
     return "\n".join(lines) + "\n"
 
 
-def main():
-    if SERVER_CPU:
-        os.sched_setaffinity(0, set(range(CORES - 1)))
-    out = sys.argv[1]
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
-    chunks = int(sys.argv[3]) if len(sys.argv) > 3 else 100
-    tmp = tempfile.mkdtemp(prefix="cmev-realcyrus-")
-    confs = {"off": profile_off(tmp),
-             "default": os.path.join(GOLDEN, "stock-3.6.1-default"),
-             "all": os.path.join(GOLDEN, "stock-3.6.1-all")}
+def run_round(confs, n, chunks, label):
+    """Six new sandboxes, their chunks interleaved; returns the finished Targets."""
     targets = []
     try:
         for build in BUILDS:
@@ -238,23 +254,40 @@ def main():
                 k = c % len(targets)
                 for x in targets[k:] + targets[:k]:
                     x.deliver(n // chunks, raw) if work == "lmtp" else x.store(n // chunks)
-                print(f"realcyrus: {work} chunk {c + 1}/{chunks}", flush=True)
+            print(f"realcyrus: {label}, {work} done", flush=True)
         for x in targets:
             x.finish()
-        with open(out, "w") as f:
-            f.write(report(targets, n, chunks))
-        with open(os.path.splitext(out)[0] + ".csv", "w") as f:
-            f.write("build,profile,work,chunk,wall_s,cpu_s,sender_cpu_s\n")
-            for x in targets:
-                for work, runs in x.runs.items():
-                    f.writelines(f"{x.build},{x.profile},{work},{i},{w:.6f},{c:.6f},{sc:.6f}\n"
-                                 for i, (w, c, sc) in enumerate(runs))
-        print("realcyrus: results in", out)
+        return targets
     finally:
         for x in targets:
             discard(x.path)
-        shutil.rmtree(tmp, ignore_errors=True)
 
+
+def main():
+    if SERVER_CPU:
+        os.sched_setaffinity(0, set(range(CORES - 1)))
+    out = sys.argv[1]
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+    chunks = int(sys.argv[3]) if len(sys.argv) > 3 else 100
+    nrounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+    tmp = tempfile.mkdtemp(prefix="cmev-realcyrus-")
+    confs = {"off": profile_off(tmp),
+             "default": os.path.join(GOLDEN, "stock-3.6.1-default"),
+             "all": os.path.join(GOLDEN, "stock-3.6.1-all")}
+    try:
+        rounds = [run_round(confs, n, chunks, f"round {r + 1}/{nrounds}") for r in range(nrounds)]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    with open(out, "w") as f:
+        f.write(report(rounds, n, chunks))
+    with open(os.path.splitext(out)[0] + ".csv", "w") as f:
+        f.write("round,build,profile,work,chunk,wall_s,cpu_s,sender_cpu_s\n")
+        for r, targets in enumerate(rounds):
+            for x in targets:
+                for work, runs in x.runs.items():
+                    f.writelines(f"{r},{x.build},{x.profile},{work},{i},{w:.6f},{c:.6f},{sc:.6f}\n"
+                                 for i, (w, c, sc) in enumerate(runs))
+    print("realcyrus: results in", out)
 
 if __name__ == "__main__":
     main()

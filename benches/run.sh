@@ -27,7 +27,7 @@ echo "bench: what a second thread costs Cyrus's own calls"
 echo "bench: real Cyrus, stock and patched builds (several minutes)"
 make --no-print-directory cyrus cyrus-stock >/dev/null
 cargo build --release -q
-python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}"
+python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
 echo "bench: what an idle thread costs stock's lmtpd and imapd"
 python3 benches/threadtax.py "$OUT/threadtax.md" "$OUT/idlethread.so"
 
