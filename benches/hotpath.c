@@ -232,9 +232,9 @@ static void settle(long expected)
 {
     cmev_flush(60000);
     wait_received(&rx, expected, 10000);
-    /* single events: past the sender's nap (5 ms, NAP in src/queue.rs),
+    /* single events: past the sender's nap (10 ms, NAP in src/queue.rs),
      * so that it sleeps and the next event has to wake it */
-    if (run == 1) usleep(8000);
+    if (run == 1) usleep(13000);
 }
 
 static void batch(void (*op)(void), int n, double *p50, double *p99)
