@@ -7,7 +7,9 @@
  *   CMEV_IDLE_THREAD=own     the thread takes a table of its own first, as
  *                            the library's sender does
  *
- * Other processes (master, tools) and an unset variable: nothing happens.
+ * Other processes (master, tools) and an unset variable: nothing happens
+ * (threadtax.py preloads it without the variable for its baselines: the
+ * preload alone changes a process's figures).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
