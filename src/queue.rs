@@ -431,10 +431,10 @@ fn be_batch_thread() {
 /// the file position lock on every read, write, fstat and fcntl of every
 /// thread, which it skips for a table with one user. A shared table made
 /// imapd's and lmtpd's own calls 35-200 ns slower each (fstat, read, lock;
-/// benches/fdtable.c) and an LMTP delivery about 16 µs slower with the
-/// thread idle (benches/threadtax.py; 5 µs with a table of its own). The
-/// new table starts empty, so the sender holds
-/// none of the process's files (a client connection closed by lmtpd stays
+/// benches/fdtable.c) and an LMTP delivery 33-41 µs slower with the thread
+/// idle (benches/threadtax.py; with a table of its own, within the noise of
+/// two identical processes). The new table starts empty, so the sender
+/// holds none of the process's files (a client connection closed by lmtpd stays
 /// closed); 0-2 are /dev/null, so that a stray write to stderr lands nowhere
 /// rather than on one of the sender's sockets. Without close_range (Linux
 /// before 5.9) the table stays shared: slower, not wrong.
