@@ -12,15 +12,12 @@ mere existence adds, whatever the thread does. A profile, not a benchmark.
 usage: threadprofile.py IDLETHREAD_SO [N]   (needs perf, root)
 """
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import realcyrus as rc  # noqa: E402
 import threadtax  # noqa: E402
 from e2elib import message  # noqa: E402
 
@@ -45,14 +42,7 @@ def symbols(data):
 def main():
     preload = os.path.abspath(sys.argv[1])
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
-    if rc.SERVER_CPU:
-        os.sched_setaffinity(0, set(range(rc.CORES - 1)))
-    tmp = tempfile.mkdtemp(prefix="cmev-threadprofile-")
-    conf = rc.profile_off(tmp)
-    targets = []
-    try:
-        for mode in ("none", "own"):
-            targets.append(threadtax.start(mode, preload, conf))
+    with threadtax.sandboxes(("none", "own"), preload, "cmev-threadprofile-") as (tmp, targets):
         raw = message(1, "bench", msgid=False)
         for t in targets:
             t.deliver(50, raw)
@@ -69,10 +59,6 @@ def main():
             p.wait()
         per = [sum(r[1] for r in t.runs["lmtp"][1:]) * 1e6 / (n // CHUNKS * CHUNKS) for t in targets]
         shares = [symbols(os.path.join(tmp, f"{i}.data")) for i in range(2)]
-    finally:
-        for t in targets:
-            rc.discard(t.path)
-        shutil.rmtree(tmp, ignore_errors=True)
 
     def us(i, sym):
         return shares[i].get(sym, 0.0) * per[i] / 100

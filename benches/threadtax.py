@@ -16,6 +16,7 @@ chunk (median, then mean ± standard error).
 
 usage: threadtax.py RESULTS_MD IDLETHREAD_SO [N] [CHUNKS]
 """
+import contextlib
 import os
 import shutil
 import statistics
@@ -44,6 +45,25 @@ def start(mode, preload, conf):
     return t
 
 
+@contextlib.contextmanager
+def sandboxes(modes, preload, prefix):
+    """One stock sandbox with events off per mode (this client kept off
+    Cyrus's core), and a scratch directory; both deleted afterwards."""
+    if rc.SERVER_CPU:
+        os.sched_setaffinity(0, set(range(rc.CORES - 1)))
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    targets = []
+    try:
+        conf = rc.profile_off(tmp)
+        for mode in modes:
+            targets.append(start(mode, preload, conf))
+        yield tmp, targets
+    finally:
+        for x in targets:
+            rc.discard(x.path)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def threads(pid):
     return len(os.listdir(f"/proc/{pid}/task"))
 
@@ -53,14 +73,7 @@ def main():
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 4000
     chunks = int(sys.argv[4]) if len(sys.argv) > 4 else 200
     per = n // chunks
-    if rc.SERVER_CPU:
-        os.sched_setaffinity(0, set(range(rc.CORES - 1)))
-    tmp = tempfile.mkdtemp(prefix="cmev-threadtax-")
-    conf = rc.profile_off(tmp)
-    targets = []
-    try:
-        for mode, _ in VARIANTS:
-            targets.append(start(mode, preload, conf))
+    with sandboxes([mode for mode, _ in VARIANTS], preload, "cmev-threadtax-") as (_, targets):
         raw = message(1, "bench", msgid=False)
         for work in ("lmtp", "store"):
             for c in range(chunks):
@@ -88,10 +101,6 @@ def main():
         with open(out, "w") as f:
             f.write("\n".join(lines) + "\n")
         print("threadtax: results in", out)
-    finally:
-        for x in targets:
-            rc.discard(x.path)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
