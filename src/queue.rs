@@ -431,7 +431,7 @@ fn be_batch_thread() {
 /// the file position lock on every read, write, fstat and fcntl of every
 /// thread, which it skips for a table with one user. A shared table made
 /// imapd's and lmtpd's own calls 35-200 ns slower each (fstat, read, lock;
-/// benches/fdtable.c) and an LMTP delivery 33-41 µs slower with the thread
+/// benches/fdtable.c) and an LMTP delivery 16-34 µs slower with the thread
 /// idle (benches/threadtax.py; with a table of its own, within the noise of
 /// two identical processes). The new table starts empty, so the sender
 /// holds none of the process's files (a client connection closed by lmtpd stays
