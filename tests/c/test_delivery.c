@@ -439,6 +439,52 @@ static void sender_files(void)
     atomic_store(&watching, 0);
 }
 
+/* Times the sender went to sleep (its voluntary context switches). */
+static long sender_sleeps(int tid)
+{
+    char name[300], line[256];
+    long n = -1;
+    FILE *f;
+    snprintf(name, sizeof(name), "/proc/self/task/%d/status", tid);
+    if (!(f = fopen(name, "r"))) return -1;
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, "voluntary_ctxt_switches:", 24)) n = atol(line + 24);
+    fclose(f);
+    return n;
+}
+
+/* An event after a quiet spell wakes the sender once, and it sleeps again
+ * at once: a nap after it would be a second wake-up that finds nothing.
+ * Events that keep coming wake it about once per nap, not once each. */
+static void sender_wakeups(void)
+{
+    struct rx *r = rx_open(0);
+    long before, isolated, stream;
+    int tid, i;
+    setup(path);
+    emit(15, 0);
+    CHECK_EQ_INT(cmev_flush(5000), 0);
+    CHECK((tid = sender_tid()) > 0);
+    usleep(50000); /* past any nap: asleep */
+    before = sender_sleeps(tid);
+    emit(15, 1);
+    usleep(50000);
+    isolated = sender_sleeps(tid) - before;
+    if (isolated != 1) printf("    an isolated event: the sender slept %ld times\n", isolated);
+    CHECK(isolated == 1);
+    before = sender_sleeps(tid);
+    for (i = 2; i < 102; i++) {
+        emit(15, i);
+        usleep(1000);
+    }
+    usleep(50000);
+    stream = sender_sleeps(tid) - before;
+    if (stream > 40) printf("    100 events 1 ms apart: the sender slept %ld times\n", stream);
+    CHECK(stream <= 40); /* about one per 10 ms nap; 100 if woken for each */
+    CHECK(rx_wait_total(r, 102, 2000));
+    rx_close(r);
+}
+
 static const struct test_case cases[] = {
     { "receiver absent at start, then present", absent_then_present, 60, NULL },
     { "receiver restarted, queue has room", restart_within_room, 60, NULL },
@@ -452,6 +498,7 @@ static const struct test_case cases[] = {
     { "sync mode", sync_mode, 60, NULL },
     { "sender: batch thread, signals blocked", sender_thread, 60, NULL },
     { "sender: a file table of its own, its log lines relayed", sender_files, 60, NULL },
+    { "sender: sleeps after an isolated event, naps in a stream", sender_wakeups, 60, NULL },
 };
 
 int main(void)
