@@ -156,9 +156,12 @@ class Target:
 
         def go():
             for _ in range(n):
-                self.uid += 1
-                self.imap.m.uid("STORE", str(self.uid), "+FLAGS", "(\\Flagged)")
+                self.store_one()
         self.timed("store", self.imapd, go)
+
+    def store_one(self):
+        self.uid += 1
+        self.imap.m.uid("STORE", str(self.uid), "+FLAGS", "(\\Flagged)")
 
     def finish(self):
         self.lmtp_rss, self.imap_rss = hwm_kb(self.lmtpd), hwm_kb(self.imapd)

@@ -28,6 +28,8 @@ echo "bench: real Cyrus, stock and patched builds (several minutes)"
 make --no-print-directory cyrus cyrus-stock >/dev/null
 cargo build --release -q
 python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
+echo "bench: real Cyrus at a low rate (STOREs 30 ms apart)"
+python3 benches/lowrate.py "$OUT/lowrate.md" "${BENCH_LOWRATE:-200}"
 echo "bench: what an idle thread costs stock's lmtpd and imapd"
 python3 benches/threadtax.py "$OUT/threadtax.md" "$OUT/idlethread.so"
 
@@ -44,6 +46,8 @@ python3 benches/threadtax.py "$OUT/threadtax.md" "$OUT/idlethread.so"
     cat "$OUT/fdtable.md"
     echo
     cat "$OUT/realcyrus.md"
+    echo
+    cat "$OUT/lowrate.md"
     echo
     cat "$OUT/threadtax.md"
     echo
