@@ -441,9 +441,9 @@ fn be_batch_thread() {
 /// benches/fdtable.c) and an LMTP delivery 16-34 µs slower with the thread
 /// idle (benches/threadtax.py; with a table of its own, within the noise of
 /// two identical processes). The new table starts empty, so the sender
-/// holds none of the process's files (a client connection closed by lmtpd stays
-/// closed); 0-2 are /dev/null, so that a stray write to stderr lands nowhere
-/// rather than on one of the sender's sockets. Without close_range (Linux
+/// holds none of the process's files (a client connection closed by lmtpd
+/// stays closed); 0-2 are /dev/null, so that a stray write to stderr lands
+/// nowhere rather than on one of the sender's sockets. Without close_range (Linux
 /// before 5.9) the table stays shared: slower, not wrong.
 fn own_file_table() {
     // SAFETY: acts on this thread's file table only; the range is all of it.
