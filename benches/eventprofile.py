@@ -11,11 +11,9 @@ usage: eventprofile.py stock|patched off|default|all lmtp|store [N]   (needs per
 import collections
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -36,14 +34,8 @@ def frames(sample):
 def main():
     build, prof, work = sys.argv[1:4]
     n = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
-    if rc.SERVER_CPU:
-        os.sched_setaffinity(0, set(range(rc.CORES - 1)))
-    tmp = tempfile.mkdtemp(prefix="cmev-eventprofile-")
-    confs = {"off": rc.profile_off(tmp), "default": os.path.join(rc.GOLDEN, "stock-3.6.1-default"),
-             "all": os.path.join(rc.GOLDEN, "stock-3.6.1-all")}
-    data = os.path.join(tmp, "perf.data")
-    t = rc.Target(build, prof, confs[prof])
-    try:
+    with rc.started("cmev-eventprofile-", lambda tmp: [rc.Target(build, prof, rc.profiles(tmp)[prof])]) as (tmp, (t,)):
+        data = os.path.join(tmp, "perf.data")
         raw = message(1, "bench", msgid=False)
         if work == "store":
             t.deliver(n, raw)
@@ -57,10 +49,7 @@ def main():
         perf.wait()
         _, cpu, sender = t.runs[work][-1]
         msgs = n if work == "lmtp" else n - 1
-    finally:
-        rc.discard(t.path)
-    text = subprocess.run(["perf", "script", "-i", data], capture_output=True, text=True).stdout
-    shutil.rmtree(tmp)
+        text = subprocess.run(["perf", "script", "-i", data], capture_output=True, text=True).stdout
     total, by = 0, collections.Counter()
     for sample in text.split("\n\n"):
         if not sample.strip():

@@ -12,10 +12,8 @@ inside), events on minus off; median, then mean ± standard error.
 usage: lowrate.py RESULTS_MD [N] [GAP_MS]
 """
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -27,17 +25,7 @@ def main():
     out = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 120
     gap = (float(sys.argv[3]) if len(sys.argv) > 3 else 30) / 1000
-    if rc.SERVER_CPU:
-        os.sched_setaffinity(0, set(range(rc.CORES - 1)))
-    tmp = tempfile.mkdtemp(prefix="cmev-lowrate-")
-    confs = {"off": rc.profile_off(tmp),
-             "default": os.path.join(rc.GOLDEN, "stock-3.6.1-default"),
-             "all": os.path.join(rc.GOLDEN, "stock-3.6.1-all")}
-    targets = []
-    try:
-        for build in rc.BUILDS:
-            for prof in rc.PROFILES:
-                targets.append(rc.Target(build, prof, confs[prof]))
+    with rc.started("cmev-lowrate-", rc.six) as (_, targets):
         raw = message(1, "bench", msgid=False)
         for x in targets:
             x.deliver(n + 1, raw)
@@ -70,10 +58,6 @@ def main():
         with open(out, "w") as f:
             f.write("\n".join(lines) + "\n")
         print("lowrate: results in", out)
-    finally:
-        for x in targets:
-            rc.discard(x.path)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

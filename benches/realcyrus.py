@@ -20,6 +20,7 @@ given per round and as the median of the rounds with their min-max.
 
 usage: realcyrus.py RESULTS_MD [N] [CHUNKS] [ROUNDS]
 """
+import contextlib
 import os
 import shutil
 import smtplib
@@ -65,6 +66,40 @@ def discard(path):
     """Stop a sandbox and delete it: on the tmpfs it is memory."""
     subprocess.run([RUNNER, "down", path], capture_output=True)
     shutil.rmtree(path, ignore_errors=True)
+
+
+def profiles(tmp):
+    """The configuration directory of each event profile (off lives in tmp)."""
+    return {"off": profile_off(tmp),
+            "default": os.path.join(GOLDEN, "stock-3.6.1-default"),
+            "all": os.path.join(GOLDEN, "stock-3.6.1-all")}
+
+
+@contextlib.contextmanager
+def started(prefix, make):
+    """This client kept off Cyrus's core, a scratch directory, and the
+    Targets that make(tmp) yields, started one by one; on leaving, every one
+    started is stopped and deleted, and the directory too."""
+    if SERVER_CPU:
+        os.sched_setaffinity(0, set(range(CORES - 1)))
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    targets = []
+    try:
+        for t in make(tmp):
+            targets.append(t)
+        yield tmp, targets
+    finally:
+        for x in targets:
+            discard(x.path)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def six(tmp):
+    """Stock and patched, each with events off, default and all."""
+    confs = profiles(tmp)
+    for build in BUILDS:
+        for prof in PROFILES:
+            yield Target(build, prof, confs[prof])
 
 
 def children(master, name):
@@ -244,13 +279,9 @@ def report(rounds, n, chunks):
     return "\n".join(lines) + "\n"
 
 
-def run_round(confs, n, chunks, label):
+def run_round(n, chunks, label):
     """Six new sandboxes, their chunks interleaved; returns the finished Targets."""
-    targets = []
-    try:
-        for build in BUILDS:
-            for prof in PROFILES:
-                targets.append(Target(build, prof, confs[prof]))
+    with started("cmev-realcyrus-", six) as (_, targets):
         raw = message(1, "bench", msgid=False)
         for work in ("lmtp", "store"):
             for c in range(chunks):
@@ -261,26 +292,14 @@ def run_round(confs, n, chunks, label):
         for x in targets:
             x.finish()
         return targets
-    finally:
-        for x in targets:
-            discard(x.path)
 
 
 def main():
-    if SERVER_CPU:
-        os.sched_setaffinity(0, set(range(CORES - 1)))
     out = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
     chunks = int(sys.argv[3]) if len(sys.argv) > 3 else 100
     nrounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
-    tmp = tempfile.mkdtemp(prefix="cmev-realcyrus-")
-    confs = {"off": profile_off(tmp),
-             "default": os.path.join(GOLDEN, "stock-3.6.1-default"),
-             "all": os.path.join(GOLDEN, "stock-3.6.1-all")}
-    try:
-        rounds = [run_round(confs, n, chunks, f"round {r + 1}/{nrounds}") for r in range(nrounds)]
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    rounds = [run_round(n, chunks, f"round {r + 1}/{nrounds}") for r in range(nrounds)]
     with open(out, "w") as f:
         f.write(report(rounds, n, chunks))
     with open(os.path.splitext(out)[0] + ".csv", "w") as f:
@@ -291,6 +310,7 @@ def main():
                     f.writelines(f"{r},{x.build},{x.profile},{work},{i},{w:.6f},{c:.6f},{sc:.6f}\n"
                                  for i, (w, c, sc) in enumerate(runs))
     print("realcyrus: results in", out)
+
 
 if __name__ == "__main__":
     main()

@@ -16,12 +16,9 @@ chunk (median, then mean ± standard error).
 
 usage: threadtax.py RESULTS_MD IDLETHREAD_SO [N] [CHUNKS]
 """
-import contextlib
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import realcyrus as rc  # noqa: E402
@@ -45,23 +42,13 @@ def start(mode, preload, conf):
     return t
 
 
-@contextlib.contextmanager
 def sandboxes(modes, preload, prefix):
-    """One stock sandbox with events off per mode (this client kept off
-    Cyrus's core), and a scratch directory; both deleted afterwards."""
-    if rc.SERVER_CPU:
-        os.sched_setaffinity(0, set(range(rc.CORES - 1)))
-    tmp = tempfile.mkdtemp(prefix=prefix)
-    targets = []
-    try:
+    """One stock sandbox with events off per mode (see `rc.started`)."""
+    def make(tmp):
         conf = rc.profile_off(tmp)
         for mode in modes:
-            targets.append(start(mode, preload, conf))
-        yield tmp, targets
-    finally:
-        for x in targets:
-            rc.discard(x.path)
-        shutil.rmtree(tmp, ignore_errors=True)
+            yield start(mode, preload, conf)
+    return rc.started(prefix, make)
 
 
 def threads(pid):
@@ -88,8 +75,8 @@ def main():
         lines = [f"### What an idle second thread costs real Cyrus: {n} LMTP deliveries and {n} STOREs, "
                  f"in {chunks} interleaved chunks\n",
                  "Stock 3.6.1, events off, in four sandboxes side by side; the thread is preloaded into "
-                 "lmtpd and imapd (benches/idlethread.c, in all four, started in the last two) and never runs. CPU µs per message of the serving "
-                 "process; the differences are within each chunk, median (mean ± standard error).\n",
+                 "lmtpd and imapd (benches/idlethread.c, in all four, started in the last two) and never "
+                 "runs. CPU µs per message of the serving process; the differences are within each chunk, median (mean ± standard error).\n",
                  "| work | CPU, " + VARIANTS[0][1] + " | " + " | ".join("+ " + v[1] for v in VARIANTS[1:]) + " |",
                  "|---|---|---|---|---|"]
         for work, name in (("lmtp", "LMTP delivery"), ("store", "single-message STORE")):
