@@ -355,16 +355,33 @@ static int sender_tid(void)
     return tid;
 }
 
+/* The value after `key` on a thread's line of /proc/self/task/TID/status;
+ * false if the file or the line is missing. */
+static bool task_status(int tid, const char *key, char *value, size_t size)
+{
+    char name[300], line[256];
+    bool found = false;
+    FILE *f;
+    snprintf(name, sizeof(name), "/proc/self/task/%d/status", tid);
+    if (!(f = fopen(name, "r"))) return false;
+    while (!found && fgets(line, sizeof(line), f))
+        if (!strncmp(line, key, strlen(key))) {
+            snprintf(value, size, "%s", line + strlen(key));
+            found = true;
+        }
+    fclose(f);
+    return found;
+}
+
 /* The sender is a batch thread that blocks every signal: Cyrus's signals
  * stay with Cyrus's threads, and waking it never preempts the caller. */
 static void sender_thread(void)
 {
     struct rx *r = rx_open(0);
-    char name[300], line[256];
-    FILE *f;
+    char value[64];
     const int cyrus_signals[] = { SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE,
                                   SIGALRM, SIGTERM, SIGCHLD };
-    unsigned long long blocked = 0;
+    unsigned long long blocked;
     size_t i;
     int tid;
     setup(path);
@@ -372,11 +389,8 @@ static void sender_thread(void)
     CHECK_EQ_INT(cmev_flush(5000), 0);
     CHECK((tid = sender_tid()) > 0);
     CHECK_EQ_INT(sched_getscheduler(tid), SCHED_BATCH);
-    snprintf(name, sizeof(name), "/proc/self/task/%d/status", tid);
-    CHECK((f = fopen(name, "r")) != NULL);
-    while (f && fgets(line, sizeof(line), f))
-        if (!strncmp(line, "SigBlk:", 7)) blocked = strtoull(line + 7, NULL, 16);
-    if (f) fclose(f);
+    CHECK(task_status(tid, "SigBlk:", value, sizeof(value)));
+    blocked = strtoull(value, NULL, 16);
     for (i = 0; i < sizeof(cyrus_signals) / sizeof(cyrus_signals[0]); i++)
         CHECK(blocked & (1ULL << (cyrus_signals[i] - 1)));
     CHECK(rx_wait_total(r, 1, 2000));
@@ -442,15 +456,8 @@ static void sender_files(void)
 /* Times the sender went to sleep (its voluntary context switches). */
 static long sender_sleeps(int tid)
 {
-    char name[300], line[256];
-    long n = -1;
-    FILE *f;
-    snprintf(name, sizeof(name), "/proc/self/task/%d/status", tid);
-    if (!(f = fopen(name, "r"))) return -1;
-    while (fgets(line, sizeof(line), f))
-        if (!strncmp(line, "voluntary_ctxt_switches:", 24)) n = atol(line + 24);
-    fclose(f);
-    return n;
+    char value[64];
+    return task_status(tid, "voluntary_ctxt_switches:", value, sizeof(value)) ? atol(value) : -1;
 }
 
 /* An event after a quiet spell wakes the sender once, and it sleeps again
