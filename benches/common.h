@@ -63,6 +63,10 @@ struct drain {
     atomic_long received;
     atomic_int stop;
     char path[108];
+    /* while set, the last datagram received is kept in `last` */
+    atomic_int capture;
+    size_t last_len;
+    char last[65536 + 64];
 };
 
 static void *drain_loop(void *arg)
@@ -82,6 +86,10 @@ static void *drain_loop(void *arg)
     }
     while (!atomic_load(&d->stop)) {
         int n = recvmmsg(d->fd, msgs, 64, MSG_WAITFORONE, &tmo);
+        if (n > 0 && atomic_load(&d->capture)) {
+            d->last_len = msgs[n - 1].msg_len;
+            memcpy(d->last, bufs[n - 1], d->last_len);
+        }
         if (n > 0) atomic_fetch_add(&d->received, n);
     }
     return NULL;

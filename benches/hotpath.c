@@ -68,7 +68,8 @@ static json_t *jmap_email(void)
 
 static size_t content_size;
 static const char *content;
-static int nuids = 1;
+/* UIDs in a FlagsSet: the golden's 4:6 unless growth says otherwise */
+static int nuids = 3;
 static json_t *jmap_prebuilt;
 static int with_jmap = 1;
 
@@ -114,17 +115,21 @@ static void ours_new(void)
     cmev_event_free(e);
 }
 
+/* as the adapter extracts each message: modseq (kept by the library for a
+ * single message only), UID, Message-ID */
 static void ours_flags(void)
 {
     static const char *flags[] = { "\\Flagged", "$Label1" };
+    static const char *msgids[] = { NULL, "<rig-5@example.org>", "<rig-6@example.org>" };
     cmev_event *e = cmev_event_new(CMEV_EVENT_TYPE_FLAGS_SET);
     int i;
     cmev_event_set_string(e, CMEV_PARAM_CMU_SESSION_ID, SESSION);
     cmev_event_set_string(e, CMEV_PARAM_FASTMAIL_SESSION_ID, SESSION);
     cmev_event_add_flags(e, flags, 2);
     for (i = 0; i < nuids; i++) {
+        cmev_event_set_uint(e, CMEV_PARAM_MODSEQ, 9 + (uint64_t)i);
         cmev_event_add_uid(e, 4 + (uint32_t)i);
-        cmev_event_add_msgid(e, i ? "<rig-5@example.org>" : NULL);
+        cmev_event_add_msgid(e, msgids[i < 3 ? i : 1 + i % 2]);
     }
     cmev_event_set_mailbox_uri(e, "imap://cyrus-rig.test/user/alice;UIDVALIDITY=1795890796");
     cmev_event_set_string(e, CMEV_PARAM_MBTYPE, "e");
@@ -198,7 +203,8 @@ static void stock_flags(void)
     stock_timestamp();
     json_object_set_new(o, "event", json_string("FlagsSet"));
     json_object_set_new(o, "timestamp", json_string(stamp));
-    json_object_set_new(o, "service", json_string("imap"));
+    /* one process, one service, as in Cyrus */
+    json_object_set_new(o, "service", json_string("lmtpunix"));
     json_object_set_new(o, "mailboxID", json_string("eqdz638vvqbk0hal0j8219n9"));
     json_object_set_new(o, "uri", json_string("imap://cyrus-rig.test/user/alice;UIDVALIDITY=1795890796"));
     json_object_set_new(o, "messages", json_integer(7));
@@ -279,13 +285,51 @@ static void compare(FILE *out, const char *what, void (*ours)(void), void (*stoc
     fflush(out);
 }
 
-static void growth(FILE *md, FILE *csv, const char *series, const char *label, long x, int n)
+/* The timestamp, the only part that may differ between the two paths */
+static void mask_timestamp(char *d, size_t len)
+{
+    static const char key[] = "\"timestamp\":\"";
+    char *t = memmem(d, len, key, sizeof(key) - 1);
+    if (t) {
+        t += sizeof(key) - 1;
+        while (t < d + len && *t != '"') *t++ = 'X';
+    }
+}
+
+/* Like with like: both paths must send the same datagram, timestamp aside. */
+static void check_same(const char *what, void (*ours)(void), void (*stock)(void))
+{
+    static char first[sizeof(rx.last)];
+    size_t first_len;
+    long before = atomic_load(&rx.received);
+    atomic_store(&rx.capture, 1);
+    ours();
+    settle(before + 1);
+    first_len = rx.last_len;
+    memcpy(first, rx.last, first_len);
+    stock();
+    settle(before + 2);
+    atomic_store(&rx.capture, 0);
+    mask_timestamp(first, first_len);
+    mask_timestamp(rx.last, rx.last_len);
+    if (first_len != rx.last_len || memcmp(first, rx.last, first_len)) {
+        size_t i;
+        for (i = 0; i < first_len; i++) first[i] = first[i] ? first[i] : '|';
+        for (i = 0; i < rx.last_len; i++) rx.last[i] = rx.last[i] ? rx.last[i] : '|';
+        fprintf(stderr, "hotpath: %s: the two paths send different datagrams\nours:  %.*s\nstock: %.*s\n", what,
+                (int)first_len, first, (int)rx.last_len, rx.last);
+        exit(1);
+    }
+}
+
+static void growth(FILE *md, FILE *csv, void (*op)(void), const char *series, const char *label, long x,
+                   int n)
 {
     double v50[ROUNDS], v99[ROUNDS];
     struct spread s50, s99;
     int r;
     for (r = 0; r < ROUNDS; r++)
-        batch(nuids > 1 ? ours_flags : ours_new, n, &v50[r], &v99[r]);
+        batch(op, n, &v50[r], &v99[r]);
     s50 = spread_of(v50, ROUNDS);
     s99 = spread_of(v99, ROUNDS);
     fprintf(md, "| %s | %s | %.0f (%.0f–%.0f) | %.0f | %.2f |\n", series, label, s50.median, s50.min,
@@ -374,6 +418,8 @@ int main(int argc, char **argv)
 
     jmap_prebuilt = jmap_email();
     if (argc == 5 && !strcmp(argv[2], "profile")) return profile(argv[3], atoi(argv[4]));
+    check_same("MessageNew", ours_new, stock_new);
+    check_same("FlagsSet", ours_flags, stock_flags);
     /* warm up both paths */
     for (i = 0; i < 2000; i++) {
         ours_new();
@@ -412,16 +458,16 @@ int main(int argc, char **argv)
         char label[32];
         content_size = (size_t)sizes[i];
         snprintf(label, sizeof(label), "%ld B", sizes[i]);
-        growth(md, csv, "messageContent", label, sizes[i], sizes[i] >= 65536 ? 400 : 4000);
+        growth(md, csv, ours_new, "messageContent", label, sizes[i], sizes[i] >= 65536 ? 400 : 4000);
     }
     content = NULL;
     for (i = 0; i < sizeof(uid_counts) / sizeof(uid_counts[0]); i++) {
         char label[32];
         nuids = (int)uid_counts[i];
         snprintf(label, sizeof(label), "%ld UIDs", uid_counts[i]);
-        growth(md, csv, "uids", label, uid_counts[i], uid_counts[i] >= 100000 ? 20 : 2000);
+        growth(md, csv, ours_flags, "uids", label, uid_counts[i], uid_counts[i] >= 100000 ? 20 : 2000);
     }
-    nuids = 1;
+    nuids = 3;
 
     fclose(md);
     fclose(csv);
