@@ -222,7 +222,7 @@ pub struct Rendered {
 }
 
 /// Write an event: `"event"` first, then every filled parameter in parameter
-/// order. `body.params` must be sorted by parameter.
+/// order.
 pub fn render(kind: EventType, body: &Body, ts: TimestampFormat) -> Rendered {
     render_limited(String::with_capacity(512), kind, body, ts, usize::MAX)
 }
@@ -242,8 +242,8 @@ pub fn render_limited(
     write_str(&mut out, kind.name());
     let mut content_at = None;
     let mut content_cut = false;
-    for (p, v) in &body.params {
-        if *p == Param::MessageContent {
+    for (p, v) in body.params() {
+        if p == Param::MessageContent {
             content_at = Some(out.len());
             if let Value::Str(c) = v {
                 let c = body.str(*c);
@@ -279,7 +279,7 @@ pub fn render_limited(
                 key(&mut out, p.json_name());
                 if !f.text().is_some_and(|j| write_compact(&mut out, &j)) {
                     out.truncate(at);
-                    foreign_failed(*p);
+                    foreign_failed(p);
                 }
             }
             (_, v) => {
@@ -535,7 +535,6 @@ mod tests {
         );
         let j = b.push("{ \"k\" : [1, \"v\"] }");
         b.set(Param::JmapEmail, Value::Json(j));
-        b.params.sort_unstable_by_key(|(p, _)| *p);
         let r = render(EventType::MessageNew, &b, ISO);
         let v: serde_json::Value = serde_json::from_str(&r.json).unwrap();
         assert_eq!(v["vnd.cmu.midset"], serde_json::json!(["<a@b>", "NIL"]));

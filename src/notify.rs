@@ -165,12 +165,11 @@ fn finish(ev: &mut Event, kind: EventType, last: bool) -> Outgoing {
         unfilled &= unfilled - 1;
         missing.extend(p.filter(|p| !may_be_missing(kind, *p, &cfg, ev)));
     }
-    let mut body = if last {
+    let body = if last {
         crate::queue::boxed(&mut ev.body)
     } else {
         Box::new(ev.body.clone())
     };
-    body.params.sort_unstable_by_key(|(p, _)| *p);
     body.note_size();
     Outgoing {
         kind,
