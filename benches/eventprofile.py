@@ -7,6 +7,7 @@ Cyrus gathering data (the same in both builds) and which is building and
 sending the event.
 
 usage: eventprofile.py stock|patched off|default|all lmtp|store [N]   (needs perf, root)
+       EVENTPROFILE_DUMP=FILE keeps the perf script text for a closer look
 """
 import collections
 import os
@@ -31,6 +32,15 @@ def frames(sample):
                                  for l in lines[1:] if len(l.split(None, 1)) > 1]
 
 
+def outside_kernel(sample):
+    """The innermost frame not in the kernel (a syscall shows as the libc
+    function that made it)."""
+    for l in sample.strip().split("\n")[1:]:
+        if "[kernel.kallsyms]" not in l and len(l.split(None, 1)) > 1:
+            return re.sub(r"\+0x[0-9a-f]+$", "", l.split(None, 1)[1].rsplit(" (", 1)[0])
+    return "(kernel)"
+
+
 def main():
     build, prof, work = sys.argv[1:4]
     n = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
@@ -50,7 +60,9 @@ def main():
         _, cpu, sender = t.runs[work][-1]
         msgs = n if work == "lmtp" else n - 1
         text = subprocess.run(["perf", "script", "-i", data], capture_output=True, text=True).stdout
-    total, by = 0, collections.Counter()
+        if os.environ.get("EVENTPROFILE_DUMP"):
+            open(os.environ["EVENTPROFILE_DUMP"], "w").write(text)
+    total, by, sender_by = 0, collections.Counter(), collections.Counter()
     for sample in text.split("\n\n"):
         if not sample.strip():
             continue
@@ -58,6 +70,7 @@ def main():
         total += 1
         if comm == "mboxevent-send":
             by["sender thread (library)"] += 1
+            sender_by[outside_kernel(sample)] += 1
             continue
         outer = [i for i, s in enumerate(syms) if EVENT_FN.match(s)]
         if outer:
@@ -71,6 +84,9 @@ def main():
           f"{total} samples, {sum(by.values())} in event code "
           f"= {sum(by.values()) / max(total, 1) * per:.1f} µs per message")
     for what, k in by.most_common(25):
+        print(f"  {k / max(total, 1) * per:6.1f} µs  {what}")
+    print("the sender thread, by the innermost function outside the kernel:")
+    for what, k in sender_by.most_common(12):
         print(f"  {k / max(total, 1) * per:6.1f} µs  {what}")
 
 
