@@ -100,7 +100,6 @@ fuzz_target!(|input: Input| {
     if input.with_content {
         body.set_str(Param::MessageContent, &s);
     }
-    body.params.sort_unstable_by_key(|(p, _)| *p);
     let ts = if input.epoch {
         TimestampFormat::Epoch
     } else {
