@@ -250,6 +250,7 @@ mod tests {
                 Some(a) => c.write_all(a).unwrap(),
                 None => thread::sleep(Duration::from_millis(400)),
             }
+            let _ = std::fs::remove_dir_all(&dir);
             got
         });
         (path, h)
