@@ -27,18 +27,22 @@ DEEPER = {"extract_message", "extract_content", "mailbox_specialuse"}
 
 
 def frames(sample):
+    """The sample's command and its frames, innermost first, as (symbol,
+    object) pairs."""
     lines = [l.strip() for l in sample.strip().split("\n") if l.strip()]
-    return lines[0].split()[0], [re.sub(r"\+0x[0-9a-f]+$", "", l.split(None, 1)[1].rsplit(" (", 1)[0])
-                                 for l in lines[1:] if len(l.split(None, 1)) > 1]
+    out = []
+    for l in lines[1:]:
+        if len(l.split(None, 1)) > 1:
+            head, sep, obj = l.split(None, 1)[1].rpartition(" (")
+            sym = head if sep else obj
+            out.append((re.sub(r"\+0x[0-9a-f]+$", "", sym), obj.rstrip(")") if sep else ""))
+    return lines[0].split()[0], out
 
 
-def outside_kernel(sample):
+def outside_kernel(frames):
     """The innermost frame not in the kernel (a syscall shows as the libc
     function that made it)."""
-    for l in sample.strip().split("\n")[1:]:
-        if "[kernel.kallsyms]" not in l and len(l.split(None, 1)) > 1:
-            return re.sub(r"\+0x[0-9a-f]+$", "", l.split(None, 1)[1].rsplit(" (", 1)[0])
-    return "(kernel)"
+    return next((sym for sym, obj in frames if obj != "[kernel.kallsyms]"), "(kernel)")
 
 
 def main():
@@ -66,11 +70,12 @@ def main():
     for sample in text.split("\n\n"):
         if not sample.strip():
             continue
-        comm, syms = frames(sample)
+        comm, fr = frames(sample)
+        syms = [sym for sym, _ in fr]
         total += 1
         if comm == "mboxevent-send":
             by["sender thread (library)"] += 1
-            sender_by[outside_kernel(sample)] += 1
+            sender_by[outside_kernel(fr)] += 1
             continue
         outer = [i for i, s in enumerate(syms) if EVENT_FN.match(s)]
         if outer:
