@@ -254,9 +254,6 @@ def report(rounds, n, chunks):
               "| event overhead per message | stock | patched | of which patched's sender thread | "
               "patched / stock |", "|---|---|---|---|---|"]
 
-    def by_round(values):
-        return f"{spread(values, '{:.1f}')}"
-
     for work, name in (("lmtp", "LMTP"), ("store", "STORE")):
         for prof in ("default", "all"):
             over = {b: [[on - off for on, off in zip(us(t, b, prof, work, 1), us(t, b, "off", work, 1))]
@@ -265,8 +262,8 @@ def report(rounds, n, chunks):
             ratios = [po / so if so > 0 else float("nan") for po, so in zip(med["patched"], med["stock"])]
             every = {b: [v for r in over[b] for v in r] for b in BUILDS}
             sender = [statistics.median(us(t, "patched", prof, work, 2)) for t in ts]
-            lines.append(f"| {name}, {prof} | {by_round(med['stock'])}; {stat(every['stock'])} | "
-                         f"{by_round(med['patched'])}; {stat(every['patched'])} | {by_round(sender)} | "
+            lines.append(f"| {name}, {prof} | {spread(med['stock'], '{:.1f}')}; {stat(every['stock'])} | "
+                         f"{spread(med['patched'], '{:.1f}')}; {stat(every['patched'])} | {spread(sender, '{:.1f}')} | "
                          f"**{spread(ratios, '{:.2f}')}** |")
     lines += ["", "| peak RSS (VmHWM, KiB), median of the rounds | stock | patched |", "|---|---|---|"]
     for prof in PROFILES:
