@@ -736,6 +736,24 @@ impl Body {
         TEXT_HINT.store(self.text.len(), Ordering::Relaxed);
     }
 
+    /// Start loading what rendering reads, before it is read. A body is
+    /// filled on the caller's core and rendered on the sender's, where each
+    /// of its lines is otherwise a miss in turn: three quarters of
+    /// rendering's samples (perf) waited on the first loads of `values`, `at`
+    /// and `text`. Prefetched ahead, the sender's CPU per event in the
+    /// throughput bench fell from 3.2 to 2.5-2.6 µs (A/B).
+    pub fn prefetch(&self) {
+        prefetch(
+            self.values.as_ptr().cast(),
+            std::mem::size_of_val(&self.values[..]),
+        );
+        prefetch(self.text.as_ptr(), self.text.len().min(PREFETCH_MAX));
+        prefetch(
+            self.list.as_ptr().cast(),
+            std::mem::size_of_val(&self.list[..]),
+        );
+    }
+
     /// Heap bytes held, for deciding whether a body is worth keeping.
     pub fn capacity_bytes(&self) -> usize {
         self.text.capacity()
@@ -743,6 +761,26 @@ impl Body {
             + (self.list.capacity() + self.msgids.capacity() + self.flags.capacity())
                 * std::mem::size_of::<Span>()
     }
+}
+
+/// Text bytes prefetched ahead of rendering: a large messageContent is
+/// streamed by the hardware's own prefetcher once rendering walks it.
+const PREFETCH_MAX: usize = 2048;
+
+/// Ask the CPU to bring the `len` bytes at `p` into its caches; a hint
+/// only, which reads nothing and cannot fault.
+pub fn prefetch(p: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for off in (0..len).step_by(64) {
+        // SAFETY: prefetching is defined for any address; nothing is read.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                p.wrapping_add(off).cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, len);
 }
 
 /// A position in `Body::values` per parameter number.

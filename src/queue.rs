@@ -11,7 +11,7 @@
 use crate::config::{Config, Overflow};
 use crate::counters::{bump, Counter, COUNTERS};
 use crate::deliver::{classify, drop_send_error, Attempt, Item, Wire};
-use crate::event::Body;
+use crate::event::{prefetch, Body};
 use crate::log;
 use crossbeam_queue::ArrayQueue;
 use parking_lot::{Condvar, Mutex};
@@ -348,6 +348,15 @@ impl Engine {
         // Frame once; an event that cannot fit is dropped here (counted).
         let mut n = 0;
         while n < pending.len() && n < BATCH && same_target(&pending[n].0) {
+            // Two steps ahead: the next body's buffers (its header came
+            // in the step before), the header of the one after.
+            if let Some((next, _)) = pending.get(n + 1) {
+                next.out.body.prefetch();
+            }
+            if let Some((after, _)) = pending.get(n + 2) {
+                let header: &Body = &after.out.body;
+                prefetch((header as *const Body).cast(), std::mem::size_of::<Body>());
+            }
             if pending[n].1.is_none() {
                 match wire.frame(&pending[n].0, spare.pop().unwrap_or_default()) {
                     Some(d) => pending[n].1 = Some(d),
