@@ -406,6 +406,33 @@ mod tests {
     }
 
     #[test]
+    fn every_character_is_escaped_as_the_table_says_wherever_it_stands() {
+        let plain = "abcdefghijklmnopqrstuvw\u{e9}xyz";
+        for c in (0u8..0x80).map(char::from).chain(['\u{e9}', '\u{20ac}']) {
+            for at in (0..=plain.len()).filter(|&at| plain.is_char_boundary(at)) {
+                let text = format!("{}{c}{}", &plain[..at], &plain[at..]);
+                // One character at a time, as the table says.
+                let mut want = String::from('"');
+                for ch in text.chars() {
+                    match ch {
+                        '"' => want.push_str("\\\""),
+                        '\\' => want.push_str("\\\\"),
+                        '\n' => want.push_str("\\n"),
+                        '\r' => want.push_str("\\r"),
+                        '\t' => want.push_str("\\t"),
+                        '\u{8}' => want.push_str("\\b"),
+                        '\u{c}' => want.push_str("\\f"),
+                        c if (c as u32) < 0x20 => want.push_str(&format!("\\u{:04X}", c as u32)),
+                        c => want.push(c),
+                    }
+                }
+                want.push('"');
+                assert_eq!(s(&text), want, "{c:?} at {at}");
+            }
+        }
+    }
+
+    #[test]
     fn parameter_names_need_no_escaping() {
         for p in crate::event::ALL_PARAMS {
             let names = match p.kind() {
