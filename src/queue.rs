@@ -47,12 +47,12 @@ const NAP: Duration = Duration::from_millis(10);
 const WAKE_BACKLOG: usize = 2 * BATCH;
 const _: () = assert!(WAKE_BACKLOG < BODIES_KEPT);
 /// Callers blocked on a full queue (`event_queue_overflow: block`) are
-/// woken once this much room is free (or half the ring, if smaller). Woken
-/// for every few slots the sender freed, a caller that outpaces it spent
-/// its time in futex calls and context switches on both sides: in the
-/// throughput bench the producer's CPU per event fell from 1.0-1.2 to 0.7
-/// µs and the sender's from 2.7-2.9 to 2.2-2.3 (52-55 -> 61-65 % of the
-/// limit, A/B); at 512 and beyond the caller idled instead (47-59 %).
+/// woken once this much room is free. Woken for every few slots the
+/// sender freed, a caller that outpaces it spent its time in futex calls
+/// and context switches on both sides: in the throughput bench the
+/// producer's CPU per event fell from 1.0-1.2 to 0.7 µs and the sender's
+/// from 2.7-2.9 to 2.2-2.3 (52-55 -> 61-65 % of the limit, A/B); at 512
+/// and beyond the caller idled instead (47-59 %).
 const ROOM_TO_WAKE: usize = 4 * BATCH;
 /// How often a sender held back by its receiver looks for events past
 /// their max age (whole seconds): walking up to PENDING_MAX events after
@@ -212,9 +212,14 @@ impl Engine {
         }
     }
 
+    /// `n` events, or half the ring if it is smaller: a queue of 16
+    /// (the least event_queue_size) must not wait for 128.
+    fn at_most_half(&self, n: usize) -> usize {
+        n.min(self.ring.capacity() / 2).max(1)
+    }
+
     fn room_to_wake(&self) -> bool {
-        let cap = self.ring.capacity();
-        cap - self.ring.len() >= ROOM_TO_WAKE.min(cap / 2).max(1)
+        self.ring.capacity() - self.ring.len() >= self.at_most_half(ROOM_TO_WAKE)
     }
 
     fn finished(&self, n: usize) {
@@ -227,7 +232,7 @@ impl Engine {
         }
         let wake = match self.state.load(Ordering::SeqCst) {
             ASLEEP => true,
-            NAPPING => self.ring.len() >= WAKE_BACKLOG,
+            NAPPING => self.ring.len() >= self.at_most_half(WAKE_BACKLOG),
             _ => false,
         };
         if wake && self.state.swap(AWAKE, Ordering::SeqCst) != AWAKE {

@@ -492,6 +492,29 @@ static void sender_wakeups(void)
     rx_close(r);
 }
 
+/* A stream into the smallest queue: the napping sender must be woken
+ * when 8 events wait (4 ms here), not after its 10 ms nap (20 events). */
+static void small_queue_stream(void)
+{
+    struct rx *r = rx_open(0);
+    int i;
+    setup(path);
+    config("event_queue_size", "16");
+    for (i = 0; i < 5; i++) { /* a stream: the sender naps */
+        emit(7, i);
+        usleep(1000);
+    }
+    for (i = 5; i < 105; i++) {
+        emit(7, i);
+        usleep(500);
+    }
+    CHECK_EQ_INT(cmev_flush(5000), 0);
+    CHECK_EQ_INT(counter(CMEV_COUNTER_DROPPED_OVERFLOW), 0);
+    CHECK(rx_wait_total(r, 105, 2000));
+    CHECK_EQ_INT(rx_count_seen(r, 7, 105), 105);
+    rx_close(r);
+}
+
 static const struct test_case cases[] = {
     { "receiver absent at start, then present", absent_then_present, 60, NULL },
     { "receiver restarted, queue has room", restart_within_room, 60, NULL },
@@ -506,6 +529,7 @@ static const struct test_case cases[] = {
     { "sender: batch thread, signals blocked", sender_thread, 60, NULL },
     { "sender: a file table of its own, its log lines relayed", sender_files, 60, NULL },
     { "sender: sleeps after an isolated event, naps in a stream", sender_wakeups, 60, NULL },
+    { "sender: a stream into the smallest queue wakes it before it fills", small_queue_stream, 60, NULL },
 };
 
 int main(void)
