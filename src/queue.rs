@@ -483,8 +483,8 @@ fn be_batch_thread() {
 /// two identical processes). The new table starts empty, so the sender
 /// holds none of the process's files (a client connection closed by lmtpd
 /// stays closed); 0-2 are /dev/null, so that a stray write to stderr lands
-/// nowhere rather than on one of the sender's sockets. Without close_range (Linux
-/// before 5.9) the table stays shared: slower, not wrong.
+/// nowhere rather than on one of the sender's sockets. Without close_range
+/// (Linux before 5.9) the table stays shared: slower, not wrong.
 fn own_file_table() {
     // SAFETY: acts on this thread's file table only; the range is all of it.
     if unsafe { libc::close_range(0, u32::MAX, libc::CLOSE_RANGE_UNSHARE as libc::c_int) } == 0 {
