@@ -5,6 +5,9 @@
  *          on one persistent connected socket to the same receiver
  *
  * Interleaved A/B/A/B; events per second, median (min-max), and the ratio.
+ * Twice: with the threads where the scheduler puts them, then placed, the
+ * receiver on a core of its own and the other threads on another (both
+ * paths alike), which shows what placement on two cores does to either.
  * Then the memory an event holds while queued (receiver absent).
  *
  * usage: throughput RESULTS_DIR
@@ -12,6 +15,7 @@
 #include "common.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -51,14 +55,13 @@ struct cpu {
     double ns[ROLES];
 };
 
-static struct cpu cpu_now(void)
+/* Each thread of this process: its tid and role, by its name. */
+static void each_thread(void (*fn)(int tid, enum role role, void *ctx), void *ctx)
 {
-    struct cpu c = { { 0 } };
     DIR *d = opendir("/proc/self/task");
     struct dirent *e;
     while (d && (e = readdir(d))) {
         char p[300], name[32] = "";
-        unsigned long long ns = 0;
         FILE *f;
         if (e->d_name[0] == '.') continue;
         snprintf(p, sizeof(p), "/proc/self/task/%s/comm", e->d_name);
@@ -66,17 +69,52 @@ static struct cpu cpu_now(void)
             if (!fgets(name, sizeof(name), f)) name[0] = '\0';
             fclose(f);
         }
-        snprintf(p, sizeof(p), "/proc/self/task/%s/schedstat", e->d_name);
-        if ((f = fopen(p, "r"))) {
-            if (fscanf(f, "%llu", &ns) != 1) ns = 0;
-            fclose(f);
-        }
-        if (!strncmp(name, "mboxevent-send", 14)) c.ns[SENDER] += (double)ns;
-        else if (!strncmp(name, "drain", 5)) c.ns[RECEIVER] += (double)ns;
-        else c.ns[PRODUCER] += (double)ns;
+        fn(atoi(e->d_name), !strncmp(name, "mboxevent-send", 14) ? SENDER
+                            : !strncmp(name, "drain", 5)         ? RECEIVER
+                                                                  : PRODUCER, ctx);
     }
     if (d) closedir(d);
+}
+
+static void add_cpu(int tid, enum role role, void *ctx)
+{
+    struct cpu *c = ctx;
+    char p[300];
+    unsigned long long ns = 0;
+    FILE *f;
+    snprintf(p, sizeof(p), "/proc/self/task/%d/schedstat", tid);
+    if ((f = fopen(p, "r"))) {
+        if (fscanf(f, "%llu", &ns) != 1) ns = 0;
+        fclose(f);
+    }
+    c->ns[role] += (double)ns;
+}
+
+static struct cpu cpu_now(void)
+{
+    struct cpu c = { { 0 } };
+    each_thread(add_cpu, &c);
     return c;
+}
+
+/* placed: the receiver on CPU 1, every other thread on CPU 0; otherwise
+ * every thread may run anywhere */
+static int placed;
+
+static void place_thread(int tid, enum role role, void *ctx)
+{
+    cpu_set_t set;
+    int cpu, cores = *(int *)ctx;
+    CPU_ZERO(&set);
+    if (placed) CPU_SET(role == RECEIVER ? 1 : 0, &set);
+    else for (cpu = 0; cpu < cores; cpu++) CPU_SET(cpu, &set);
+    if (sched_setaffinity(tid, sizeof(set), &set)) perror("sched_setaffinity");
+}
+
+static void place(void)
+{
+    int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    each_thread(place_thread, &cores);
 }
 
 /* µs of CPU per event of each role between two snapshots */
@@ -147,11 +185,16 @@ static double cpu_median(double runs[4][ROLES], int role)
 }
 
 /* Events per second these CPU costs allow on `cores` cores: no thread can
- * go faster than its own cost, and all of them share the cores. */
+ * go faster than its own cost, and all of them share the cores; placed,
+ * the receiver has a core and the others share one. */
 static double cpu_bound(const double *us, int cores)
 {
     double total = 0, worst = 0;
     int k;
+    if (placed) {
+        total = us[PRODUCER] + us[SENDER];
+        return 1e6 / (total > us[RECEIVER] ? total : us[RECEIVER]);
+    }
     for (k = 0; k < ROLES; k++) {
         total += us[k];
         if (us[k] > worst) worst = us[k];
@@ -160,6 +203,45 @@ static double cpu_bound(const double *us, int cores)
     return 1e6 / (total > worst ? total : worst);
 }
 
+/* A B A B of ours and the limit, as two tables */
+static void compare(FILE *md)
+{
+    double ours[4], limit[4], o[ROLES], l[ROLES];
+    struct spread a, b;
+    int r, k, cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    place();
+    for (r = 0; r < 2; r++) {
+        ours[2 * r] = run_ours(ours_cpu[2 * r]);
+        limit[2 * r] = run_limit(limit_cpu[2 * r]);
+        ours[2 * r + 1] = run_ours(ours_cpu[2 * r + 1]);
+        limit[2 * r + 1] = run_limit(limit_cpu[2 * r + 1]);
+    }
+    a = spread_of(ours, 4);
+    b = spread_of(limit, 4);
+    fprintf(md, "| path | events/s, median of 4 (min–max) |\n|---|---|\n");
+    fprintf(md, "| ours (cmev_notify → queue → sender → sendmmsg) | %.0f (%.0f–%.0f) |\n", a.median, a.min, a.max);
+    fprintf(md, "| limit (pre-built datagrams, sendmmsg ×64, one connected socket) | %.0f (%.0f–%.0f) |\n", b.median, b.min, b.max);
+    fprintf(md, "| **ours / limit** | **%.0f%%** |\n\n", 100.0 * a.median / b.median);
+    for (k = 0; k < ROLES; k++) {
+        o[k] = cpu_median(ours_cpu, k);
+        l[k] = cpu_median(limit_cpu, k);
+    }
+    if (placed)
+        fprintf(md, "CPU µs per event of each thread (median of 4), and the rate those costs allow "
+                    "with the receiver on a core of its own and the other threads sharing one:\n\n");
+    else
+        fprintf(md, "Where the time goes: CPU µs per event of each thread (median of 4), and the rate "
+                    "those costs allow on this machine's %d cores (no thread faster than its own cost, "
+                    "all sharing the cores):\n\n", cores);
+    fprintf(md, "| path | producer | sender | receiver | total | allows events/s | achieved |\n"
+                "|---|---|---|---|---|---|---|\n");
+    fprintf(md, "| ours (producer: cmev_* calls; sender: render + sendmmsg) | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f%% of that |\n",
+            o[PRODUCER], o[SENDER], o[RECEIVER], o[PRODUCER] + o[SENDER] + o[RECEIVER],
+            cpu_bound(o, cores), 100.0 * a.median / cpu_bound(o, cores));
+    fprintf(md, "| limit (producer: sendmmsg of ready datagrams) | %.2f | – | %.2f | %.2f | %.0f | %.0f%% of that |\n\n",
+            l[PRODUCER], l[RECEIVER], l[PRODUCER] + l[RECEIVER], cpu_bound(l, cores),
+            100.0 * b.median / cpu_bound(l, cores));
+}
 
 static long rss_kb(void)
 {
@@ -203,11 +285,8 @@ static long queued_memory_kb(long n)
 int main(int argc, char **argv)
 {
     char path[100], out[512];
-    double ours[4], limit[4];
-    struct spread a, b;
     long held_kb, queued = 200000;
     FILE *md;
-    int r;
     if (argc < 2) {
         fprintf(stderr, "usage: %s RESULTS_DIR\n", argv[0]);
         return 2;
@@ -245,16 +324,6 @@ int main(int argc, char **argv)
         cmev_config_set("notifysocket", path, NULL, 0);
     }
 
-    for (r = 0; r < 2; r++) { /* A B A B */
-        ours[2 * r] = run_ours(ours_cpu[2 * r]);
-        limit[2 * r] = run_limit(limit_cpu[2 * r]);
-        ours[2 * r + 1] = run_ours(ours_cpu[2 * r + 1]);
-        limit[2 * r + 1] = run_limit(limit_cpu[2 * r + 1]);
-    }
-    a = spread_of(ours, 4);
-    b = spread_of(limit, 4);
-    drain_stop(&rx);
-
     snprintf(out, sizeof(out), "%s/throughput.md", argv[1]);
     md = fopen(out, "w");
     if (!md) {
@@ -262,29 +331,14 @@ int main(int argc, char **argv)
         return 2;
     }
     fprintf(md, "### Throughput: %ld events of %zu bytes end to end into a recvmmsg receiver\n\n", N, sample_len);
-    fprintf(md, "| path | events/s, median of 4 (min–max) |\n|---|---|\n");
-    fprintf(md, "| ours (cmev_notify → queue → sender → sendmmsg) | %.0f (%.0f–%.0f) |\n", a.median, a.min, a.max);
-    fprintf(md, "| limit (pre-built datagrams, sendmmsg ×64, one connected socket) | %.0f (%.0f–%.0f) |\n", b.median, b.min, b.max);
-    fprintf(md, "| **ours / limit** | **%.0f%%** |\n\n", 100.0 * a.median / b.median);
-    {
-        double o[ROLES], l[ROLES];
-        int k, cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
-        for (k = 0; k < ROLES; k++) {
-            o[k] = cpu_median(ours_cpu, k);
-            l[k] = cpu_median(limit_cpu, k);
-        }
-        fprintf(md, "Where the time goes: CPU µs per event of each thread (median of 4), and the rate "
-                "those costs allow on this machine's %d cores (no thread faster than its own cost, "
-                "all sharing the cores):\n\n", cores);
-        fprintf(md, "| path | producer | sender | receiver | total | allows events/s | achieved |\n"
-                    "|---|---|---|---|---|---|---|\n");
-        fprintf(md, "| ours (producer: cmev_* calls; sender: render + sendmmsg) | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f%% of that |\n",
-                o[PRODUCER], o[SENDER], o[RECEIVER], o[PRODUCER] + o[SENDER] + o[RECEIVER],
-                cpu_bound(o, cores), 100.0 * a.median / cpu_bound(o, cores));
-        fprintf(md, "| limit (producer: sendmmsg of ready datagrams) | %.2f | – | %.2f | %.2f | %.0f | %.0f%% of that |\n\n",
-                l[PRODUCER], l[RECEIVER], l[PRODUCER] + l[RECEIVER], cpu_bound(l, cores),
-                100.0 * b.median / cpu_bound(l, cores));
+    fprintf(md, "Threads where the scheduler puts them:\n\n");
+    compare(md);
+    if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
+        placed = 1;
+        fprintf(md, "Threads placed, both paths alike: the receiver on CPU 1, the producer (and our sender) on CPU 0:\n\n");
+        compare(md);
     }
+    drain_stop(&rx);
     fprintf(md, "### Memory while the receiver is absent\n\n");
     fprintf(md, "A fresh process queues %ld events while nothing listens (queue of 262,144): "
             "RSS +%ld KiB, **%.0f bytes per queued event**, ring included (its datagram: %zu bytes).\n",
