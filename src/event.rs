@@ -754,6 +754,12 @@ impl Body {
         );
     }
 
+    /// Start loading the body itself (its vectors' pointers and lengths,
+    /// `at`, `filled`), which `prefetch` then reads.
+    pub fn prefetch_header(&self) {
+        prefetch((self as *const Body).cast(), std::mem::size_of::<Body>());
+    }
+
     /// Heap bytes held, for deciding whether a body is worth keeping.
     pub fn capacity_bytes(&self) -> usize {
         self.text.capacity()
@@ -769,7 +775,7 @@ const PREFETCH_MAX: usize = 2048;
 
 /// Ask the CPU to bring the `len` bytes at `p` into its caches; a hint
 /// only, which reads nothing and cannot fault.
-pub fn prefetch(p: *const u8, len: usize) {
+fn prefetch(p: *const u8, len: usize) {
     #[cfg(target_arch = "x86_64")]
     for off in (0..len).step_by(64) {
         // SAFETY: prefetching is defined for any address; nothing is read.

@@ -11,7 +11,7 @@
 use crate::config::{Config, Overflow};
 use crate::counters::{bump, Counter, COUNTERS};
 use crate::deliver::{classify, drop_send_error, Attempt, Item, Wire};
-use crate::event::{prefetch, Body};
+use crate::event::Body;
 use crate::log;
 use crossbeam_queue::ArrayQueue;
 use parking_lot::{Condvar, Mutex};
@@ -379,8 +379,7 @@ impl Engine {
                 next.out.body.prefetch();
             }
             if let Some((after, _)) = pending.get(n + 2) {
-                let header: &Body = &after.out.body;
-                prefetch((header as *const Body).cast(), std::mem::size_of::<Body>());
+                after.out.body.prefetch_header();
             }
             if pending[n].1.is_none() {
                 match wire.frame(&pending[n].0, spare.pop().unwrap_or_default()) {
