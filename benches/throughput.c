@@ -5,9 +5,10 @@
  *          on one persistent connected socket to the same receiver
  *
  * Interleaved A/B/A/B; events per second, median (min-max), and the ratio.
- * Twice: with the threads where the scheduler puts them, then placed, the
- * receiver on a core of its own and the other threads on another (both
- * paths alike), which shows what placement on two cores does to either.
+ * First with the threads where the scheduler puts them, then with each of
+ * ours given a core to itself in turn (the other two sharing one, the
+ * limit's two threads a core each), which shows what placement on two
+ * cores does: the rate where the scheduler puts them moves between these.
  * Then the memory an event holds while queued (receiver absent).
  *
  * usage: throughput RESULTS_DIR
@@ -97,24 +98,35 @@ static struct cpu cpu_now(void)
     return c;
 }
 
-/* placed: the receiver on CPU 1, every other thread on CPU 0; otherwise
- * every thread may run anywhere */
-static int placed;
+/* The role that has CPU 1 to itself while the others share CPU 0, or -1:
+ * every thread may run anywhere. The limit has no sender: its producer and
+ * receiver get a core each whichever role ours leaves alone. */
+static int alone = -1;
+
+struct placement {
+    int alone, cores;
+};
 
 static void place_thread(int tid, enum role role, void *ctx)
 {
+    const struct placement *p = ctx;
     cpu_set_t set;
-    int cpu, cores = *(int *)ctx;
+    int cpu;
     CPU_ZERO(&set);
-    if (placed) CPU_SET(role == RECEIVER ? 1 : 0, &set);
-    else for (cpu = 0; cpu < cores; cpu++) CPU_SET(cpu, &set);
+    if (p->alone >= 0) CPU_SET(role == (enum role)p->alone ? 1 : 0, &set);
+    else for (cpu = 0; cpu < p->cores; cpu++) CPU_SET(cpu, &set);
     if (sched_setaffinity(tid, sizeof(set), &set)) perror("sched_setaffinity");
 }
 
-static void place(void)
+static void place(int who)
 {
-    int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    each_thread(place_thread, &cores);
+    struct placement p = { who, (int)sysconf(_SC_NPROCESSORS_ONLN) };
+    each_thread(place_thread, &p);
+}
+
+static int limit_alone(void)
+{
+    return alone < 0 ? -1 : RECEIVER;
 }
 
 /* µs of CPU per event of each role between two snapshots */
@@ -129,7 +141,9 @@ static double ours_cpu[4][ROLES], limit_cpu[4][ROLES];
 static double run_ours(double *cpu)
 {
     long before = atomic_load(&rx.received);
-    struct cpu c0 = cpu_now();
+    struct cpu c0;
+    place(alone);
+    c0 = cpu_now();
     uint64_t t0 = now_ns();
     uint32_t i;
     double rate;
@@ -143,7 +157,7 @@ static double run_ours(double *cpu)
 
 static double run_limit(double *cpu)
 {
-    struct cpu c0 = cpu_now();
+    struct cpu c0;
     double rate;
     struct mmsghdr msgs[64];
     struct iovec iov;
@@ -154,6 +168,8 @@ static double run_limit(double *cpu)
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
     memcpy(sun.sun_path, rx.path, sizeof(rx.path));
+    place(limit_alone());
+    c0 = cpu_now();
     /* connected, as ours is: the path is not resolved per datagram */
     if (connect(fd, (struct sockaddr *)&sun, sizeof(sun))) perror("connect");
     iov.iov_base = sample;
@@ -186,14 +202,15 @@ static double cpu_median(double runs[4][ROLES], int role)
 
 /* Events per second these CPU costs allow on `cores` cores: no thread can
  * go faster than its own cost, and all of them share the cores; placed,
- * the receiver has a core and the others share one. */
-static double cpu_bound(const double *us, int cores)
+ * the thread alone has a core and the others share one. */
+static double cpu_bound(const double *us, int cores, int who)
 {
     double total = 0, worst = 0;
     int k;
-    if (placed) {
-        total = us[PRODUCER] + us[SENDER];
-        return 1e6 / (total > us[RECEIVER] ? total : us[RECEIVER]);
+    if (who >= 0) {
+        for (k = 0; k < ROLES; k++)
+            if (k != who) total += us[k];
+        return 1e6 / (total > us[who] ? total : us[who]);
     }
     for (k = 0; k < ROLES; k++) {
         total += us[k];
@@ -203,44 +220,92 @@ static double cpu_bound(const double *us, int cores)
     return 1e6 / (total > worst ? total : worst);
 }
 
-/* A B A B of ours and the limit, as two tables */
-static void compare(FILE *md)
+struct result {
+    struct spread ours, limit;
+    double o[ROLES], l[ROLES]; /* CPU µs per event, medians */
+};
+
+/* A B A B of ours and the limit, placed as `alone` says */
+static struct result compare(void)
 {
-    double ours[4], limit[4], o[ROLES], l[ROLES];
-    struct spread a, b;
-    int r, k, cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    place();
+    double ours[4], limit[4];
+    struct result res;
+    int r, k;
     for (r = 0; r < 2; r++) {
         ours[2 * r] = run_ours(ours_cpu[2 * r]);
         limit[2 * r] = run_limit(limit_cpu[2 * r]);
         ours[2 * r + 1] = run_ours(ours_cpu[2 * r + 1]);
         limit[2 * r + 1] = run_limit(limit_cpu[2 * r + 1]);
     }
-    a = spread_of(ours, 4);
-    b = spread_of(limit, 4);
-    fprintf(md, "| path | events/s, median of 4 (min–max) |\n|---|---|\n");
-    fprintf(md, "| ours (cmev_notify → queue → sender → sendmmsg) | %.0f (%.0f–%.0f) |\n", a.median, a.min, a.max);
-    fprintf(md, "| limit (pre-built datagrams, sendmmsg ×64, one connected socket) | %.0f (%.0f–%.0f) |\n", b.median, b.min, b.max);
-    fprintf(md, "| **ours / limit** | **%.0f%%** |\n\n", 100.0 * a.median / b.median);
+    res.ours = spread_of(ours, 4);
+    res.limit = spread_of(limit, 4);
     for (k = 0; k < ROLES; k++) {
-        o[k] = cpu_median(ours_cpu, k);
-        l[k] = cpu_median(limit_cpu, k);
+        res.o[k] = cpu_median(ours_cpu, k);
+        res.l[k] = cpu_median(limit_cpu, k);
     }
-    if (placed)
-        fprintf(md, "CPU µs per event of each thread (median of 4), and the rate those costs allow "
-                    "with the receiver on a core of its own and the other threads sharing one:\n\n");
-    else
-        fprintf(md, "Where the time goes: CPU µs per event of each thread (median of 4), and the rate "
-                    "those costs allow on this machine's %d cores (no thread faster than its own cost, "
-                    "all sharing the cores):\n\n", cores);
+    return res;
+}
+
+static void unplaced_tables(FILE *md, const struct result *x, int cores)
+{
+    const double *o = x->o, *l = x->l;
+    fprintf(md, "| path | events/s, median of 4 (min–max) |\n|---|---|\n");
+    fprintf(md, "| ours (cmev_notify → queue → sender → sendmmsg) | %.0f (%.0f–%.0f) |\n",
+            x->ours.median, x->ours.min, x->ours.max);
+    fprintf(md, "| limit (pre-built datagrams, sendmmsg ×64, one connected socket) | %.0f (%.0f–%.0f) |\n",
+            x->limit.median, x->limit.min, x->limit.max);
+    fprintf(md, "| **ours / limit** | **%.0f%%** |\n\n", 100.0 * x->ours.median / x->limit.median);
+    fprintf(md, "Where the time goes: CPU µs per event of each thread (median of 4), and the rate "
+                "those costs allow on this machine's %d cores (no thread faster than its own cost, "
+                "all sharing the cores):\n\n", cores);
     fprintf(md, "| path | producer | sender | receiver | total | allows events/s | achieved |\n"
                 "|---|---|---|---|---|---|---|\n");
     fprintf(md, "| ours (producer: cmev_* calls; sender: render + sendmmsg) | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f%% of that |\n",
             o[PRODUCER], o[SENDER], o[RECEIVER], o[PRODUCER] + o[SENDER] + o[RECEIVER],
-            cpu_bound(o, cores), 100.0 * a.median / cpu_bound(o, cores));
+            cpu_bound(o, cores, -1), 100.0 * x->ours.median / cpu_bound(o, cores, -1));
     fprintf(md, "| limit (producer: sendmmsg of ready datagrams) | %.2f | – | %.2f | %.2f | %.0f | %.0f%% of that |\n\n",
-            l[PRODUCER], l[RECEIVER], l[PRODUCER] + l[RECEIVER], cpu_bound(l, cores),
-            100.0 * b.median / cpu_bound(l, cores));
+            l[PRODUCER], l[RECEIVER], l[PRODUCER] + l[RECEIVER], cpu_bound(l, cores, -1),
+            100.0 * x->limit.median / cpu_bound(l, cores, -1));
+}
+
+/* Ours with each of its three threads given a core to itself in turn: where
+ * the scheduler puts them, the rate moves between these. */
+static void placed_table(FILE *md, const struct result *unplaced)
+{
+    static const char *const names[ROLES] = { "producer", "sender", "receiver" };
+    static const int order[ROLES] = { RECEIVER, SENDER, PRODUCER };
+    struct result x[ROLES];
+    int i;
+    for (i = 0; i < ROLES; i++) {
+        alone = order[i];
+        x[i] = compare();
+    }
+    fprintf(md, "Threads placed: one of ours has CPU 1 to itself, the other two share CPU 0; the "
+                "limit's producer and receiver have a core each. CPU µs per event of ours, median of 4, "
+                "and the rate those costs allow so placed:\n\n");
+    fprintf(md, "| CPU 1 to itself | ours events/s (min–max) | limit events/s (min–max) | **ours / limit** "
+                "| producer | sender | receiver | allows events/s | achieved |\n"
+                "|---|---|---|---|---|---|---|---|---|\n");
+    for (i = 0; i < ROLES; i++) {
+        const double *o = x[i].o;
+        double allows = cpu_bound(o, 2, order[i]);
+        fprintf(md, "| the %s | %.0f (%.0f–%.0f) | %.0f (%.0f–%.0f) | **%.0f%%** | %.2f | %.2f | %.2f | %.0f | %.0f%% of that |\n",
+                names[order[i]], x[i].ours.median, x[i].ours.min, x[i].ours.max, x[i].limit.median,
+                x[i].limit.min, x[i].limit.max, 100.0 * x[i].ours.median / x[i].limit.median,
+                o[PRODUCER], o[SENDER], o[RECEIVER], allows, 100.0 * x[i].ours.median / allows);
+    }
+    /* With the producer alone, the sender and the receiver share a core: a
+     * sender that only made the limit's own sendmmsg calls would still be
+     * bound by the two together. */
+    {
+        double floor_us = unplaced->l[PRODUCER] + x[2].o[RECEIVER];
+        fprintf(md, "\nWith the producer alone the sender shares a core with the receiver: a sender whose "
+                    "whole cost were the limit's own `sendmmsg` (%.2f µs per event, unplaced) beside that "
+                    "receiver (%.2f µs) would allow %.0f events/s, **%.0f%% of the limit** where the "
+                    "scheduler puts its threads.\n\n",
+                unplaced->l[PRODUCER], x[2].o[RECEIVER], 1e6 / floor_us,
+                100.0 * 1e6 / floor_us / unplaced->limit.median);
+    }
 }
 
 static long rss_kb(void)
@@ -332,11 +397,11 @@ int main(int argc, char **argv)
     }
     fprintf(md, "### Throughput: %ld events of %zu bytes end to end into a recvmmsg receiver\n\n", N, sample_len);
     fprintf(md, "Threads where the scheduler puts them:\n\n");
-    compare(md);
-    if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
-        placed = 1;
-        fprintf(md, "Threads placed, both paths alike: the receiver on CPU 1, the producer (and our sender) on CPU 0:\n\n");
-        compare(md);
+    {
+        int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+        struct result unplaced = compare();
+        unplaced_tables(md, &unplaced, cores);
+        if (cores >= 2) placed_table(md, &unplaced);
     }
     drain_stop(&rx);
     fprintf(md, "### Memory while the receiver is absent\n\n");
