@@ -696,14 +696,14 @@ impl Body {
         self.values.swap_remove(i as usize);
         // the value that was last now sits at i
         let last = self.values.len() as u8;
-        if let Some(moved) = self
-            .at
-            .0
-            .iter_mut()
-            .enumerate()
-            .find_map(|(q, at)| (*at == last && self.filled & (1u128 << q) != 0).then_some(at))
-        {
-            *moved = i;
+        let mut bits = self.filled;
+        while bits != 0 {
+            let q = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if self.at.0[q] == last {
+                self.at.0[q] = i;
+                break;
+            }
         }
     }
 

@@ -291,9 +291,12 @@ impl Engine {
                 self.space.1.notify_all();
             }
             // Only a receiver that is absent or busy lets events grow old.
-            if !backoff.is_zero() && last_expiry.elapsed() >= EXPIRY_EVERY {
-                self.expire(&mut pending);
-                last_expiry = Instant::now();
+            if !backoff.is_zero() {
+                let now = Instant::now();
+                if now.saturating_duration_since(last_expiry) >= EXPIRY_EVERY {
+                    self.expire(&mut pending, now);
+                    last_expiry = now;
+                }
             }
             if pending.is_empty() {
                 log::report_drops(false);
@@ -339,9 +342,8 @@ impl Engine {
     }
 
     /// Drop events that waited longer than their max age.
-    fn expire(&self, pending: &mut VecDeque<(Item, Option<Vec<u8>>)>) {
+    fn expire(&self, pending: &mut VecDeque<(Item, Option<Vec<u8>>)>, now: Instant) {
         let before = pending.len();
-        let now = Instant::now();
         pending.retain(|(i, _)| now.saturating_duration_since(i.queued_at) <= i.cfg().max_age);
         let gone = before - pending.len();
         if gone > 0 {
@@ -565,7 +567,7 @@ mod tests {
         let mut old = item();
         old.queued_at -= Duration::from_secs(5);
         let mut pending = VecDeque::from([(old, None), (item(), None)]);
-        e.expire(&mut pending);
+        e.expire(&mut pending, Instant::now());
         assert_eq!(pending.len(), 1);
         assert_eq!(e.outstanding.load(Ordering::Relaxed), 1);
     }
