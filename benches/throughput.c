@@ -274,11 +274,11 @@ static void placed_table(FILE *md, const struct result *unplaced)
 {
     static const char *const names[ROLES] = { "producer", "sender", "receiver" };
     static const int order[ROLES] = { RECEIVER, SENDER, PRODUCER };
-    struct result x[ROLES];
+    struct result x[ROLES]; /* by the role alone */
     int i;
     for (i = 0; i < ROLES; i++) {
         alone = order[i];
-        x[i] = compare();
+        x[alone] = compare();
     }
     fprintf(md, "Threads placed: one of ours has CPU 1 to itself, the other two share CPU 0; the "
                 "limit's producer and receiver have a core each. CPU µs per event of ours, median of 4, "
@@ -287,23 +287,23 @@ static void placed_table(FILE *md, const struct result *unplaced)
                 "| producer | sender | receiver | allows events/s | achieved |\n"
                 "|---|---|---|---|---|---|---|---|---|\n");
     for (i = 0; i < ROLES; i++) {
-        const double *o = x[i].o;
-        double allows = cpu_bound(o, 2, order[i]);
+        const struct result *r = &x[order[i]];
+        double allows = cpu_bound(r->o, 2, order[i]);
         fprintf(md, "| the %s | %.0f (%.0f–%.0f) | %.0f (%.0f–%.0f) | **%.0f%%** | %.2f | %.2f | %.2f | %.0f | %.0f%% of that |\n",
-                names[order[i]], x[i].ours.median, x[i].ours.min, x[i].ours.max, x[i].limit.median,
-                x[i].limit.min, x[i].limit.max, 100.0 * x[i].ours.median / x[i].limit.median,
-                o[PRODUCER], o[SENDER], o[RECEIVER], allows, 100.0 * x[i].ours.median / allows);
+                names[order[i]], r->ours.median, r->ours.min, r->ours.max, r->limit.median,
+                r->limit.min, r->limit.max, 100.0 * r->ours.median / r->limit.median,
+                r->o[PRODUCER], r->o[SENDER], r->o[RECEIVER], allows, 100.0 * r->ours.median / allows);
     }
     /* With the producer alone, the sender and the receiver share a core: a
      * sender that only made the limit's own sendmmsg calls would still be
      * bound by the two together. */
     {
-        double floor_us = unplaced->l[PRODUCER] + x[2].o[RECEIVER];
+        double floor_us = unplaced->l[PRODUCER] + x[PRODUCER].o[RECEIVER];
         fprintf(md, "\nWith the producer alone the sender shares a core with the receiver: a sender whose "
                     "whole cost were the limit's own `sendmmsg` (%.2f µs per event, unplaced) beside that "
                     "receiver (%.2f µs) would allow %.0f events/s, **%.0f%% of the limit** where the "
                     "scheduler puts its threads.\n\n",
-                unplaced->l[PRODUCER], x[2].o[RECEIVER], 1e6 / floor_us,
+                unplaced->l[PRODUCER], x[PRODUCER].o[RECEIVER], 1e6 / floor_us,
                 100.0 * 1e6 / floor_us / unplaced->limit.median);
     }
 }
