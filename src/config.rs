@@ -3,6 +3,7 @@
 //! imapd.conf itself. An invalid value is reported and the option keeps its
 //! documented default.
 
+use crate::frame::DATAGRAM_MAX;
 use std::fmt;
 use std::time::Duration;
 
@@ -309,6 +310,14 @@ impl Config {
         }
     }
 
+    /// Whether events go over `dlist:` stream connections, which carry an
+    /// event whole, rather than as datagrams.
+    pub fn is_dlist(&self) -> bool {
+        self.notifysocket
+            .as_deref()
+            .is_some_and(|p| p.starts_with("dlist:"))
+    }
+
     /// Set one option. On an invalid value the option is reset to its
     /// default and the error says so.
     pub fn set(&mut self, option: &str, value: &str) -> Result<(), ConfigError> {
@@ -392,7 +401,7 @@ impl Config {
                 |n| n,
             ),
             "event_max_datagram_size" => match parse_size(v) {
-                Ok(n) if n == 0 || (64..=65536).contains(&n) => {
+                Ok(n) if n == 0 || (64..=DATAGRAM_MAX as u64).contains(&n) => {
                     self.max_datagram = n as usize;
                     Ok(())
                 }

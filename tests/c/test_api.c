@@ -527,11 +527,41 @@ static void count_cb(const char *json, size_t len, void *rock)
     if (strlen(json) == len && strstr(json, ",\"@type\":\"notify\"}")) (*n)++;
 }
 
+static void longest_cb(const char *json, size_t len, void *rock)
+{
+    size_t *longest = rock;
+    (void)json;
+    if (len > *longest) *longest = len;
+}
+
 static void test_callback(void)
 {
     static const uint32_t u1[] = { 1 };
+    size_t big = 100000, longest = 0;
+    char *msg = malloc(big + 1);
     int calls = 0;
     cmev_event *ev;
+
+    /* a datagram keeps no more of messageContent than it can carry; the
+     * callback gets it whole */
+    CHECK(msg != NULL);
+    if (msg) {
+        memset(msg, 'm', big);
+        msg[big] = '\0';
+        base_config();
+        config("event_extra_params", "messageContent");
+        config("event_max_datagram_size", "65536");
+        cmev_set_notify_callback(longest_cb, &longest);
+        ev = content_event(msg, 10);
+        CHECK(cmev_notify(&ev, 1) == 0);
+        cmev_event_free(ev);
+        cmev_set_notify_callback(NULL, NULL);
+        CHECK(longest > big);
+        got_len = listener_recv(&L, got, sizeof(got));
+        CHECK_EQ_INT(got_len, 65536);
+        free(msg);
+    }
+
     base_config();
     config("event_groups", "mailbox");
     CHECK(cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_EXPUNGE) == NULL);
