@@ -63,12 +63,6 @@
  */
 #define CMEV_MAILBOX_NEEDS_SPECIALUSE 2
 
-/**
- * The largest datagram this library sends, whatever the socket buffer or
- * `event_max_datagram_size`.
- */
-#define DATAGRAM_MAX 65536
-
 
 
 /**

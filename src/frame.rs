@@ -63,7 +63,7 @@ pub fn fit_datagram(method: &str, out: &Outgoing, max: usize, mut buf: Vec<u8>) 
 
 /// The largest datagram this library sends, whatever the socket buffer or
 /// `event_max_datagram_size`.
-pub const DATAGRAM_MAX: usize = 65536;
+pub(crate) const DATAGRAM_MAX: usize = 65536;
 
 /// notifyd's receive limit and stock's send limit for a socket buffer size.
 pub fn limit_for_buffer(bufsize: usize) -> usize {
