@@ -536,6 +536,22 @@ int cmev_event_set_mailbox_uri(cmev_event *ev, const char *uri);
 int cmev_event_set_content(cmev_event *ev, const char *message, size_t size, size_t header_size);
 
 /**
+ * Whether this event takes messageContent from a message of `size` bytes
+ * (the first `header_size` its header), and if so, in `*wanted`, how many
+ * of its leading bytes `cmev_event_set_content` uses: read just those and
+ * pass them as the message. False (nothing to read) when messageContent is
+ * not expected or is left out, as stock leaves out a message over
+ * event_content_size. With the content wanted whole (a `dlist:` socket,
+ * the IMAP NOTIFY callback) `*wanted` is `size`; for datagrams it is at most
+ * 64 KB and a few bytes. False for a NULL event or `wanted`; after an
+ * internal error true with `*wanted` = `size`, so that no content is lost.
+ */
+bool cmev_event_content_wanted(const cmev_event *ev,
+                               size_t size,
+                               size_t header_size,
+                               size_t *wanted);
+
+/**
  * What `cmev_mailbox_enabled` looks at under the current
  * event_exclude_specialuse (`CMEV_MAILBOX_NEEDS_*` bits), so that the caller
  * looks up only that, as stock does: an argument of `cmev_mailbox_enabled`

@@ -304,19 +304,36 @@ pub fn set_mailbox_uri(ev: &mut Event, uri: &[u8]) {
 /// messageContent per event_content_inclusion_mode and event_content_size.
 /// `message` is the whole message, its first `header_size` bytes the header.
 pub fn set_content(ev: &mut Event, message: &[u8], header_size: usize) {
-    let cfg = Arc::clone(&ev.cfg);
-    if !cfg.expects(ev.kind, Param::MessageContent) {
-        return;
+    if let Some((start, len)) = content_range(ev, message.len(), header_size) {
+        ev.body
+            .set_lossy(Param::MessageContent, &message[start..start + len]);
     }
-    let header_size = header_size.min(message.len());
+}
+
+/// How many leading bytes of a message of `size` bytes the event's
+/// messageContent takes; `None` when it takes no messageContent from it.
+/// `set_content` given just those bytes fills the same content as given the
+/// whole message, so the caller need not read the rest.
+pub fn content_wanted(ev: &Event, size: usize, header_size: usize) -> Option<usize> {
+    content_range(ev, size, header_size).map(|(start, len)| start + len)
+}
+
+/// The part of a message of `size` bytes that is the event's messageContent,
+/// per event_content_inclusion_mode and event_content_size.
+fn content_range(ev: &Event, size: usize, header_size: usize) -> Option<(usize, usize)> {
+    let cfg = &ev.cfg;
+    if !cfg.expects(ev.kind, Param::MessageContent) {
+        return None;
+    }
+    let header_size = header_size.min(size);
     let limit = usize::try_from(cfg.content_size).unwrap_or(usize::MAX);
     let cap = |n: usize| if limit > 0 && n > limit { limit } else { n };
-    let body_len = message.len() - header_size;
+    let body_len = size - header_size;
     let (start, len) = match cfg.content_mode {
-        ContentMode::Standard if limit == 0 || message.len() <= limit => (0, message.len()),
+        ContentMode::Standard if limit == 0 || size <= limit => (0, size),
         // RFC 5423 suggests a URLAUTH reference instead; stock sends nothing.
-        ContentMode::Standard => return,
-        ContentMode::Message => (0, cap(message.len())),
+        ContentMode::Standard => return None,
+        ContentMode::Message => (0, cap(size)),
         ContentMode::Header => (0, cap(header_size)),
         ContentMode::Body => (header_size, cap(body_len)),
         ContentMode::HeaderBody => (0, header_size + cap(body_len)),
@@ -327,9 +344,7 @@ pub fn set_content(ev: &mut Event, message: &[u8], header_size: usize) {
     // a UTF-8 sequence cut at the end clear of anything a datagram can carry.
     // `dlist:` and the IMAP NOTIFY callback get the content whole.
     let whole = cfg.is_dlist() || read(&CALLBACK).is_some();
-    let len = if whole { len } else { len.min(CONTENT_KEPT) };
-    ev.body
-        .set_lossy(Param::MessageContent, &message[start..start + len]);
+    Some((start, if whole { len } else { len.min(CONTENT_KEPT) }))
 }
 
 /// messageContent bytes an event for a datagram keeps: enough for the
@@ -466,6 +481,52 @@ mod tests {
                 let kept = fit_datagram("log", &outgoing(&cfg, ev.body.clone()), max, Vec::new());
                 let all = fit_datagram("log", &outgoing(&cfg, whole.clone()), max, Vec::new());
                 assert_eq!(kept, all, "shift {shift}, datagram of {max}");
+            }
+        }
+    }
+
+    fn content_of(ev: &Event) -> Option<String> {
+        match ev.get(Param::MessageContent) {
+            Some(Value::Str(s)) => Some(ev.body.str(*s).to_owned()),
+            _ => None,
+        }
+    }
+
+    /// Given only the bytes `content_wanted` asks for, `set_content` fills
+    /// what it fills from the whole message, in every inclusion mode, size
+    /// limit and transport; asking for none means the whole message gives
+    /// no content.
+    #[test]
+    fn the_wanted_bytes_give_the_content_of_the_whole_message() {
+        let text: Vec<u8> = "Subject: é€😀 \"q\"\r\n\r\nbody ✓ "
+            .bytes()
+            .cycle()
+            .take(200_000)
+            .collect();
+        for socket in ["/tmp/n", "dlist:/tmp/d"] {
+            for mode in ["standard", "message", "header", "body", "headerbody"] {
+                for limit in ["0", "5", "100", "70000", "200000"] {
+                    let mut c = (*content_cfg(socket)).clone();
+                    c.set("event_content_inclusion_mode", mode).unwrap();
+                    c.set("event_content_size", limit).unwrap();
+                    let cfg = Arc::new(c);
+                    for size in [0, 3, 50, 1000, 70_000, 150_000] {
+                        for header in [0, 10, 500, 80_000] {
+                            let msg = &text[..size];
+                            let mut whole = Event::new(EventType::MessageNew, Arc::clone(&cfg));
+                            set_content(&mut whole, msg, header);
+                            let wanted = content_wanted(&whole, size, header);
+                            let what =
+                                format!("{socket} {mode} {limit} size {size} header {header}");
+                            let mut part = Event::new(EventType::MessageNew, Arc::clone(&cfg));
+                            if let Some(n) = wanted {
+                                assert!(n <= size, "{what}");
+                                set_content(&mut part, &msg[..n], header);
+                            }
+                            assert_eq!(content_of(&part), content_of(&whole), "{what}");
+                        }
+                    }
+                }
             }
         }
     }

@@ -475,6 +475,34 @@ pub extern "C" fn cmev_event_set_content(
     })
 }
 
+/// Whether this event takes messageContent from a message of `size` bytes
+/// (the first `header_size` its header), and if so, in `*wanted`, how many
+/// of its leading bytes `cmev_event_set_content` uses: read just those and
+/// pass them as the message. False (nothing to read) when messageContent is
+/// not expected or is left out, as stock leaves out a message over
+/// event_content_size. With the content wanted whole (a `dlist:` socket,
+/// the IMAP NOTIFY callback) `*wanted` is `size`; for datagrams it is at most
+/// 64 KB and a few bytes. False for a NULL event or `wanted`; after an
+/// internal error true with `*wanted` = `size`, so that no content is lost.
+#[no_mangle]
+pub extern "C" fn cmev_event_content_wanted(
+    ev: *const Event,
+    size: usize,
+    header_size: usize,
+    wanted: *mut usize,
+) -> bool {
+    if wanted.is_null() {
+        return false;
+    }
+    let n = guard("cmev_event_content_wanted", Some(size), || {
+        // SAFETY: NULL or a live event.
+        unsafe { ev.as_ref() }.and_then(|e| api::content_wanted(e, size, header_size))
+    });
+    // SAFETY: checked non-NULL; the caller gave a writable size_t.
+    unsafe { *wanted = n.unwrap_or(0) };
+    n.is_some()
+}
+
 /// `cmev_mailbox_needs`: event_exclude_specialuse lists "all", so whether
 /// the mailbox is a user's top-level one decides.
 pub const MAILBOX_NEEDS_USER_INBOX: c_uint = 1;

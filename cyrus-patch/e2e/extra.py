@@ -9,11 +9,13 @@
   content  messageContent in the five event_content_inclusion_mode values, size 1000, for a
            ~30 KB message with a >1000-byte header (LMTP and IMAP APPEND) and a small one,
            compared byte for byte with the stored message (FETCH BODY.PEEK[])
-  big      an event larger than the datagram limit (60 KB message, standard mode, size 0):
-           arrives, valid JSON, datagram <= the limit, messageContent cut, the rest intact
+  big      an event larger than the datagram limit (300 KB message, standard mode, size 0;
+           the adapter reads only the first 64 KB of it): arrives, valid JSON, datagram <=
+           the limit, messageContent cut, the rest intact
   restart  the listener stopped while IMAP/LMTP generate events, started again: nothing lost,
            same order, same events as with the listener up
-  dlist    notifysocket: dlist:<path> with cmev-tap --dlist (Cassandane style)
+  dlist    notifysocket: dlist:<path> with cmev-tap --dlist (Cassandane style); a 100 KB
+           message's messageContent arrives whole (no datagram limit there)
   notifyd  the build's own notifyd as a cyrus.conf service (Debian's line) with its `log`
            method: its syslog lines carry the event JSON
   specialuse  event_exclude_specialuse after the mailbox's special-use is set and removed by
@@ -236,8 +238,8 @@ def check_quota_and_big(prefix):
 
         # ---------------------------------------------------------- (c) bigger than a datagram
         limit = datagram_limit()
-        body = ''.join(f"line {i:05d} " + "abcdefghij" * 6 + "\r\n" for i in range(850))   # ~60 KB
-        big = message(30, "60 KB message", body=body)
+        body = ''.join(f"line {i:05d} " + "abcdefghij" * 6 + "\r\n" for i in range(4250))   # ~300 KB
+        big = message(30, "300 KB message", body=body)
         for how in ('LMTP', 'APPEND'):
             ev0 = box.sb.wait_quiet()
             if how == 'LMTP':
@@ -439,7 +441,8 @@ DLIST_EXPECT = ['Login', 'MailboxCreate', 'Login', 'MailboxCreate', 'MailboxMods
 
 def check_dlist(prefix):
     extra = ['notifysocket: dlist:@SANDBOX@/socket/notify-dlist',
-             'event_groups: message mailbox access']
+             'event_groups: message mailbox access',
+             'event_extra_params: messageContent']
     with Box(prefix, extra, name='dlist') as box:
         if not open(os.path.join(box.S, 'rig', 'notifysocket')).read().startswith('dlist:'):
             return report(False, "dlist", "notifysocket is not dlist:")
@@ -450,7 +453,13 @@ def check_dlist(prefix):
         box.sb.wait_quiet()
         step(box, lambda: a.do("CREATE", lambda m: m.create('INBOX/D')))
         step(box, lambda: a.do("APPEND", lambda m: m.append('INBOX/D', None, INTERNALDATE, message(60, "over dlist"))))
-        step(box, lambda: box.sb.lmtp_deliver(message(61, "lmtp over dlist")))
+        body = ''.join(f"dlist line {i:05d} " + "0123456789" * 6 + "\r\n" for i in range(1400))  # ~100 KB
+        step(box, lambda: box.sb.lmtp_deliver(message(61, "lmtp over dlist", body=body)))
+        box.sb.wait_quiet(min_count=n0 + len(DLIST_EXPECT) - 1, timeout=10)
+        new = [e['message'] for e in box.sb.events_json(n0)
+               if isinstance(e['message'], dict) and e['message'].get('event') == 'MessageNew']
+        a.select('INBOX')
+        stored = fetch_raw(a, uid_of(new[0])) if new else b''
         a.logout()
         box.sb.wait_quiet(min_count=n0 + len(DLIST_EXPECT), timeout=10)
         evs = box.sb.events_json(n0)
@@ -463,8 +472,11 @@ def check_dlist(prefix):
         app = [e['message'] for e in evs if isinstance(e['message'], dict) and e['message'].get('event') == 'MessageAppend']
         if app and app[0].get('uri', '').split(';')[0] != 'imap://cyrus-rig.test/user/alice/D':
             bad.append(f"MessageAppend uri {app[0].get('uri')}")
+        if not new or len(stored) < 100_000 or new[0].get('messageContent', '').encode() != stored:
+            bad.append(f"the {len(stored)}-byte message's messageContent is not the whole message")
         report(not bad, "dlist: notifysocket dlist:<path>, cmev-tap --dlist",
-               '; '.join(bad) or f"{len(evs)} events over NOTIFY dlist connections: {', '.join(names)}")
+               '; '.join(bad) or f"{len(evs)} events over NOTIFY dlist connections: {', '.join(names)}; "
+                                 f"messageContent of {len(stored)} bytes whole")
 
 
 # --------------------------------------------------------------------------- (g) specialuse

@@ -480,6 +480,50 @@ static void test_content_modes(void)
     expect_one(content_event(msg, 1000), CONTENT_HEAD ",\"messageContent\":\"\"}");
 }
 
+/* What of a message the adapter needs to read */
+static void test_content_wanted(void)
+{
+    size_t wanted = 7, mb = 1u << 20;
+    cmev_event *ev;
+    base_config();
+    ev = cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_NEW);
+    CHECK(!cmev_event_content_wanted(ev, mb, 100, &wanted)); /* not expected */
+    CHECK_EQ_INT(wanted, 0);
+    cmev_event_free(ev);
+
+    config("event_extra_params", "messageContent");
+    ev = cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_NEW);
+    /* a datagram carries at most 64 KB of it */
+    CHECK(cmev_event_content_wanted(ev, mb, 100, &wanted));
+    CHECK(wanted > 65536 && wanted < 65600);
+    CHECK(cmev_event_content_wanted(ev, 3000, 100, &wanted));
+    CHECK_EQ_INT(wanted, 3000);
+    CHECK(cmev_event_content_wanted(ev, 0, 0, &wanted)); /* an empty message: empty content */
+    CHECK_EQ_INT(wanted, 0);
+    cmev_event_free(ev);
+
+    /* standard mode leaves out a message over event_content_size: nothing to read */
+    config("event_content_size", "5000");
+    ev = cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_NEW);
+    CHECK(!cmev_event_content_wanted(ev, 5001, 100, &wanted));
+    CHECK(cmev_event_content_wanted(ev, 5000, 100, &wanted));
+    CHECK_EQ_INT(wanted, 5000);
+    cmev_event_free(ev);
+    config("event_content_inclusion_mode", "body");
+    ev = cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_NEW);
+    CHECK(cmev_event_content_wanted(ev, mb, 100, &wanted));
+    CHECK_EQ_INT(wanted, 100 + 5000);
+    cmev_event_free(ev);
+
+    /* dlist: carries the whole message */
+    config("event_content_size", "0");
+    config("notifysocket", "dlist:/tmp/cmev-nobody/dlist");
+    ev = cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_NEW);
+    CHECK(cmev_event_content_wanted(ev, mb, 100, &wanted));
+    CHECK_EQ_INT(wanted, mb);
+    cmev_event_free(ev);
+}
+
 static void test_datagram_limit(void)
 {
     size_t big = 64 * 1024;
@@ -606,6 +650,11 @@ static void test_bad_input(void)
     CHECK_EQ_INT(cmev_event_set_acl(NULL, "a", "b"), CMEV_ERROR_NULL);
     CHECK_EQ_INT(cmev_event_set_mailbox_uri(NULL, "x"), CMEV_ERROR_NULL);
     CHECK_EQ_INT(cmev_event_set_content(NULL, "x", 1, 0), CMEV_ERROR_NULL);
+    {
+        size_t wanted = 7;
+        CHECK(!cmev_event_content_wanted(NULL, 10, 0, &wanted));
+        CHECK_EQ_INT(wanted, 0);
+    }
     CHECK_EQ_INT(cmev_notify(NULL, 0), 0);
     CHECK_EQ_INT(cmev_notify(NULL, 3), CMEV_ERROR_NULL);
     CHECK_EQ_INT(cmev_counters_get(NULL), CMEV_ERROR_NULL);
@@ -792,6 +841,7 @@ int main(void)
     test_options();
     test_content_modes();
     test_datagram_limit();
+    test_content_wanted();
     test_callback();
     test_bad_input();
     test_json_object();

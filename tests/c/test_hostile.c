@@ -87,6 +87,8 @@ static void null_pointers(void)
     CHECK_EQ_INT(cmev_event_add_flags(ev, nulls, 2), 0);
     CHECK_EQ_INT(cmev_event_set_content(ev, NULL, 0, 0), CMEV_ERROR_NULL);
     CHECK_EQ_INT(cmev_event_set_content(ev, "", 0, 0), 0);
+    CHECK(!cmev_event_content_wanted(ev, 10, 0, NULL));
+    CHECK(!cmev_event_content_wanted(ev, 10, (size_t)-1, NULL));
     CHECK_EQ_INT(cmev_event_set_access(ev, NULL, NULL, NULL), 0);
     CHECK_EQ_INT(cmev_event_set_acl(ev, "s", NULL), 0);
     CHECK(!cmev_event_has(NULL, 9999));

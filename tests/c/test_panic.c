@@ -311,6 +311,23 @@ static void s_event_set_content(void)
     expect_json(ev, "\"messageContent\":\"second\"", "first");
 }
 
+static void s_event_content_wanted(void)
+{
+    size_t wanted = 0, mb = 1u << 20;
+    cmev_event *ev;
+    setup(L.path);
+    config("event_groups", "message");
+    config("event_extra_params", "messageContent");
+    ev = cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_NEW);
+    CHECK(ev != NULL);
+    /* fails safe: the whole message, so no content is lost */
+    CHECK(cmev_event_content_wanted(ev, mb, 100, &wanted));
+    CHECK_EQ_INT(wanted, mb);
+    CHECK(cmev_event_content_wanted(ev, mb, 100, &wanted));
+    CHECK(wanted < mb);
+    cmev_event_free(ev);
+}
+
 static void s_mailbox_enabled(void)
 {
     setup(L.path);
@@ -453,6 +470,7 @@ static const struct scenario scenarios[] = {
     { "cmev_event_set_acl", s_event_set_acl },
     { "cmev_event_set_mailbox_uri", s_event_set_mailbox_uri },
     { "cmev_event_set_content", s_event_set_content },
+    { "cmev_event_content_wanted", s_event_content_wanted },
     { "cmev_mailbox_enabled", s_mailbox_enabled },
     { "cmev_mailbox_needs", s_mailbox_needs },
     { "cmev_notify", s_notify },
