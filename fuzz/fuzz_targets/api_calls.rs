@@ -676,7 +676,11 @@ fuzz_target!(|input: Input| {
                     .map_or((std::ptr::null(), 0), |b| (b.as_ptr().cast(), b.len()));
                 let mut wanted = usize::MAX;
                 let takes = cmev_event_content_wanted(ev, len, *header as usize, &mut wanted);
-                assert!(if takes { wanted <= len && !ev.is_null() } else { wanted == 0 });
+                assert!(if takes {
+                    wanted <= len && !ev.is_null()
+                } else {
+                    wanted == 0
+                });
                 let r = cmev_event_set_content(ev, ptr, len, *header as usize);
                 assert_eq!(r, if ev.is_null() || v.is_none() { 1 } else { 0 });
             }
