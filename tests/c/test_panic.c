@@ -297,14 +297,23 @@ static void s_event_set_acl(void)
     expect_json(ev, "\"aclSubject\":\"bob\",\"aclRights\":\"lr\"", "alice");
 }
 
-static void s_event_set_content(void)
+/* A MessageNew that carries messageContent */
+static cmev_event *content_event(void)
 {
-    cmev_event *ev = expunge_event();
+    cmev_event *ev;
+    setup(L.path);
+    config("event_groups", "message");
     config("event_extra_params", "messageContent");
-    cmev_event_free(ev);
     ev = cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_NEW);
+    CHECK(ev != NULL);
     cmev_event_add_uid(ev, 1);
     cmev_event_set_mailbox_uri(ev, "imap://h/INBOX");
+    return ev;
+}
+
+static void s_event_set_content(void)
+{
+    cmev_event *ev = content_event();
     CHECK_EQ_INT(cmev_event_set_content(ev, "first", 5, 0), CMEV_ERROR_PANIC);
     CHECK(!cmev_event_has(ev, CMEV_PARAM_MESSAGE_CONTENT));
     CHECK_EQ_INT(cmev_event_set_content(ev, "second", 6, 0), 0);
@@ -314,12 +323,7 @@ static void s_event_set_content(void)
 static void s_event_content_wanted(void)
 {
     size_t wanted = 0, mb = 1u << 20;
-    cmev_event *ev;
-    setup(L.path);
-    config("event_groups", "message");
-    config("event_extra_params", "messageContent");
-    ev = cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_NEW);
-    CHECK(ev != NULL);
+    cmev_event *ev = content_event();
     /* fails safe: the whole message, so no content is lost */
     CHECK(cmev_event_content_wanted(ev, mb, 100, &wanted));
     CHECK_EQ_INT(wanted, mb);
