@@ -528,10 +528,12 @@ int cmev_event_set_acl(cmev_event *ev, const char *subject, const char *rights);
 int cmev_event_set_mailbox_uri(cmev_event *ev, const char *uri);
 
 /**
- * Fill messageContent from the whole message (`size` bytes, of which the
- * first `header_size` are the header), per event_content_inclusion_mode and
- * event_content_size. Does nothing when the event does not carry
- * messageContent. The bytes are copied.
+ * Fill messageContent from the message (`size` bytes, of which the first
+ * `header_size` are the header), per event_content_inclusion_mode and
+ * event_content_size: the whole message, or just the first bytes that
+ * `cmev_event_content_wanted` asks for. Does nothing when the event does
+ * not carry messageContent. The bytes are copied, as much as the event's
+ * transport can carry.
  */
 int cmev_event_set_content(cmev_event *ev, const char *message, size_t size, size_t header_size);
 

@@ -302,7 +302,8 @@ pub fn set_mailbox_uri(ev: &mut Event, uri: &[u8]) {
 }
 
 /// messageContent per event_content_inclusion_mode and event_content_size.
-/// `message` is the whole message, its first `header_size` bytes the header.
+/// `message` is the whole message, or as much of it as `content_wanted`
+/// asks for; its first `header_size` bytes are the header.
 pub fn set_content(ev: &mut Event, message: &[u8], header_size: usize) {
     if let Some((start, len)) = content_range(ev, message.len(), header_size) {
         ev.body

@@ -453,10 +453,12 @@ pub extern "C" fn cmev_event_set_mailbox_uri(ev: *mut Event, uri: *const c_char)
     })
 }
 
-/// Fill messageContent from the whole message (`size` bytes, of which the
-/// first `header_size` are the header), per event_content_inclusion_mode and
-/// event_content_size. Does nothing when the event does not carry
-/// messageContent. The bytes are copied.
+/// Fill messageContent from the message (`size` bytes, of which the first
+/// `header_size` are the header), per event_content_inclusion_mode and
+/// event_content_size: the whole message, or just the first bytes that
+/// `cmev_event_content_wanted` asks for. Does nothing when the event does
+/// not carry messageContent. The bytes are copied, as much as the event's
+/// transport can carry.
 #[no_mangle]
 pub extern "C" fn cmev_event_set_content(
     ev: *mut Event,
