@@ -7,6 +7,9 @@ use crate::frame::DATAGRAM_MAX;
 use std::fmt;
 use std::time::Duration;
 
+/// The notifysocket prefix that selects `dlist:` stream connections.
+const DLIST: &str = "dlist:";
+
 /// Groups of `event_groups`, in the bit order of stock's BITFIELD.
 pub const GROUP_NAMES: [&str; 8] = [
     "message",
@@ -310,12 +313,24 @@ impl Config {
         }
     }
 
-    /// Whether events go over `dlist:` stream connections, which carry an
-    /// event whole, rather than as datagrams.
+    /// Where events go: the socket path without its `dlist:` prefix, and
+    /// whether it had one (stream connections, not datagrams), as stock's
+    /// notify() decides on the path it would use.
+    pub fn target(&self) -> (String, bool) {
+        let p = self.socket_path();
+        match p.strip_prefix(DLIST) {
+            Some(rest) => (rest.to_owned(), true),
+            None => (p, false),
+        }
+    }
+
+    /// `target().1` without building the path: whether events go over
+    /// `dlist:` stream connections, which carry an event whole.
     pub fn is_dlist(&self) -> bool {
-        self.notifysocket
-            .as_deref()
-            .is_some_and(|p| p.starts_with("dlist:"))
+        match &self.notifysocket {
+            Some(p) => p.starts_with(DLIST),
+            None => self.configdirectory.starts_with(DLIST),
+        }
     }
 
     /// Set one option. On an invalid value the option is reset to its
@@ -620,7 +635,27 @@ mod tests {
         assert!(c.notifier.is_none());
         c.set("configdirectory", "/tmp/x").unwrap();
         assert_eq!(c.socket_path(), "/tmp/x/socket/notify");
+        assert_eq!(c.target(), ("/tmp/x/socket/notify".into(), false));
         c.set("notifysocket", "dlist:/tmp/n").unwrap();
         assert_eq!(c.socket_path(), "dlist:/tmp/n");
+        assert_eq!(c.target(), ("/tmp/n".into(), true));
+    }
+
+    #[test]
+    fn is_dlist_agrees_with_target() {
+        for (dir, socket) in [
+            ("/tmp/x", None),
+            ("dlist:/tmp/x", None),
+            ("/tmp/x", Some("/tmp/n")),
+            ("dlist:/tmp/x", Some("/tmp/n")),
+            ("/tmp/x", Some("dlist:/tmp/n")),
+        ] {
+            let mut c = Config::default();
+            c.set("configdirectory", dir).unwrap();
+            if let Some(s) = socket {
+                c.set("notifysocket", s).unwrap();
+            }
+            assert_eq!(c.is_dlist(), c.target().1, "{dir} {socket:?}");
+        }
     }
 }

@@ -34,11 +34,7 @@ impl Item {
 
     /// The notifysocket path, and whether it is a `dlist:` listener.
     pub fn target(&self) -> (String, bool) {
-        let p = self.cfg().socket_path();
-        match p.strip_prefix("dlist:") {
-            Some(rest) => (rest.to_owned(), true),
-            None => (p, false),
-        }
+        self.cfg().target()
     }
 
     fn method(&self) -> &str {
