@@ -18,6 +18,7 @@ pub mod log;
 pub mod notify;
 pub mod process;
 pub mod queue;
+pub mod ring;
 pub mod rules;
 pub mod seqset;
 pub mod timestamp;

@@ -1,4 +1,4 @@
-//! The delivery queue: a bounded lock-free ring (crossbeam's ArrayQueue)
+//! The delivery queue: a bounded lock-free queue (`ring`)
 //! between the threads calling `notify` and one sender thread per process.
 //!
 //! The caller's side is a push and, only when the sender sleeps, one futex
@@ -13,7 +13,7 @@ use crate::counters::{bump, Counter, COUNTERS};
 use crate::deliver::{classify, drop_send_error, Attempt, Item, Wire};
 use crate::event::Body;
 use crate::log;
-use crossbeam_queue::ArrayQueue;
+use crate::ring::Ring;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::ptr;
@@ -72,12 +72,12 @@ const NAPPING: u8 = 1;
 const ASLEEP: u8 = 2;
 
 pub struct Engine {
-    ring: ArrayQueue<Item>,
+    ring: Ring<Item>,
     /// Emptied bodies for new events, given back by freed events.
-    bodies: ArrayQueue<Body>,
+    bodies: Ring<Body>,
     /// Emptied boxes of sent events, for the next events to travel in: the
     /// ring holds a pointer per event, not the event.
-    boxes: ArrayQueue<Box<Body>>,
+    boxes: Ring<Box<Body>>,
     /// Events accepted and neither sent nor dropped yet.
     outstanding: AtomicUsize,
     state: AtomicU8,
@@ -100,9 +100,9 @@ fn engine(cfg: &Config) -> &'static Engine {
     }
     crate::process::install_hooks();
     let fresh = Box::into_raw(Box::new(Engine {
-        ring: ArrayQueue::new(cfg.queue_size.max(1)),
-        bodies: ArrayQueue::new(BODIES_KEPT),
-        boxes: ArrayQueue::new(BODIES_KEPT),
+        ring: Ring::new(cfg.queue_size),
+        bodies: Ring::new(BODIES_KEPT),
+        boxes: Ring::new(BODIES_KEPT),
         outstanding: AtomicUsize::new(0),
         state: AtomicU8::new(AWAKE),
         started: AtomicBool::new(false),
@@ -168,9 +168,10 @@ pub fn push(item: Item) {
     e.outstanding.fetch_add(1, Ordering::AcqRel);
     let accepted = match policy {
         Overflow::DropOldest => {
-            if e.ring.force_push(item).is_some() {
-                e.finished(1);
-                bump(Counter::DroppedOverflow);
+            let dropped = e.ring.force_push(item);
+            if dropped > 0 {
+                e.finished(dropped);
+                COUNTERS.add(Counter::DroppedOverflow, dropped as u64);
             }
             true
         }
@@ -545,9 +546,9 @@ mod tests {
         cfg.set("event_queue_max_age", "1").unwrap();
         let cfg = Arc::new(cfg);
         let e = Engine {
-            ring: ArrayQueue::new(4),
-            bodies: ArrayQueue::new(1),
-            boxes: ArrayQueue::new(1),
+            ring: Ring::new(4),
+            bodies: Ring::new(1),
+            boxes: Ring::new(1),
             outstanding: AtomicUsize::new(2),
             state: AtomicU8::new(AWAKE),
             started: AtomicBool::new(false),

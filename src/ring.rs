@@ -1,0 +1,163 @@
+//! A bounded lock-free queue whose memory follows what it holds.
+//!
+//! Every imapd and lmtpd process has a queue of `event_queue_size` (16,384)
+//! slots, sized for a listener that is away for seconds, and most of them
+//! never hold more than a command's few events. A ring allocated whole
+//! (crossbeam's `ArrayQueue`) writes every slot when made: 1.2 MB of RSS in
+//! each process from its first event on, and 0.6-1.1 ms for that event.
+//! This one is crossbeam's `SegQueue` (blocks of 31 slots, allocated as it
+//! fills and freed as it drains) with the bound checked on push.
+
+use crossbeam_queue::SegQueue;
+
+pub struct Ring<T> {
+    items: SegQueue<T>,
+    cap: usize,
+}
+
+impl<T> Ring<T> {
+    pub fn new(cap: usize) -> Ring<T> {
+        Ring {
+            items: SegQueue::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Append unless full; a full ring hands the value back. Callers that
+    /// push at the same moment may each find room for one more: the bound
+    /// can be passed by their number less one, never more.
+    pub fn push(&self, value: T) -> Result<(), T> {
+        if self.items.len() >= self.cap {
+            return Err(value);
+        }
+        self.items.push(value);
+        Ok(())
+    }
+
+    /// Append, first dropping the oldest values while the ring is full;
+    /// returns how many were dropped.
+    pub fn force_push(&self, value: T) -> usize {
+        let mut dropped = 0;
+        while self.items.len() >= self.cap && self.items.pop().is_some() {
+            dropped += 1;
+        }
+        self.items.push(value);
+        dropped
+    }
+
+    pub fn pop(&self) -> Option<T> {
+        self.items.pop()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.cap
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn first_in_first_out_up_to_the_bound() {
+        let r = Ring::new(40);
+        assert!(r.is_empty() && !r.is_full() && r.capacity() == 40);
+        for i in 0..40 {
+            r.push(i).unwrap();
+        }
+        assert!(r.is_full());
+        assert_eq!(r.push(40), Err(40));
+        assert_eq!(r.len(), 40);
+        for i in 0..40 {
+            assert_eq!(r.pop(), Some(i));
+        }
+        assert_eq!(r.pop(), None);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn force_push_drops_the_oldest() {
+        let r = Ring::new(3);
+        for i in 0..3 {
+            assert_eq!(r.force_push(i), 0);
+        }
+        assert_eq!(r.force_push(3), 1);
+        assert_eq!(r.force_push(4), 1);
+        assert_eq!(
+            (r.pop(), r.pop(), r.pop(), r.pop()),
+            (Some(2), Some(3), Some(4), None)
+        );
+    }
+
+    #[test]
+    fn a_zero_bound_holds_one() {
+        let r = Ring::new(0);
+        r.push('a').unwrap();
+        assert_eq!(r.push('b'), Err('b'));
+    }
+
+    /// Values dropped with the ring (never popped) are dropped once.
+    #[test]
+    fn drops_what_it_still_holds() {
+        let v = Arc::new(());
+        let r = Ring::new(100);
+        for _ in 0..70 {
+            r.push(Arc::clone(&v)).unwrap();
+        }
+        r.pop();
+        drop(r);
+        assert_eq!(Arc::strong_count(&v), 1);
+    }
+
+    /// Two producers and a consumer: everything pushed is popped once, in
+    /// each producer's order, and the ring never held more than its bound
+    /// plus one (two pushers).
+    #[test]
+    fn concurrent_producers_keep_order_and_bound() {
+        const N: u32 = 50_000;
+        let r = Arc::new(Ring::new(64));
+        let producers: Vec<_> = (0..2u32)
+            .map(|p| {
+                let r = Arc::clone(&r);
+                std::thread::spawn(move || {
+                    for i in 0..N {
+                        let mut v = (p, i);
+                        while let Err(back) = r.push(v) {
+                            v = back;
+                            std::thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut next = [0u32; 2];
+        let mut most = 0;
+        while next != [N, N] {
+            most = most.max(r.len());
+            match r.pop() {
+                Some((p, i)) => {
+                    assert_eq!(i, next[p as usize]);
+                    next[p as usize] += 1;
+                }
+                None => std::thread::yield_now(),
+            }
+        }
+        for p in producers {
+            p.join().unwrap();
+        }
+        assert!(most <= 65, "held {most}");
+    }
+}
