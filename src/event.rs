@@ -766,6 +766,8 @@ impl Body {
             + self.values.capacity() * std::mem::size_of::<Value>()
             + (self.list.capacity() + self.msgids.capacity() + self.flags.capacity())
                 * std::mem::size_of::<Span>()
+            + self.uids.capacity_bytes()
+            + self.old_uids.capacity_bytes()
     }
 }
 

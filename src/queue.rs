@@ -62,9 +62,13 @@ const EXPIRY_EVERY: Duration = Duration::from_millis(10);
 /// Emptied event bodies kept for reuse: enough for a burst of a few
 /// batches, so that building an event allocates nothing in steady state.
 const BODIES_KEPT: usize = 256;
-/// Bodies or datagram buffers grown beyond this (a large messageContent)
-/// are freed rather than kept.
-const KEEP_MAX_BYTES: usize = 64 * 1024;
+/// Bodies or datagram buffers grown beyond this are freed rather than
+/// kept: room for a typical event of the `all` profile (jmapEmail, body
+/// structure and a small message's content), while the pools together hold
+/// at most 9 MB. At 64 KB, 300 events with 30 KB of content each, queued
+/// while the listener was away, left the pools holding 10 MB for the rest
+/// of the process's life (`test_delivery`).
+const KEEP_MAX_BYTES: usize = 16 * 1024;
 
 /// What the sender is doing, for callers deciding whether to wake it.
 const AWAKE: u8 = 0;
@@ -87,6 +91,22 @@ pub struct Engine {
     space_waiters: AtomicUsize,
 }
 
+impl Engine {
+    fn new(queue_size: usize, bodies_kept: usize) -> Engine {
+        Engine {
+            ring: Ring::new(queue_size),
+            bodies: Ring::new(bodies_kept),
+            boxes: Ring::new(bodies_kept),
+            outstanding: AtomicUsize::new(0),
+            state: AtomicU8::new(AWAKE),
+            started: AtomicBool::new(false),
+            sender: OnceLock::new(),
+            space: (Mutex::new(()), Condvar::new()),
+            space_waiters: AtomicUsize::new(0),
+        }
+    }
+}
+
 /// The process's engine, made on the first queued event. A forked child
 /// forgets its parent's (without touching it: a thread of the parent may
 /// have been halfway through a push) and makes its own on demand.
@@ -99,17 +119,7 @@ fn engine(cfg: &Config) -> &'static Engine {
         return unsafe { &*e };
     }
     crate::process::install_hooks();
-    let fresh = Box::into_raw(Box::new(Engine {
-        ring: Ring::new(cfg.queue_size),
-        bodies: Ring::new(BODIES_KEPT),
-        boxes: Ring::new(BODIES_KEPT),
-        outstanding: AtomicUsize::new(0),
-        state: AtomicU8::new(AWAKE),
-        started: AtomicBool::new(false),
-        sender: OnceLock::new(),
-        space: (Mutex::new(()), Condvar::new()),
-        space_waiters: AtomicUsize::new(0),
-    }));
+    let fresh = Box::into_raw(Box::new(Engine::new(cfg.queue_size, BODIES_KEPT)));
     match ENGINE.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
         // SAFETY: just published; leaked for the life of the process.
         Ok(_) => unsafe { &*fresh },
@@ -540,22 +550,29 @@ mod tests {
         assert_eq!(classify(&e(libc::EACCES)), None);
     }
 
+    /// Only bodies of a typical size are kept; the UIDs a body grew to
+    /// hold count as much as its text.
+    #[test]
+    fn only_typical_bodies_are_kept() {
+        let mut b = Body::default();
+        b.text.reserve(KEEP_MAX_BYTES / 2);
+        assert!(emptied(&mut b));
+        b.text.reserve(KEEP_MAX_BYTES + 1);
+        assert!(!emptied(&mut b));
+        let mut b = Body::default();
+        for uid in (1..10_000).step_by(2) {
+            b.uids.add(uid);
+        }
+        assert!(!emptied(&mut b));
+    }
+
     #[test]
     fn expiry_drops_only_old_items() {
         let mut cfg = Config::default();
         cfg.set("event_queue_max_age", "1").unwrap();
         let cfg = Arc::new(cfg);
-        let e = Engine {
-            ring: Ring::new(4),
-            bodies: Ring::new(1),
-            boxes: Ring::new(1),
-            outstanding: AtomicUsize::new(2),
-            state: AtomicU8::new(AWAKE),
-            started: AtomicBool::new(false),
-            sender: OnceLock::new(),
-            space: (Mutex::new(()), Condvar::new()),
-            space_waiters: AtomicUsize::new(0),
-        };
+        let e = Engine::new(4, 1);
+        e.outstanding.store(2, Ordering::Relaxed);
         let item = || {
             Item::new(Outgoing {
                 kind: EventType::MailboxCreate,

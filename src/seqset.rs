@@ -41,6 +41,11 @@ impl SeqSet {
         self.ranges.clear();
     }
 
+    /// Memory held, for deciding whether a cleared set is worth keeping.
+    pub fn capacity_bytes(&self) -> usize {
+        self.ranges.capacity() * std::mem::size_of::<(u32, u32)>()
+    }
+
     /// Append the sequence-set string (nothing when empty). `u32::MAX`
     /// prints as `*`.
     pub fn write_imap(&self, s: &mut String) {
