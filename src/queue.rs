@@ -80,7 +80,7 @@ pub struct Engine {
     /// Emptied bodies for new events, given back by freed events.
     bodies: Ring<Body>,
     /// Emptied boxes of sent events, for the next events to travel in: the
-    /// ring holds a pointer per event, not the event.
+    /// ring holds each event's 256-byte body by pointer, in a 64-byte item.
     boxes: Ring<Box<Body>>,
     /// Events accepted and neither sent nor dropped yet.
     outstanding: AtomicUsize,
