@@ -102,6 +102,24 @@ static inline cmev_event *mailbox_event(const char *uri)
     return ev;
 }
 
+/* The message group with messageContent, sending to `dest`. */
+static inline void setup_content(const char *dest)
+{
+    setup(dest);
+    config("event_groups", "message");
+    config("event_extra_params", "messageContent");
+}
+
+/* A MessageNew for UID `uid` of INBOX, its content not set yet. */
+static inline cmev_event *message_event(uint32_t uid)
+{
+    cmev_event *ev = cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_NEW);
+    CHECK(ev != NULL);
+    cmev_event_add_uid(ev, uid);
+    cmev_event_set_mailbox_uri(ev, "imap://h/INBOX");
+    return ev;
+}
+
 static inline uint64_t dropped_total(const cmev_counters *c)
 {
     return c->values[CMEV_COUNTER_DROPPED_OVERFLOW] + c->values[CMEV_COUNTER_DROPPED_EXPIRED]

@@ -533,16 +533,11 @@ static void large_events_are_not_kept(void)
     struct rx *r;
     long before, kept;
     int i;
-    setup(path);
-    config("event_groups", "message");
-    config("event_extra_params", "messageContent");
-    config("event_content_size", "0");
+    setup_content(path);
     memset(content, 'a', sizeof(content));
     before = rss_anon_kb();
     for (i = 0; i < 300; i++) {
-        cmev_event *ev = cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_NEW);
-        cmev_event_add_uid(ev, (uint32_t)i + 1);
-        cmev_event_set_string(ev, CMEV_PARAM_URI, "imap://h/user/a;UIDVALIDITY=1");
+        cmev_event *ev = message_event((uint32_t)i + 1);
         CHECK_EQ_INT(cmev_event_set_content(ev, content, sizeof(content), 100), 0);
         cmev_notify(&ev, 1);
         cmev_event_free(ev);

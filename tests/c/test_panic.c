@@ -300,15 +300,8 @@ static void s_event_set_acl(void)
 /* A MessageNew that carries messageContent */
 static cmev_event *content_event(void)
 {
-    cmev_event *ev;
-    setup(L.path);
-    config("event_groups", "message");
-    config("event_extra_params", "messageContent");
-    ev = cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_NEW);
-    CHECK(ev != NULL);
-    cmev_event_add_uid(ev, 1);
-    cmev_event_set_mailbox_uri(ev, "imap://h/INBOX");
-    return ev;
+    setup_content(L.path);
+    return message_event(1);
 }
 
 static void s_event_set_content(void)
