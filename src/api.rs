@@ -142,7 +142,7 @@ pub fn event_new(kind: EventType) -> Option<Box<Event>> {
 }
 
 /// Free an event; its buffers serve the next one.
-pub fn event_free(ev: Box<Event>) {
+pub fn event_free(ev: Event) {
     crate::queue::give_body(ev.body);
 }
 
@@ -445,10 +445,10 @@ mod tests {
         Arc::new(c)
     }
 
-    fn outgoing(cfg: &Arc<Config>, body: Body) -> Outgoing {
+    fn outgoing(cfg: &Arc<Config>, body: Box<Body>) -> Outgoing {
         Outgoing {
             kind: EventType::MessageNew,
-            body: Box::new(body),
+            body,
             cfg: Arc::clone(cfg),
             send: true,
             missing: Vec::new(),
@@ -476,7 +476,7 @@ mod tests {
             }
             let mut ev = Event::new(EventType::MessageNew, Arc::clone(&cfg));
             set_content(&mut ev, &msg, header.len());
-            let mut whole = Body::default();
+            let mut whole = Box::<Body>::default();
             whole.set_lossy(Param::MessageContent, &msg);
             for max in [DATAGRAM_MAX, DATAGRAM_MAX - 3, 21_267, 4096] {
                 let kept = fit_datagram("log", &outgoing(&cfg, ev.body.clone()), max, Vec::new());

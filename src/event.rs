@@ -811,7 +811,7 @@ pub struct Event {
     pub kind: EventType,
     /// The configuration in force when the event was created.
     pub cfg: std::sync::Arc<crate::config::Config>,
-    pub body: Body,
+    pub body: Box<Body>,
     /// UIDs moved into the uri of a MessageNew/MessageAppend; they still count
     /// for the "modseq only with exactly one message" rule.
     pub uids_in_uri: u64,
@@ -820,14 +820,14 @@ pub struct Event {
 
 impl Event {
     pub fn new(kind: EventType, cfg: std::sync::Arc<crate::config::Config>) -> Event {
-        Event::with_body(kind, cfg, Body::default())
+        Event::with_body(kind, cfg, Box::default())
     }
 
     /// An event reusing an emptied body's buffers.
     pub fn with_body(
         kind: EventType,
         cfg: std::sync::Arc<crate::config::Config>,
-        body: Body,
+        body: Box<Body>,
     ) -> Event {
         Event {
             kind,

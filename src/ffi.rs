@@ -198,7 +198,7 @@ pub unsafe extern "C" fn cmev_event_free(ev: *mut Event) {
     guard("cmev_event_free", (), || {
         if !ev.is_null() {
             // SAFETY: ownership returns from the caller (contract above).
-            api::event_free(unsafe { Box::from_raw(ev) });
+            api::event_free(*unsafe { Box::from_raw(ev) });
         }
     })
 }

@@ -168,7 +168,7 @@ fn finish(ev: &mut Event, kind: EventType, last: bool) -> Outgoing {
     let body = if last {
         crate::queue::boxed(&mut ev.body)
     } else {
-        Box::new(ev.body.clone())
+        ev.body.clone()
     };
     body.note_size();
     Outgoing {

@@ -77,10 +77,16 @@ const ASLEEP: u8 = 2;
 
 pub struct Engine {
     ring: Ring<Item>,
-    /// Emptied bodies for new events, given back by freed events.
-    bodies: Ring<Body>,
-    /// Emptied boxes of sent events, for the next events to travel in: the
-    /// ring holds each event's 256-byte body by pointer, in a 64-byte item.
+    /// Emptied bodies of freed events, for new events: on the callers'
+    /// side, so a new event mostly gets the one just freed, warm in this
+    /// core's cache. Boxed, so that taking and keeping one moves a pointer:
+    /// kept by value, each 256-byte body was copied in and out of the
+    /// pool's slots, and the pool allocated an 8 KB block every 31 events.
+    bodies: Ring<Box<Body>>,
+    /// Emptied bodies of sent events, left to the events that hand theirs
+    /// to the ring. One pool for both made new events take bodies last
+    /// written by the sender's core (throughput bench: 64 % of the limit
+    /// against 66-67 %).
     boxes: Ring<Box<Body>>,
     /// Events accepted and neither sent nor dropped yet.
     outstanding: AtomicUsize,
@@ -137,10 +143,10 @@ fn current() -> Option<&'static Engine> {
 }
 
 /// An empty body for a new event: a reused one when the sender has some.
-pub fn take_body() -> Body {
+pub fn take_body() -> Box<Body> {
     current()
         .and_then(|e| e.bodies.pop())
-        .unwrap_or_else(Body::sized_like_recent)
+        .unwrap_or_else(|| Box::new(Body::sized_like_recent()))
 }
 
 /// Empty a body for reuse; false if it grew too large to keep.
@@ -150,19 +156,18 @@ fn emptied(body: &mut Body) -> bool {
 }
 
 /// Keep a freed event's body, emptied, for the next event.
-pub fn give_body(mut body: Body) {
+pub fn give_body(mut body: Box<Body>) {
     if let Some(e) = current().filter(|_| emptied(&mut body)) {
         let _ = e.bodies.push(body);
     }
 }
 
-/// Move an event's contents into a box to travel in the ring. The event is
-/// left with the emptied buffers that came in the box, and gives them back
-/// when it is freed: in the steady state nothing is allocated.
-pub fn boxed(body: &mut Body) -> Box<Body> {
-    let mut b = current().and_then(|e| e.boxes.pop()).unwrap_or_default();
-    std::mem::swap(&mut *b, body);
-    b
+/// Take an event's body to travel in the ring. The event is left with an
+/// emptied one, which it gives back when it is freed: in the steady state
+/// nothing is allocated.
+pub fn boxed(body: &mut Box<Body>) -> Box<Body> {
+    let emptied = current().and_then(|e| e.boxes.pop()).unwrap_or_default();
+    std::mem::replace(body, emptied)
 }
 
 /// In a forked child: the parent's queued events stay the parent's to send.
