@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CFLAGS=(-std=c11 -O2 -g -Wall -Wextra -Werror -Iinclude -pthread)
-# `run.sh check` (make check): the programs still compile, nothing is run.
+# `run.sh check` (make check): the programs still compile (the scripts parse), nothing is run.
 if [ "${1:-}" = check ]; then
     for f in benches/*.c; do gcc "${CFLAGS[@]}" -fsyntax-only "$f"; done
+    python3 -c 'import ast, sys; [ast.parse(open(f).read(), f) for f in sys.argv[1:]]' benches/*.py
     exit 0
 fi
 OUT=build/bench
@@ -35,6 +36,8 @@ cargo build --release -q
 python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
 echo "bench: real Cyrus at a low rate (STOREs 30 ms apart)"
 python3 benches/lowrate.py "$OUT/lowrate.md" "${BENCH_LOWRATE:-200}"
+echo "bench: real Cyrus without the sender thread (event_delivery: sync)"
+python3 benches/syncmode.py "$OUT/syncmode.md" "${BENCH_SYNCMODE:-1000}"
 echo "bench: what an idle thread costs stock's lmtpd and imapd"
 python3 benches/threadtax.py "$OUT/threadtax.md" "$OUT/idlethread.so"
 
@@ -53,6 +56,8 @@ python3 benches/threadtax.py "$OUT/threadtax.md" "$OUT/idlethread.so"
     cat "$OUT/realcyrus.md"
     echo
     cat "$OUT/lowrate.md"
+    echo
+    cat "$OUT/syncmode.md"
     echo
     cat "$OUT/threadtax.md"
     echo
