@@ -282,16 +282,22 @@ def report(rounds, n, chunks):
     return "\n".join(lines) + "\n"
 
 
+def interleave(targets, n, chunks, label):
+    """n LMTP deliveries and then n single-message STOREs to each target, in
+    chunks of n/chunks, each chunk going to all targets in turn (rotated)."""
+    raw = message(1, "bench", msgid=False)
+    for work in ("lmtp", "store"):
+        for c in range(chunks):
+            k = c % len(targets)
+            for x in targets[k:] + targets[:k]:
+                x.deliver(n // chunks, raw) if work == "lmtp" else x.store(n // chunks)
+        print(f"{label}, {work} done", flush=True)
+
+
 def run_round(n, chunks, label):
     """Six new sandboxes, their chunks interleaved; returns the finished Targets."""
     with started("cmev-realcyrus-", six) as (_, targets):
-        raw = message(1, "bench", msgid=False)
-        for work in ("lmtp", "store"):
-            for c in range(chunks):
-                k = c % len(targets)
-                for x in targets[k:] + targets[:k]:
-                    x.deliver(n // chunks, raw) if work == "lmtp" else x.store(n // chunks)
-            print(f"realcyrus: {label}, {work} done", flush=True)
+        interleave(targets, n, chunks, f"realcyrus: {label}")
         for x in targets:
             x.finish()
         return targets

@@ -21,7 +21,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import realcyrus as rc  # noqa: E402
-from e2elib import message  # noqa: E402
 
 KINDS = (("stock", "off"), ("stock", "default"), ("patched", "off"), ("patched", "default"), ("patched", "sync"))
 
@@ -43,13 +42,7 @@ def run_round(n, chunks, label):
     """Per work: {(build, profile): (overhead per chunk in µs, sender CPU per chunk in µs)}"""
     per = n // chunks
     with rc.started("cmev-syncmode-", five) as (_, targets):
-        raw = message(1, "bench", msgid=False)
-        for work in ("lmtp", "store"):
-            for c in range(chunks):
-                k = c % len(targets)
-                for x in targets[k:] + targets[:k]:
-                    x.deliver(per, raw) if work == "lmtp" else x.store(per)
-        print(f"syncmode: {label} done", flush=True)
+        rc.interleave(targets, n, chunks, f"syncmode: {label}")
         t = {(x.build, x.profile): x for x in targets}
 
         def us(key, work, i):

@@ -22,7 +22,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import realcyrus as rc  # noqa: E402
-from e2elib import message  # noqa: E402
 
 VARIANTS = (("none", "no other thread"), ("none", "the same again (control)"),
             ("shared", "an idle thread sharing the file table"),
@@ -61,13 +60,7 @@ def main():
     chunks = int(sys.argv[4]) if len(sys.argv) > 4 else 200
     per = n // chunks
     with sandboxes([mode for mode, _ in VARIANTS], preload, "cmev-threadtax-") as (_, targets):
-        raw = message(1, "bench", msgid=False)
-        for work in ("lmtp", "store"):
-            for c in range(chunks):
-                k = c % len(targets)
-                for x in targets[k:] + targets[:k]:
-                    x.deliver(per, raw) if work == "lmtp" else x.store(per)
-            print(f"threadtax: {work} done", flush=True)
+        rc.interleave(targets, n, chunks, "threadtax")
         seen = [(threads(x.lmtpd), threads(x.imapd)) for x in targets]
         want = [(1, 1), (1, 1), (2, 2), (2, 2)]
         if seen != want:
