@@ -39,7 +39,7 @@ def five(tmp):
 
 
 def run_round(n, chunks, label):
-    """Per work: {(build, profile): (overhead per chunk in µs, sender CPU per chunk in µs)}"""
+    """{(work, build, profile): (overhead per chunk, sender CPU per chunk)}, in µs per message"""
     per = n // chunks
     with rc.started("cmev-syncmode-", five) as (_, targets):
         rc.interleave(targets, n, chunks, f"syncmode: {label}")
@@ -64,6 +64,9 @@ def main():
     chunks = int(sys.argv[3]) if len(sys.argv) > 3 else 50
     nrounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
     rounds = [run_round(n, chunks, f"round {r + 1}/{nrounds}") for r in range(nrounds)]
+
+    if any(v for r in rounds for work in ("lmtp", "store") for v in r[(work, "patched", "sync")][1]):
+        sys.exit("syncmode: the sync sandbox ran a sender thread (event_delivery: sync not in effect?)")
 
     def med(work, build, prof):
         return [statistics.median(r[(work, build, prof)][0]) for r in rounds]
