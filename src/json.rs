@@ -29,30 +29,70 @@ pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !ESCAPED[b as usize] {
-            continue;
-        }
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            _ => "",
-        };
+    let mut i = next_escaped(bytes, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        // Only ASCII bytes are escaped, so `start` and `i` fall between
+        // characters.
         out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            let _ = write!(out, "\\u{:04X}", b);
-        } else {
-            out.push_str(esc);
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            _ => {
+                let _ = write!(out, "\\u{:04X}", b);
+            }
         }
         start = i + 1;
+        i = next_escaped(bytes, start);
     }
     out.push_str(&s[start..]);
     out.push('"');
+}
+
+/// Where the next byte from `from` on that needs escaping is, or the length.
+fn next_escaped(bytes: &[u8], from: usize) -> usize {
+    // SAFETY: SSE2 is part of the x86_64 baseline.
+    #[cfg(target_arch = "x86_64")]
+    let from = unsafe { skip_plain(bytes, from) };
+    bytes[from..]
+        .iter()
+        .position(|&b| ESCAPED[b as usize])
+        .map_or(bytes.len(), |k| from + k)
+}
+
+/// From `i` on, sixteen bytes at a time: where the first byte to escape is,
+/// or where fewer than sixteen are left. Strings are mostly plain, and byte
+/// by byte this scan was an eighth of the sender's time in the throughput
+/// bench.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn skip_plain(bytes: &[u8], mut i: usize) -> usize {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    let quote = _mm_set1_epi8(b'"' as i8);
+    let backslash = _mm_set1_epi8(b'\\' as i8);
+    let control = _mm_set1_epi8(0x1f);
+    while i + 16 <= bytes.len() {
+        // SAFETY: the 16 bytes at `i` are within `bytes`; the load needs no
+        // alignment.
+        let v = unsafe { _mm_loadu_si128(bytes.as_ptr().add(i).cast::<__m128i>()) };
+        // A byte is below 0x20 when its unsigned max with 0x1f is 0x1f.
+        let below = _mm_cmpeq_epi8(_mm_max_epu8(v, control), control);
+        let special = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
+        let mask = _mm_movemask_epi8(_mm_or_si128(below, special)) as u32;
+        if mask != 0 {
+            return i + mask.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    i
 }
 
 /// Bytes as a string: invalid UTF-8 becomes U+FFFD, so the key stays.
@@ -407,7 +447,8 @@ mod tests {
 
     #[test]
     fn every_character_is_escaped_as_the_table_says_wherever_it_stands() {
-        let plain = "abcdefghijklmnopqrstuvw\u{e9}xyz";
+        // Long enough for two 16-byte steps of the scan and a tail.
+        let plain = "abcdefghijklmnopqrstuvw\u{e9}xyz0123456789ABCDEFGHIJ";
         for c in (0u8..0x80).map(char::from).chain(['\u{e9}', '\u{20ac}']) {
             for at in (0..=plain.len()).filter(|&at| plain.is_char_boundary(at)) {
                 let text = format!("{}{c}{}", &plain[..at], &plain[at..]);
