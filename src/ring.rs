@@ -27,7 +27,7 @@ impl<T> Ring<T> {
     /// push at the same moment may each find room for one more: the bound
     /// can be passed by their number less one, never more.
     pub fn push(&self, value: T) -> Result<(), T> {
-        if self.items.len() >= self.cap {
+        if self.is_full() {
             return Err(value);
         }
         self.items.push(value);
@@ -38,7 +38,7 @@ impl<T> Ring<T> {
     /// returns how many were dropped.
     pub fn force_push(&self, value: T) -> usize {
         let mut dropped = 0;
-        while self.items.len() >= self.cap && self.items.pop().is_some() {
+        while self.is_full() && self.items.pop().is_some() {
             dropped += 1;
         }
         self.items.push(value);
