@@ -38,7 +38,7 @@ def main():
         t = {(x.build, x.profile): x for x in targets}
 
         def us(build, prof, i):
-            return [r[i] * 1e6 for r in t[(build, prof)].runs["store"]]
+            return t[(build, prof)].per_message("store", i)
 
         lines = [f"### Real Cyrus at a low rate: {n} single-message STOREs, one every {gap * 1000:.0f} ms\n",
                  "Six sandboxes side by side, the commands interleaved one by one. Per command: the serving "
@@ -49,7 +49,7 @@ def main():
                  "| of which patched's sender | patched / stock (medians) |",
                  "|---|---|---|---|---|---|---|"]
         for prof in ("default", "all"):
-            over = {b: [on - off for on, off in zip(us(b, prof, 1), us(b, "off", 1))] for b in rc.BUILDS}
+            over = {b: t[(b, prof)].overhead(t[(b, "off")], "store") for b in rc.BUILDS}
             so, po = statistics.median(over["stock"]), statistics.median(over["patched"])
             lines.append(f"| {prof} | {statistics.median(us('stock', prof, 1)):.0f} | "
                          f"{statistics.median(us('patched', prof, 1)):.0f} | {rc.stat(over['stock'])} | "

@@ -176,6 +176,15 @@ class Target:
         self.lmtp.ehlo_or_helo_if_needed()
         self.lmtpd = serving(self.master, "lmtpd", self.lmtp.noop)
 
+    def per_message(self, work, i, per=1):
+        """Chunk by chunk, in µs per message: i = 0 wall time, 1 the process's
+        CPU, 2 its sender thread's CPU."""
+        return [r[i] * 1e6 / per for r in self.runs[work]]
+
+    def overhead(self, off, work, per=1):
+        """CPU µs per message above `off` (events off), chunk by chunk."""
+        return [on - o for on, o in zip(self.per_message(work, 1, per), off.per_message(work, 1, per))]
+
     def timed(self, work, pid, fn):
         c0, t0 = cpu_ns(pid), time.monotonic()
         fn()
@@ -228,12 +237,8 @@ def report(rounds, n, chunks):
     per = n // chunks
     ts = [{(x.build, x.profile): x for x in targets} for targets in rounds]
 
-    def us(t, build, prof, work, i):
-        """per message, chunk by chunk: (wall µs, CPU µs, sender CPU µs)"""
-        return [v * 1e6 / per for v in (r[i] for r in t[(build, prof)].runs[work])]
-
     def pooled(build, prof, work, i):
-        return [v for t in ts for v in us(t, build, prof, work, i)]
+        return [v for t in ts for v in t[(build, prof)].per_message(work, i, per)]
 
     lines = [f"### Real Cyrus: {n} LMTP deliveries and {n} single-message STOREs, in {chunks} interleaved chunks, "
              f"{len(rounds)} rounds\n",
@@ -262,12 +267,11 @@ def report(rounds, n, chunks):
 
     for work, name in (("lmtp", "LMTP"), ("store", "STORE")):
         for prof in ("default", "all"):
-            over = {b: [[on - off for on, off in zip(us(t, b, prof, work, 1), us(t, b, "off", work, 1))]
-                        for t in ts] for b in BUILDS}
+            over = {b: [t[(b, prof)].overhead(t[(b, "off")], work, per) for t in ts] for b in BUILDS}
             med = {b: [statistics.median(r) for r in over[b]] for b in BUILDS}
             ratios = [po / so if so > 0 else float("nan") for po, so in zip(med["patched"], med["stock"])]
             every = {b: [v for r in over[b] for v in r] for b in BUILDS}
-            sender = [statistics.median(us(t, "patched", prof, work, 2)) for t in ts]
+            sender = [statistics.median(t[("patched", prof)].per_message(work, 2, per)) for t in ts]
             lines.append(f"| {name}, {prof} | {spread(med['stock'], '{:.1f}')}; {stat(every['stock'])} | "
                          f"{spread(med['patched'], '{:.1f}')}; {stat(every['patched'])} | {spread(sender, '{:.1f}')} | "
                          f"**{spread(ratios, '{:.2f}')}** |")

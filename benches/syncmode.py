@@ -44,18 +44,8 @@ def run_round(n, chunks, label):
     with rc.started("cmev-syncmode-", five) as (_, targets):
         rc.interleave(targets, n, chunks, f"syncmode: {label}")
         t = {(x.build, x.profile): x for x in targets}
-
-        def us(key, work, i):
-            return [r[i] * 1e6 / per for r in t[key].runs[work]]
-
-        out = {}
-        for work in ("lmtp", "store"):
-            for key in KINDS:
-                if key[1] == "off":
-                    continue
-                off = us((key[0], "off"), work, 1)
-                out[(work,) + key] = ([on - o for on, o in zip(us(key, work, 1), off)], us(key, work, 2))
-        return out
+        return {(work,) + key: (t[key].overhead(t[(key[0], "off")], work, per), t[key].per_message(work, 2, per))
+                for work in ("lmtp", "store") for key in KINDS if key[1] != "off"}
 
 
 def main():
