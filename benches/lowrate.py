@@ -14,7 +14,6 @@ usage: lowrate.py RESULTS_MD [N] [GAP_MS]
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import realcyrus as rc  # noqa: E402
@@ -34,7 +33,7 @@ def main():
         for c in range(n):
             k = c % len(targets)
             for x in targets[k:] + targets[:k]:
-                x.timed("store", x.imapd, lambda x=x: (x.store_one(), time.sleep(gap)))
+                x.timed("store", x.imapd, x.store_one, settle=gap)
         t = {(x.build, x.profile): x for x in targets}
 
         def us(build, prof, i):

@@ -46,6 +46,8 @@ CORES = os.cpu_count() or 1
 if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
     os.environ.setdefault("SANDBOX_BASE", "/dev/shm")
 SERVER_CPU = [] if CORES < 2 else ["taskset", "-c", str(CORES - 1)]
+# Two of the sender's 10 ms naps, and room for the send between them.
+SETTLE = 0.04
 
 
 def profile_off(tmp):
@@ -150,12 +152,13 @@ def proc_kb(pid, name, key):
 
 
 class Target:
-    """One running sandbox, its LMTP connection and (later) its IMAP session."""
+    """One running sandbox, its LMTP connection and (later) its IMAP session.
+    env: variables added to the sandbox's environment (a preload, say)."""
 
-    def __init__(self, build, profile, conf_dir):
+    def __init__(self, build, profile, conf_dir, env=None):
         self.build, self.profile = build, profile
         s = subprocess.run(SERVER_CPU + [RUNNER, "up", BUILDS[build], conf_dir], capture_output=True, text=True,
-                           check=True)
+                           check=True, env={**os.environ, **(env or {})})
         self.path = s.stdout.strip().splitlines()[-1]
         try:
             self.connect()
@@ -185,10 +188,17 @@ class Target:
         """CPU µs per message above `off` (events off), chunk by chunk."""
         return [on - o for on, o in zip(self.per_message(work, 1, per), off.per_message(work, 1, per))]
 
-    def timed(self, work, pid, fn):
+    def timed(self, work, pid, fn, settle=None):
+        """Run fn, record its wall time and the process's CPU up to `settle`
+        seconds after it (SETTLE by default)."""
         c0, t0 = cpu_ns(pid), time.monotonic()
         fn()
         wall = time.monotonic() - t0
+        # The chunk's last events are sent after it: the sender naps 10 ms
+        # while events come, sends what the nap found, then naps once more
+        # before it sleeps. That work is the chunk's, so its CPU is read
+        # only once the sender is done (stock has nothing left to do).
+        time.sleep(SETTLE if settle is None else settle)
         c1 = cpu_ns(pid)
         self.runs[work].append((wall, (c1[0] - c0[0]) / 1e9, (c1[1] - c0[1]) / 1e9))
 

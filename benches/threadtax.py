@@ -28,25 +28,13 @@ VARIANTS = (("none", "no other thread"), ("none", "the same again (control)"),
             ("own", "an idle thread with a file table of its own"))
 
 
-def start(mode, preload, conf):
-    env = dict(os.environ)
-    os.environ["LD_PRELOAD"] = preload
-    if mode != "none":
-        os.environ["CMEV_IDLE_THREAD"] = mode
-    try:
-        t = rc.Target("stock", "off", conf)
-    finally:
-        os.environ.clear()
-        os.environ.update(env)
-    return t
-
-
 def sandboxes(modes, preload, prefix):
     """One stock sandbox with events off per mode (see `rc.started`)."""
     def make(tmp):
         conf = rc.profile_off(tmp)
         for mode in modes:
-            yield start(mode, preload, conf)
+            env = {"LD_PRELOAD": preload} | ({} if mode == "none" else {"CMEV_IDLE_THREAD": mode})
+            yield rc.Target("stock", "off", conf, env)
     return rc.started(prefix, make)
 
 
