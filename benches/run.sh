@@ -22,6 +22,7 @@ gcc "${CFLAGS[@]}" -o "$OUT/hotpath" benches/hotpath.c "${OURS[@]}" -ljansson \
 gcc "${CFLAGS[@]}" -o "$OUT/throughput" benches/throughput.c "${OURS[@]}"
 gcc "${CFLAGS[@]}" -o "$OUT/fdtable" benches/fdtable.c "${OURS[@]}"
 gcc "${CFLAGS[@]}" -shared -fPIC -o "$OUT/idlethread.so" benches/idlethread.c
+gcc "${CFLAGS[@]}" -shared -fPIC -o "$OUT/floor.so" benches/floor.c -ldl
 
 echo "bench: hot path (a few minutes)"
 "$OUT/hotpath" "$OUT"
@@ -36,8 +37,8 @@ cargo build --release -q
 python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
 echo "bench: real Cyrus at a low rate (STOREs 30 ms apart)"
 python3 benches/lowrate.py "$OUT/lowrate.md" "${BENCH_LOWRATE:-200}"
-echo "bench: real Cyrus without the sender thread (event_delivery: sync)"
-python3 benches/syncmode.py "$OUT/syncmode.md" "${BENCH_SYNCMODE:-1000}"
+echo "bench: real Cyrus, the event overhead against the floor (no thread, no JSON)"
+python3 benches/floor.py "$OUT/floor.md" "$OUT/floor.so" "${BENCH_FLOOR:-1000}"
 echo "bench: what an idle thread costs stock's lmtpd and imapd"
 python3 benches/threadtax.py "$OUT/threadtax.md" "$OUT/idlethread.so"
 
@@ -57,7 +58,7 @@ python3 benches/threadtax.py "$OUT/threadtax.md" "$OUT/idlethread.so"
     echo
     cat "$OUT/lowrate.md"
     echo
-    cat "$OUT/syncmode.md"
+    cat "$OUT/floor.md"
     echo
     cat "$OUT/threadtax.md"
     echo
