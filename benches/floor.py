@@ -42,6 +42,10 @@ import realcyrus as rc  # noqa: E402
 MODES = {"stock": (("off", b"o"), ("default", b"r")),
          "patched": (("off", b"o"), ("default", b"r"), ("sync", b"y"), ("send", b"s"), ("none", b"n"))}
 WORKS = (("lmtp", "LMTP"), ("store", "STORE"))
+# Where the listener (notifyd's stand-in) runs: with Cyrus on its core, as
+# everything the sandbox starts, or on the client's (when there are two or
+# more cores), as notifyd on a server with cores to spare.
+PLACES = (("with", "listener on Cyrus's core"), ("apart", "listener on a core apart"))
 
 
 def golden_event():
@@ -73,9 +77,17 @@ class Mode(rc.Target):
         self.chunk("store", lambda: self.base.store(n))
 
 
-def sandboxes(preload):
-    """Stock and patched, each told by a control file of its own (see
-    `rc.started`)."""
+def move_listener(target):
+    """The sandbox's listener, all its threads, onto this client's cores."""
+    with open(os.path.join(target.path, "rig", "tap.pid")) as f:
+        pid = int(f.read())
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), os.sched_getaffinity(0))
+
+
+def sandboxes(preload, place):
+    """Stock and patched, each told by a control file of its own, the
+    listener placed (see `rc.started`)."""
     def make(tmp):
         conf = rc.profiles(tmp)["default"]
         # Cyrus's processes run as cyrus and read the control files
@@ -85,15 +97,18 @@ def sandboxes(preload):
             with open(control, "wb") as f:
                 f.write(b"r")
             os.chmod(control, 0o644)
-            yield rc.Target(build, "default", conf,
-                            {"LD_PRELOAD": preload, "CMEV_FLOOR": control, "CMEV_FLOOR_EVENT": golden_event()})
+            t = rc.Target(build, "default", conf,
+                          {"LD_PRELOAD": preload, "CMEV_FLOOR": control, "CMEV_FLOOR_EVENT": golden_event()})
+            if place == "apart":
+                move_listener(t)
+            yield t
     return rc.started("cmev-floor-", make)
 
 
-def run_round(preload, n, chunks, label):
+def run_round(preload, place, n, chunks, label):
     """The round's Modes, and per sandbox its lmtpd's and imapd's threads and
     the events its listener received."""
-    with sandboxes(preload) as (tmp, targets):
+    with sandboxes(preload, place) as (tmp, targets):
         modes = [Mode(x, name, byte, os.path.join(tmp, "control-" + x.build))
                  for x in targets for name, byte in MODES[x.build]]
         rc.interleave(modes, n, chunks, f"floor: {label}")
@@ -124,20 +139,26 @@ def main():
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
     chunks = int(sys.argv[4]) if len(sys.argv) > 4 else 50
     nrounds = int(sys.argv[5]) if len(sys.argv) > 5 else 3
-    rounds = [run_round(preload, n, chunks, f"round {r + 1}/{nrounds}") for r in range(nrounds)]
-    check(rounds, n)
+    places = PLACES if rc.SERVER_CPU else PLACES[:1]
+    rounds = {p: [] for p, _ in places}
+    for r in range(nrounds):
+        for p, _ in places:
+            rounds[p].append(run_round(preload, p, n, chunks, f"round {r + 1}/{nrounds}, {p}"))
     per = n // chunks
-    over = []
-    for modes, _, _ in rounds:
-        t = {(m.build, m.profile): m for m in modes}
-        over.append({(work, b, k): t[(b, k)].overhead(t[(b, "off")], work, per)
-                     for work, _ in WORKS for b, k in t if k != "off"})
+    over = {}
+    for p, _ in places:
+        check(rounds[p], n)
+        over[p] = []
+        for modes, _, _ in rounds[p]:
+            t = {(m.build, m.profile): m for m in modes}
+            over[p].append({(work, b, k): t[(b, k)].overhead(t[(b, "off")], work, per)
+                            for work, _ in WORKS for b, k in t if k != "off"})
 
-    def med(work, build, kind):
-        return [statistics.median(o[(work, build, kind)]) for o in over]
+    def med(p, work, build, kind):
+        return [statistics.median(o[(work, build, kind)]) for o in over[p]]
 
-    def pooled(work, build, kind):
-        return [v for o in over for v in o[(work, build, kind)]]
+    def pooled(p, work, build, kind):
+        return [v for o in over[p] for v in o[(work, build, kind)]]
 
     kinds = ("default", "sync", "send", "none")
     lines = [f"### Real Cyrus, events measured within one process: {n} LMTP deliveries and {n} STOREs per mode, "
@@ -151,15 +172,16 @@ def main():
              "process, chunk by chunk; per round the median of its chunks; shown: the median of the rounds "
              "(min–max), then the mean ± standard error over all chunks. Ratios per round, to stock's. The "
              "patched process's off mode runs with the sender thread started (its mere existence is in "
-             "neither side; `threadtax.py`).\n",
+             "neither side; `threadtax.py`). Everything a sandbox starts runs on Cyrus's core, the listener "
+             "too; the rounds alternate with sandboxes whose listener is moved to the client's core.\n",
              "| event overhead per message | stock | queued | sync | send (floor) | none "
              "| queued / stock | sync / stock | send / stock | none / stock |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for work, name in WORKS:
-        s = med(work, "stock", "default")
-        m = {k: med(work, "patched", k) for k in kinds}
-        lines.append(f"| {name} | {rc.spread(s, '{:.1f}')}; {rc.stat(pooled(work, 'stock', 'default'))} | "
-                     + " | ".join(f"{rc.spread(m[k], '{:.1f}')}; {rc.stat(pooled(work, 'patched', k))}"
+    for (work, name), (p, where) in ((w, p) for w in WORKS for p in places):
+        s = med(p, work, "stock", "default")
+        m = {k: med(p, work, "patched", k) for k in kinds}
+        lines.append(f"| {name}, {where} | {rc.spread(s, '{:.1f}')}; {rc.stat(pooled(p, work, 'stock', 'default'))} | "
+                     + " | ".join(f"{rc.spread(m[k], '{:.1f}')}; {rc.stat(pooled(p, work, 'patched', k))}"
                                   for k in kinds) + " | "
                      + " | ".join(f"**{rc.spread([a / b for a, b in zip(m[k], s)], '{:.2f}')}**" for k in kinds)
                      + " |")
