@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "cyrus_mboxevent.h"
+#include "preload.h"
 
 struct mboxevent;
 
@@ -47,16 +48,6 @@ static char datagram[65536];
 static size_t datagram_len;
 static int sock = -1;
 static char notifysocket[sizeof(((struct sockaddr_un *)0)->sun_path)];
-
-static int is_service(void)
-{
-    char name[32] = "";
-    FILE *f = fopen("/proc/self/comm", "r");
-    if (!f) return 0;
-    if (!fgets(name, sizeof(name), f)) name[0] = '\0';
-    fclose(f);
-    return !strcmp(name, "lmtpd\n") || !strcmp(name, "imapd\n");
-}
 
 static void die(const char *what)
 {
