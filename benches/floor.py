@@ -169,7 +169,7 @@ def main():
              "(`event_delivery: sync`); *send* is the floor: every parameter gathered and every event built, "
              "then one `send()` per event of a datagram prepared in advance, on Cyrus's thread, no JSON; *none* "
              "builds the events and drops them. Overhead per message = CPU µs of the mode minus off within the "
-             "process, chunk by chunk; per round the median of its chunks; shown: the median of the rounds "
+             f"process, chunk by chunk (CPU read {rc.SETTLE * 1000:.0f} ms after each chunk); per round the median of its chunks; shown: the median of the rounds "
              "(min–max), then the mean ± standard error over all chunks. Ratios per round, to stock's. The "
              "patched process's off mode runs with the sender thread started (its mere existence is in "
              "neither side; `threadtax.py`). Everything a sandbox starts runs on Cyrus's core, the listener "

@@ -7,6 +7,8 @@ connection per sandbox, CHUNKS chunks of N/CHUNKS messages, each chunk going
 to the six in turn (rotated), then N single-message `UID STORE n +FLAGS
 (\\Flagged)` the same way. Per chunk and sandbox: wall time and the serving
 process's CPU time (all its threads, from /proc/PID/task/*/schedstat, in ns).
+The CPU is read 40 ms after the chunk (SETTLE), by when the patched
+build's sender has sent the chunk's last events.
 The event overhead is (events on - events off) within a chunk, so that the
 machine's slow drifts cancel; figures are medians over the chunks (min-max).
 With two or more cores Cyrus runs on the last core and this client on the
@@ -256,7 +258,8 @@ def report(rounds, n, chunks):
              f"{per} messages goes to the six in turn. Each round starts six new sandboxes: two processes "
              "alike in every way differ by a few µs per message here, which interleaving cannot cancel and "
              "fresh processes redraw. Per message: median over the chunks of all rounds (min–max); CPU is "
-             "the serving process's, all its threads. "
+             f"the serving process's, all its threads, read {SETTLE * 1000:.0f} ms after each chunk, once the "
+             "sender has sent the chunk's last events. "
              f"{'Cyrus pinned to one core, the client to the others. ' if SERVER_CPU else ''}"
              "The ratio is the median of each chunk's patched/stock.\n",
              "| case | stock wall µs | stock CPU µs | patched wall µs | patched CPU µs | patched / stock CPU |",
