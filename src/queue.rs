@@ -34,9 +34,9 @@ const IDLE_WAKE: Duration = Duration::from_secs(10);
 /// system call and the sender wakes once per nap, not once per command, for
 /// at most this much added latency. Each wake-up costs the sender about
 /// 30 µs of cold caches, whatever it then sends: with the batch policy of
-/// `be_batch_thread` its CPU per LMTP delivery fell from 35 µs (1 ms nap,
-/// normal policy) to 16 µs (5 ms) and 13 µs (10 ms), per single-message
-/// STORE from 6.7 µs (5 ms) to 3.3 µs (10 ms), on a 2-core VM.
+/// `be_batch_thread`, a real lmtpd's event overhead per delivery is 31 µs
+/// with 10 ms naps, 37 µs with 3 ms and 65 µs with 1 ms, the sender's share
+/// 14, 15 and 28 µs (2-core VM, `benches/floor.c`'s modes, 2026-11-29).
 const NAP: Duration = Duration::from_millis(10);
 /// A napping sender is woken anyway once this many events wait. The
 /// caller that finds this backlog pays the futex wake-up (3-10 µs); at two
