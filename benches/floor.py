@@ -60,12 +60,12 @@ class Mode(rc.Target):
     """A mode of a sandbox's processes: its chunks go to the sandbox with
     the mode set first, and are counted here."""
 
-    def __init__(self, base, name, byte, control):
-        self.base, self.build, self.profile, self.byte, self.control = base, base.build, name, byte, control
+    def __init__(self, base, name, byte):
+        self.base, self.build, self.profile, self.byte = base, base.build, name, byte
         self.runs = {"lmtp": [], "store": []}
 
     def chunk(self, work, go):
-        with open(self.control, "r+b") as f:
+        with open(self.base.control, "r+b") as f:
             f.write(self.byte)
         go()
         self.runs[work].append(self.base.runs[work].pop())
@@ -85,32 +85,33 @@ def move_listener(target):
         os.sched_setaffinity(int(tid), os.sched_getaffinity(0))
 
 
-def sandboxes(preload, place):
-    """Stock and patched, each told by a control file of its own, the
-    listener placed (see `rc.started`)."""
+def sandboxes(preload, place="with", profiles=("default",), prefix="cmev-floor-"):
+    """Stock and patched for each event profile, each told by a control file
+    of its own (`Target.control`), the listener placed (see `rc.started`)."""
     def make(tmp):
-        conf = rc.profiles(tmp)["default"]
+        confs = rc.profiles(tmp)
         # Cyrus's processes run as cyrus and read the control files
         os.chmod(tmp, 0o755)
-        for build in MODES:
-            control = os.path.join(tmp, "control-" + build)
-            with open(control, "wb") as f:
-                f.write(b"r")
-            os.chmod(control, 0o644)
-            t = rc.Target(build, "default", conf,
-                          {"LD_PRELOAD": preload, "CMEV_FLOOR": control, "CMEV_FLOOR_EVENT": golden_event()})
-            if place == "apart":
-                move_listener(t)
-            yield t
-    return rc.started("cmev-floor-", make)
+        for prof in profiles:
+            for build in MODES:
+                control = os.path.join(tmp, f"control-{build}-{prof}")
+                with open(control, "wb") as f:
+                    f.write(b"r")
+                os.chmod(control, 0o644)
+                t = rc.Target(build, prof, confs[prof],
+                              {"LD_PRELOAD": preload, "CMEV_FLOOR": control, "CMEV_FLOOR_EVENT": golden_event()})
+                t.control = control
+                if place == "apart":
+                    move_listener(t)
+                yield t
+    return rc.started(prefix, make)
 
 
 def run_round(preload, place, n, chunks, label):
     """The round's Modes, and per sandbox its lmtpd's and imapd's threads and
     the events its listener received."""
-    with sandboxes(preload, place) as (tmp, targets):
-        modes = [Mode(x, name, byte, os.path.join(tmp, "control-" + x.build))
-                 for x in targets for name, byte in MODES[x.build]]
+    with sandboxes(preload, place) as (_, targets):
+        modes = [Mode(x, name, byte) for x in targets for name, byte in MODES[x.build]]
         rc.interleave(modes, n, chunks, f"floor: {label}")
         threads = {x.build: (len(os.listdir(f"/proc/{x.lmtpd}/task")), len(os.listdir(f"/proc/{x.imapd}/task")))
                    for x in targets}

@@ -4,51 +4,60 @@ commands back to back, so the sender thread wakes once per nap for many
 events; here each command's events find it asleep, and the CPU it spends
 to wake, send and sleep again falls on one command.
 
-Six sandboxes (stock and patched × events off, default, all), the commands
-interleaved one by one. Per command: the serving process's CPU over the
-command and the pause after it (so the sender's work for the command is
-inside), events on minus off; median, then mean ± standard error.
+Four sandboxes (stock and patched × events default, all), with
+benches/floor.c preloaded so that each process switches events off and on
+command by command (floor.py: two processes alike in every way differ by
+more than a command's events cost); the commands go to the sandboxes in
+turn. Per command: the serving process's CPU over the command and the pause
+after it (so the sender's work for the command is inside); the overhead is
+each command with events on minus the one with them off before it, in the
+same process; median, then mean ± standard error.
 
-usage: lowrate.py RESULTS_MD [N] [GAP_MS]
+usage: lowrate.py RESULTS_MD FLOOR_SO [N] [GAP_MS]
 """
 import os
 import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import floor  # noqa: E402
 import realcyrus as rc  # noqa: E402
 from e2elib import message  # noqa: E402
 
+PROFILES = ("default", "all")
+
 
 def main():
-    out = sys.argv[1]
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 120
-    gap = (float(sys.argv[3]) if len(sys.argv) > 3 else 30) / 1000
-    with rc.started("cmev-lowrate-", rc.six) as (_, targets):
+    out, preload = sys.argv[1], os.path.abspath(sys.argv[2])
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 120
+    gap = (float(sys.argv[4]) if len(sys.argv) > 4 else 30) / 1000
+    with floor.sandboxes(preload, profiles=PROFILES, prefix="cmev-lowrate-") as (_, targets):
         raw = message(1, "bench", msgid=False)
         for x in targets:
-            x.deliver(n + 1, raw)
+            x.deliver(2 * n + 1, raw)
             x.store(1)
-            x.runs["store"].clear()
+        modes = [floor.Mode(x, name, byte) for x in targets for name, byte in (("off", b"o"), ("on", b"r"))]
         for c in range(n):
-            k = c % len(targets)
-            for x in targets[k:] + targets[:k]:
-                x.timed("store", x.imapd, x.store_one, settle=gap)
-        t = {(x.build, x.profile): x for x in targets}
+            k = c % len(modes)
+            for m in modes[k:] + modes[:k]:
+                m.chunk("store", lambda m=m: m.base.timed("store", m.base.imapd, m.base.store_one, settle=gap))
+        t = {(m.build, m.base.profile, m.profile): m for m in modes}
 
         def us(build, prof, i):
-            return t[(build, prof)].per_message("store", i)
+            return t[(build, prof, "on")].per_message("store", i)
 
-        lines = [f"### Real Cyrus at a low rate: {n} single-message STOREs, one every {gap * 1000:.0f} ms\n",
-                 "Six sandboxes side by side, the commands interleaved one by one. Per command: the serving "
-                 "process's CPU (all threads) over the command and the pause after it, so that the sender's "
-                 "wake-up, send and sleep for the command are inside; overhead = events on − off, median "
-                 "(mean ± standard error).\n",
+        lines = [f"### Real Cyrus at a low rate: single-message STOREs, one every {gap * 1000:.0f} ms, "
+                 f"{2 * n} per sandbox\n",
+                 "Four sandboxes side by side (stock and patched × events default, all), the commands "
+                 "going to them in turn; `benches/floor.c` switches each process's events off and on command by "
+                 "command. Per command: the serving process's CPU (all threads) over the command and the pause "
+                 "after it, so that the sender's wake-up, send and sleep for the command are inside; overhead = "
+                 "events on − off within the process, median (mean ± standard error).\n",
                  "| events | stock CPU µs | patched CPU µs | stock overhead | patched overhead "
                  "| of which patched's sender | patched / stock (medians) |",
                  "|---|---|---|---|---|---|---|"]
-        for prof in ("default", "all"):
-            over = {b: t[(b, prof)].overhead(t[(b, "off")], "store") for b in rc.BUILDS}
+        for prof in PROFILES:
+            over = {b: t[(b, prof, "on")].overhead(t[(b, prof, "off")], "store") for b in rc.BUILDS}
             so, po = statistics.median(over["stock"]), statistics.median(over["patched"])
             lines.append(f"| {prof} | {statistics.median(us('stock', prof, 1)):.0f} | "
                          f"{statistics.median(us('patched', prof, 1)):.0f} | {rc.stat(over['stock'])} | "

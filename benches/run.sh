@@ -36,7 +36,7 @@ make --no-print-directory cyrus cyrus-stock >/dev/null
 cargo build --release -q
 python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
 echo "bench: real Cyrus at a low rate (STOREs 30 ms apart)"
-python3 benches/lowrate.py "$OUT/lowrate.md" "${BENCH_LOWRATE:-200}"
+python3 benches/lowrate.py "$OUT/lowrate.md" "$OUT/floor.so" "${BENCH_LOWRATE:-200}"
 echo "bench: real Cyrus, the event overhead against the floor (no thread, no JSON)"
 python3 benches/floor.py "$OUT/floor.md" "$OUT/floor.so" "${BENCH_FLOOR:-1000}"
 echo "bench: what an idle thread costs stock's lmtpd and imapd"
