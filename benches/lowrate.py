@@ -10,8 +10,8 @@ command by command (floor.py: two processes alike in every way differ by
 more than a command's events cost); the commands go to the sandboxes in
 turn. Per command: the serving process's CPU over the command and the pause
 after it (so the sender's work for the command is inside); the overhead is
-each command with events on minus the one with them off before it, in the
-same process; median, then mean ± standard error.
+each command with events on minus the one with them off of the same turn,
+in the same process; median, then mean ± standard error.
 
 usage: lowrate.py RESULTS_MD FLOOR_SO [N] [GAP_MS]
 """
@@ -38,8 +38,7 @@ def main():
             x.store(1)
         modes = [floor.Mode(x, name, byte) for x in targets for name, byte in (("off", b"o"), ("on", b"r"))]
         for c in range(n):
-            k = c % len(modes)
-            for m in modes[k:] + modes[:k]:
+            for m in rc.rotated(modes, c):
                 m.chunk("store", lambda m=m: m.base.timed("store", m.base.imapd, m.base.store_one, settle=gap))
         t = {(m.build, m.base.profile, m.profile): m for m in modes}
 

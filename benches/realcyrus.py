@@ -299,14 +299,20 @@ def report(rounds, n, chunks):
     return "\n".join(lines) + "\n"
 
 
+def rotated(items, c):
+    """items in turn for round c, starting with the c-th: each goes first
+    as often as the others."""
+    k = c % len(items)
+    return items[k:] + items[:k]
+
+
 def interleave(targets, n, chunks, label):
     """n LMTP deliveries and then n single-message STOREs to each target, in
     chunks of n/chunks, each chunk going to all targets in turn (rotated)."""
     raw = message(1, "bench", msgid=False)
     for work in ("lmtp", "store"):
         for c in range(chunks):
-            k = c % len(targets)
-            for x in targets[k:] + targets[:k]:
+            for x in rotated(targets, c):
                 x.deliver(n // chunks, raw) if work == "lmtp" else x.store(n // chunks)
         print(f"{label}, {work} done", flush=True)
 
