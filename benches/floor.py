@@ -170,18 +170,20 @@ def main():
              "(`event_delivery: sync`); *send* is the floor: every parameter gathered and every event built, "
              "then one `send()` per event of a datagram prepared in advance, on Cyrus's thread, no JSON; *none* "
              "builds the events and drops them. Overhead per message = CPU µs of the mode minus off within the "
-             f"process, chunk by chunk (CPU read {rc.SETTLE * 1000:.0f} ms after each chunk); per round the median of its chunks; shown: the median of the rounds "
-             "(min–max), then the mean ± standard error over all chunks. Ratios per round, to stock's. The "
+             f"process, chunk by chunk (CPU read {rc.SETTLE * 1000:.0f} ms after each chunk); per round the "
+             "median of its chunks; shown: the median of the rounds (min–max), then the mean ± standard error over all chunks. Ratios per round, to stock's. The "
              "patched process's off mode runs with the sender thread started (its mere existence is in "
              "neither side; `threadtax.py`). Everything a sandbox starts runs on Cyrus's core, the listener "
-             "too; the rounds alternate with sandboxes whose listener is moved to the client's core.\n",
+             "too" + ("; the rounds alternate with sandboxes whose listener is moved to the client's core"
+                      if len(places) > 1 else "") + ".\n",
              "| event overhead per message | stock | queued | sync | send (floor) | none "
              "| queued / stock | sync / stock | send / stock | none / stock |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for (work, name), (p, where) in ((w, p) for w in WORKS for p in places):
         s = med(p, work, "stock", "default")
         m = {k: med(p, work, "patched", k) for k in kinds}
-        lines.append(f"| {name}, {where} | {rc.spread(s, '{:.1f}')}; {rc.stat(pooled(p, work, 'stock', 'default'))} | "
+        lines.append(f"| {name}, {where} | {rc.spread(s, '{:.1f}')}; "
+                     f"{rc.stat(pooled(p, work, 'stock', 'default'))} | "
                      + " | ".join(f"{rc.spread(m[k], '{:.1f}')}; {rc.stat(pooled(p, work, 'patched', k))}"
                                   for k in kinds) + " | "
                      + " | ".join(f"**{rc.spread([a / b for a, b in zip(m[k], s)], '{:.2f}')}**" for k in kinds)
