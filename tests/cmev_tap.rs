@@ -4,6 +4,7 @@
 
 use cyrus_mboxevent::transport::dlist::{frame, parse_reply};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,6 +33,16 @@ fn wait_for_socket(path: &Path, tap: &mut Tap) {
     }
 }
 
+fn spawn_tap(args: &[&str], path: &Path) -> Tap {
+    Tap(Command::new(env!("CARGO_BIN_EXE_cmev-tap"))
+        .args(args)
+        .arg(path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap())
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cmev-tap-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -43,13 +54,7 @@ fn temp_dir(name: &str) -> PathBuf {
 fn endless_dlist_request_is_cut_off_at_16_mib() {
     let dir = temp_dir("endless");
     let path = dir.join("notify");
-    let mut tap = Tap(Command::new(env!("CARGO_BIN_EXE_cmev-tap"))
-        .args(["--dlist", "--count", "1"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap());
+    let mut tap = spawn_tap(&["--dlist", "--count", "1"], &path);
     wait_for_socket(&path, &mut tap);
 
     // A literal that announces more than it will ever send.
@@ -114,5 +119,56 @@ fn endless_dlist_request_is_cut_off_at_16_mib() {
         stderr.contains("dlist request still incomplete") && stderr.contains("connection closed"),
         "stderr: {stderr}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Scripts wait for the socket file and then connect: the file must not
+/// appear before the tap listens, nor before it has the mode asked for.
+#[test]
+fn socket_appears_listening_with_its_mode() {
+    let dir = temp_dir("ready");
+    let path = dir.join("notify");
+    for _ in 0..20 {
+        let mut tap = spawn_tap(&["--dlist", "--count", "1", "--mode", "0604"], &path);
+        wait_for_socket(&path, &mut tap);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o604);
+        let c = UnixStream::connect(&path).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (&c).write_all(&frame("log", "{}")).unwrap();
+        let mut reply = String::new();
+        BufReader::new(&c).read_line(&mut reply).unwrap();
+        assert!(
+            parse_reply(reply.trim_end().as_bytes()).is_ok(),
+            "{reply:?}"
+        );
+        assert!(tap.0.wait().unwrap().success());
+        assert!(!path.exists() && !dir.join("notify.new").exists());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_file_that_is_not_a_socket_is_left_alone() {
+    let dir = temp_dir("occupied");
+    let path = dir.join("notify");
+    std::fs::write(&path, "operator's file").unwrap();
+    for args in [&["--dlist"][..], &[]] {
+        let mut tap = spawn_tap(args, &path);
+        let status = tap.0.wait().unwrap();
+        let mut stderr = String::new();
+        tap.0
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert!(
+            !status.success() && stderr.contains("File exists"),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "operator's file");
+        assert!(!dir.join("notify.new").exists());
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -147,8 +147,7 @@ fn emit(line: &str, seen: &mut u64, o: &Options) {
 }
 
 fn serve_datagrams(o: &Options) -> std::io::Result<()> {
-    let sock = UnixDatagram::bind(&o.path)?;
-    set_mode(o)?;
+    let sock = publish(o, |p| UnixDatagram::bind(p))?;
     sock.set_read_timeout(Some(Duration::from_millis(200)))?;
     let mut buf = vec![0u8; 65536 + 1];
     let mut seen = 0;
@@ -224,8 +223,7 @@ fn dlist_connection(mut c: UnixStream, o: &Options) -> Option<String> {
 }
 
 fn serve_dlist(o: &Options) -> std::io::Result<()> {
-    let l = UnixListener::bind(&o.path)?;
-    set_mode(o)?;
+    let l = publish(o, |p| UnixListener::bind(p))?;
     l.set_nonblocking(true)?;
     let mut seen = 0;
     while !STOP.load(Ordering::SeqCst) {
@@ -245,10 +243,28 @@ fn serve_dlist(o: &Options) -> std::io::Result<()> {
     Ok(())
 }
 
-fn set_mode(o: &Options) -> std::io::Result<()> {
-    match o.mode {
-        Some(m) => std::fs::set_permissions(&o.path, std::fs::Permissions::from_mode(m)),
+/// Binds at a sibling name and links it into place, so that whoever waits
+/// for the path to appear (the tests, run-sandbox.sh) never connects between
+/// bind and listen (ECONNREFUSED) nor sees the socket before its mode is set.
+/// A link, unlike a rename, fails as bind would on anything already there.
+fn publish<S>(o: &Options, bind: impl FnOnce(&str) -> std::io::Result<S>) -> std::io::Result<S> {
+    let staging = format!("{}.new", o.path);
+    remove_stale_socket(&staging);
+    let sock = bind(&staging)?;
+    let placed = match o.mode {
+        Some(m) => std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(m)),
         None => Ok(()),
+    }
+    .and_then(|()| std::fs::hard_link(&staging, &o.path));
+    let _ = std::fs::remove_file(&staging);
+    placed.map(|()| sock)
+}
+
+/// A socket file left behind would make the next bind fail; anything
+/// else at the path is not ours to remove.
+fn remove_stale_socket(path: &str) {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -271,16 +287,13 @@ fn main() -> ExitCode {
             on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
         );
     }
-    // A socket file left by an earlier listener would make bind fail.
-    if std::fs::symlink_metadata(&o.path).is_ok_and(|m| m.file_type().is_socket()) {
-        let _ = std::fs::remove_file(&o.path);
-    }
+    remove_stale_socket(&o.path);
     let r = if o.dlist {
         serve_dlist(&o)
     } else {
         serve_datagrams(&o)
     };
-    let _ = std::fs::remove_file(&o.path);
+    remove_stale_socket(&o.path);
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
