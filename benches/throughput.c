@@ -2,7 +2,11 @@
  *
  *   ours:  1,000,000 events through cmev_notify into a recvmmsg receiver
  *   limit: the same datagrams, pre-built, sent with sendmmsg (batches of 64)
- *          on one persistent connected socket to the same receiver
+ *          on one persistent connected socket to the same receiver; per
+ *          run the faster of two ways of meeting a full receiver: blocking
+ *          in sendmmsg, or a non-blocking call and poll() as ours does
+ *          (which is faster depends on the host: on one, blocking reached
+ *          only 200 k/s where ours reached 320 k/s)
  *
  * Interleaved A/B/A/B; events per second, median (min-max), and the ratio.
  * First with the threads where the scheduler puts them, then with each of
@@ -16,6 +20,8 @@
 #include "common.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -155,7 +161,7 @@ static double run_ours(double *cpu)
     return rate;
 }
 
-static double run_limit(double *cpu)
+static double run_limit_with(double *cpu, int nonblocking)
 {
     struct cpu c0;
     double rate;
@@ -164,6 +170,7 @@ static double run_limit(double *cpu)
     struct sockaddr_un sun;
     long before = atomic_load(&rx.received), sent = 0;
     int fd = socket(AF_UNIX, SOCK_DGRAM, 0), i;
+    struct pollfd pfd = { .fd = fd, .events = POLLOUT };
     uint64_t t0;
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
@@ -181,14 +188,29 @@ static double run_limit(double *cpu)
     }
     t0 = now_ns();
     while (sent < N) {
-        int n = sendmmsg(fd, msgs, (unsigned)(N - sent < 64 ? N - sent : 64), 0);
+        int n = sendmmsg(fd, msgs, (unsigned)(N - sent < 64 ? N - sent : 64), nonblocking ? MSG_DONTWAIT : 0);
         if (n > 0) sent += n;
+        else if (nonblocking && errno == EAGAIN) poll(&pfd, 1, 1000);
     }
     wait_received(&rx, before + N, 120000);
     close(fd);
     rate = (double)(atomic_load(&rx.received) - before) / ((double)(now_ns() - t0) / 1e9);
     cpu_per_event(c0, cpu_now(), N, cpu);
     return rate;
+}
+
+/* The faster of the two disciplines, and its CPU; counts the non-blocking wins */
+static int limit_nonblocking_wins, limit_runs;
+
+static double run_limit(double *cpu)
+{
+    double other[ROLES];
+    double blocking = run_limit_with(cpu, 0), nonblocking = run_limit_with(other, 1);
+    limit_runs++;
+    if (blocking >= nonblocking) return blocking;
+    limit_nonblocking_wins++;
+    memcpy(cpu, other, sizeof(other));
+    return nonblocking;
 }
 
 /* Median over the runs of one role's µs per event */
@@ -252,7 +274,7 @@ static void unplaced_tables(FILE *md, const struct result *x, int cores)
     fprintf(md, "| path | events/s, median of 4 (min–max) |\n|---|---|\n");
     fprintf(md, "| ours (cmev_notify → queue → sender → sendmmsg) | %.0f (%.0f–%.0f) |\n",
             x->ours.median, x->ours.min, x->ours.max);
-    fprintf(md, "| limit (pre-built datagrams, sendmmsg ×64, one connected socket) | %.0f (%.0f–%.0f) |\n",
+    fprintf(md, "| limit (pre-built datagrams, sendmmsg ×64, one connected socket, the faster of blocking and non-blocking + poll) | %.0f (%.0f–%.0f) |\n",
             x->limit.median, x->limit.min, x->limit.max);
     fprintf(md, "| **ours / limit** | **%.0f%%** |\n\n", 100.0 * x->ours.median / x->limit.median);
     fprintf(md, "Where the time goes: CPU µs per event of each thread (median of 4), and the rate "
@@ -404,6 +426,8 @@ int main(int argc, char **argv)
         if (cores >= 2) placed_table(md, &unplaced);
     }
     drain_stop(&rx);
+    fprintf(md, "The limit's send discipline: of its %d runs, non-blocking + poll was the faster in %d, "
+            "blocking in the others.\n\n", limit_runs, limit_nonblocking_wins);
     fprintf(md, "### Memory while the receiver is absent\n\n");
     fprintf(md, "A fresh process queues %ld events while nothing listens (queue of 262,144): "
             "RSS +%ld KiB, **%.0f bytes per queued event**, ring included (its datagram: %zu bytes).\n",
