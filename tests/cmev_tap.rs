@@ -13,6 +13,18 @@ use std::time::{Duration, Instant};
 /// The tap process, killed should the test fail before it exits.
 struct Tap(Child);
 
+impl Tap {
+    /// Everything the tap printed, once it has exited, and how it exited.
+    fn finish(&mut self) -> (std::process::ExitStatus, String, String) {
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        let out = self.0.stdout.as_mut().unwrap();
+        out.read_to_string(&mut stdout).unwrap();
+        let err = self.0.stderr.as_mut().unwrap();
+        err.read_to_string(&mut stderr).unwrap();
+        (self.0.wait().unwrap(), stdout, stderr)
+    }
+}
+
 impl Drop for Tap {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -99,20 +111,7 @@ fn endless_dlist_request_is_cut_off_at_16_mib() {
         "{reply:?}"
     );
 
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    tap.0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    tap.0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = tap.0.wait().unwrap();
+    let (status, stdout, stderr) = tap.finish();
     assert!(status.success(), "{status:?}\n{stderr}");
     assert_eq!(stdout, format!("{json}\n"));
     assert!(
@@ -154,15 +153,7 @@ fn a_file_that_is_not_a_socket_is_left_alone() {
     let path = dir.join("notify");
     std::fs::write(&path, "operator's file").unwrap();
     for args in [&["--dlist"][..], &[]] {
-        let mut tap = spawn_tap(args, &path);
-        let status = tap.0.wait().unwrap();
-        let mut stderr = String::new();
-        tap.0
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
+        let (status, _, stderr) = spawn_tap(args, &path).finish();
         assert!(
             !status.success() && stderr.contains("File exists"),
             "{stderr}"

@@ -245,13 +245,20 @@ impl DatagramSocket {
 mod tests {
     use super::*;
     use std::os::unix::net::UnixDatagram;
+    use std::path::PathBuf;
 
-    #[test]
-    fn sends_to_a_bound_socket() {
-        let dir = std::env::temp_dir().join(format!("cmev-dg-{}", std::process::id()));
+    /// A fresh directory for one test, and the socket path in it.
+    fn scratch(name: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("cmev-dg-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("notify");
         let _ = std::fs::remove_file(&path);
+        (dir, path)
+    }
+
+    #[test]
+    fn sends_to_a_bound_socket() {
+        let (dir, path) = scratch("send");
         let rx = UnixDatagram::bind(&path).unwrap();
         let s = DatagramSocket::new(Duration::from_secs(1)).unwrap();
         assert!(s.send_buffer().unwrap() > 0);
@@ -272,10 +279,7 @@ mod tests {
     /// sends the rest with the next.
     #[test]
     fn a_batch_is_cut_at_its_most() {
-        let dir = std::env::temp_dir().join(format!("cmev-dg-max-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("notify");
-        let _ = std::fs::remove_file(&path);
+        let (dir, path) = scratch("max");
         let rx = UnixDatagram::bind(&path).unwrap();
         rx.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
@@ -298,11 +302,8 @@ mod tests {
 
     #[test]
     fn follows_a_replaced_listener() {
-        let dir = std::env::temp_dir().join(format!("cmev-dg-re-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("notify");
+        let (dir, path) = scratch("re");
         let p = path.to_str().unwrap();
-        let _ = std::fs::remove_file(&path);
         let s = DatagramSocket::new(Duration::from_secs(1)).unwrap();
         let mut buf = [0u8; 16];
         let first = UnixDatagram::bind(&path).unwrap();
