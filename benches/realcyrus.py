@@ -239,6 +239,19 @@ def stat(values, sign=""):
     return f"{statistics.median(values):{sign}.1f} ({statistics.mean(values):{sign}.1f} ± {se:.1f})"
 
 
+def impossible(costs):
+    """A warning for costs measured below zero (name -> median µs), which no
+    real cost is: the host's noise then exceeds what is compared, and every
+    overhead taken against the same events-off runs is in doubt; "" when
+    there are none."""
+    below = [f"{name} {v:.1f} µs" for name, v in costs.items() if v < 0]
+    if not below:
+        return ""
+    return ("\n**Not usable on this run's host:** costs measured below zero (" + ", ".join(below)
+            + "): the host's noise exceeds the quantities compared, and this table's overheads and ratios "
+            "are not usable.\n")
+
+
 def spread(values, fmt):
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
