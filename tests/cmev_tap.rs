@@ -55,6 +55,20 @@ fn spawn_tap(args: &[&str], path: &Path) -> Tap {
         .unwrap())
 }
 
+/// One dlist notification sent to the tap, answered as Cassandane's
+/// listener answers.
+fn served(path: &Path, json: &str) {
+    let c = UnixStream::connect(path).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    (&c).write_all(&frame("log", json)).unwrap();
+    let mut reply = String::new();
+    BufReader::new(&c).read_line(&mut reply).unwrap();
+    assert!(
+        parse_reply(reply.trim_end().as_bytes()).is_ok(),
+        "{reply:?}"
+    );
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cmev-tap-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -101,15 +115,7 @@ fn endless_dlist_request_is_cut_off_at_16_mib() {
 
     // The next client is served as usual.
     let json = "{\"event\":\"Login\"}";
-    let mut c = UnixStream::connect(&path).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    c.write_all(&frame("log", json)).unwrap();
-    let mut reply = String::new();
-    BufReader::new(&c).read_line(&mut reply).unwrap();
-    assert!(
-        parse_reply(reply.trim_end().as_bytes()).is_ok(),
-        "{reply:?}"
-    );
+    served(&path, json);
 
     let (status, stdout, stderr) = tap.finish();
     assert!(status.success(), "{status:?}\n{stderr}");
@@ -132,15 +138,7 @@ fn socket_appears_listening_with_its_mode() {
         wait_for_socket(&path, &mut tap);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o604);
-        let c = UnixStream::connect(&path).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        (&c).write_all(&frame("log", "{}")).unwrap();
-        let mut reply = String::new();
-        BufReader::new(&c).read_line(&mut reply).unwrap();
-        assert!(
-            parse_reply(reply.trim_end().as_bytes()).is_ok(),
-            "{reply:?}"
-        );
+        served(&path, "{}");
         assert!(tap.0.wait().unwrap().success());
         assert!(!path.exists() && !dir.join("notify.new").exists());
     }
