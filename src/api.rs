@@ -395,12 +395,12 @@ pub fn flush(timeout: std::time::Duration) -> usize {
 /// notifications; the emptied events stay the caller's to free.
 pub fn notify(events: &mut [&mut Event]) {
     let callback = *read(&CALLBACK);
-    prepare(events, |o| {
+    prepare(events, |o, missing| {
         bump(Counter::Notified);
-        if !o.missing.is_empty() {
+        if !missing.is_empty() {
             bump(Counter::Incomplete);
             if INCOMPLETE_LOGGED.first(o.kind.bit_index()) {
-                let names: Vec<_> = o.missing.iter().map(|p| p.json_name()).collect();
+                let names: Vec<_> = missing.iter().map(|p| p.json_name()).collect();
                 log::warning(&format!(
                     "mboxevent: {} sent without expected parameters: {} (logged once per event type)",
                     o.kind.name(),
@@ -411,7 +411,7 @@ pub fn notify(events: &mut [&mut Event]) {
         if let Some(cb) = callback.filter(|_| o.kind.is_in(CALLBACK_TYPES)) {
             deliver_to_callback(cb, &o.render().json);
         }
-        if o.send {
+        if o.send() {
             crate::deliver::submit(o);
         } else {
             bump(Counter::UnsentGroupOff);
@@ -446,13 +446,7 @@ mod tests {
     }
 
     fn outgoing(cfg: &Arc<Config>, body: Box<Body>) -> Outgoing {
-        Outgoing {
-            kind: EventType::MessageNew,
-            body,
-            cfg: Arc::clone(cfg),
-            send: true,
-            missing: Vec::new(),
-        }
+        Outgoing::new(EventType::MessageNew, body, Arc::clone(cfg))
     }
 
     /// A message of twice the largest datagram: plain ASCII (one byte each

@@ -91,17 +91,13 @@ mod tests {
     fn fitting() {
         let mut cfg = crate::config::Config::default();
         cfg.set("event_extra_params", "").unwrap();
-        let out = Outgoing {
-            kind: crate::event::EventType::MessageNew,
-            body: {
-                let mut b = Box::<crate::event::Body>::default();
-                b.set_str(crate::event::Param::MessageContent, "abcdef");
-                b
-            },
-            cfg: std::sync::Arc::new(cfg),
-            send: true,
-            missing: Vec::new(),
-        };
+        let mut body = Box::<crate::event::Body>::default();
+        body.set_str(crate::event::Param::MessageContent, "abcdef");
+        let out = Outgoing::new(
+            crate::event::EventType::MessageNew,
+            body,
+            std::sync::Arc::new(cfg),
+        );
         let whole = datagram(
             "log",
             "{\"event\":\"MessageNew\",\"messageContent\":\"abcdef\"}",

@@ -9,22 +9,44 @@ use crate::config::Config;
 use crate::event::{mask, Body, Event, EventType, Param, Span, Value};
 use crate::json::{render, render_limited, Rendered};
 use crate::rules::may_be_missing;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
-/// One notification ready to leave, not yet rendered.
+/// One notification ready to leave, not yet rendered. It travels through
+/// the queue as it is, in 24 bytes (`deliver::Item`).
 #[derive(Debug)]
 pub struct Outgoing {
     pub kind: EventType,
+    /// When it was made, on the process's millisecond clock (`clock_ms`):
+    /// its age in the queue (`event_queue_max_age`) counts from here.
+    pub made_ms: u32,
     /// Filled parameters sorted by number, and the text they refer to.
     pub body: Box<Body>,
     pub cfg: Arc<Config>,
-    /// The event's group is enabled: it goes to the notify socket.
-    pub send: bool,
-    /// Expected parameters the adapter did not fill (stock aborted here).
-    pub missing: Vec<Param>,
+}
+
+/// Milliseconds on a clock of the process's own, wrapping every 49 days:
+/// four bytes of a notification where an `Instant` takes sixteen.
+pub fn clock_ms() -> u32 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u32
 }
 
 impl Outgoing {
+    pub fn new(kind: EventType, body: Box<Body>, cfg: Arc<Config>) -> Outgoing {
+        Outgoing {
+            kind,
+            made_ms: clock_ms(),
+            body,
+            cfg,
+        }
+    }
+
+    /// The event's group is enabled: it goes to the notify socket.
+    pub fn send(&self) -> bool {
+        self.cfg.enabled_types & self.kind.bits() != 0
+    }
+
     pub fn render(&self) -> Rendered {
         render(self.kind, &self.body, self.cfg.timestamp_format)
     }
@@ -46,10 +68,11 @@ fn has_seen(b: &Body) -> bool {
         .any(|f| b.str(*f).eq_ignore_ascii_case("\\Seen"))
 }
 
-/// Process a queue in order, handing each notification to `out`. The
+/// Process a queue in order, handing each notification to `out` with the
+/// expected parameters the adapter did not fill (stock aborted there). The
 /// events' contents move into the notifications (stock frees events right
 /// after notify); what is left of them is the caller's to free.
-pub fn prepare(events: &mut [&mut Event], mut out: impl FnMut(Outgoing)) {
+pub fn prepare(events: &mut [&mut Event], mut out: impl FnMut(Outgoing, Vec<Param>)) {
     for i in 0..events.len() {
         if events[i].kind == EventType::FlagsSet
             && events
@@ -115,7 +138,7 @@ fn fill_library_params(ev: &mut Event) {
     }
 }
 
-fn prepare_one(ev: &mut Event, out: &mut impl FnMut(Outgoing)) {
+fn prepare_one(ev: &mut Event, out: &mut impl FnMut(Outgoing, Vec<Param>)) {
     if nothing_to_report(ev) {
         return;
     }
@@ -148,14 +171,15 @@ fn prepare_one(ev: &mut Event, out: &mut impl FnMut(Outgoing)) {
         // The last notification of an event takes its parameters; the
         // others of a split get a copy.
         let last = ev.body.flags.is_empty();
-        out(finish(ev, kind, last));
+        let (o, missing) = finish(ev, kind, last);
+        out(o, missing);
         if last {
             break;
         }
     }
 }
 
-fn finish(ev: &mut Event, kind: EventType, last: bool) -> Outgoing {
+fn finish(ev: &mut Event, kind: EventType, last: bool) -> (Outgoing, Vec<Param>) {
     let cfg = Arc::clone(&ev.cfg);
     // By the set bits, not by all 71 parameters: this runs on every event.
     let mut unfilled = cfg.expected_mask(kind) & !ev.filled_mask();
@@ -171,13 +195,7 @@ fn finish(ev: &mut Event, kind: EventType, last: bool) -> Outgoing {
         ev.body.clone()
     };
     body.note_size();
-    Outgoing {
-        kind,
-        body,
-        send: cfg.enabled_types & kind.bits() != 0,
-        cfg,
-        missing,
-    }
+    (Outgoing::new(kind, body, cfg), missing)
 }
 
 #[cfg(test)]
@@ -211,9 +229,24 @@ mod tests {
     }
 
     fn prepare(events: &mut [&mut Event]) -> Vec<Outgoing> {
+        prepare_missing(events)
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect()
+    }
+
+    /// Each notification with the expected parameters it lacks.
+    fn prepare_missing(events: &mut [&mut Event]) -> Vec<(Outgoing, Vec<Param>)> {
         let mut out = Vec::new();
-        super::prepare(events, |o| out.push(o));
+        super::prepare(events, |o, missing| out.push((o, missing)));
         out
+    }
+
+    fn missing(events: &mut [&mut Event]) -> Vec<Vec<Param>> {
+        prepare_missing(events)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect()
     }
 
     fn names(o: &[Outgoing]) -> Vec<String> {
@@ -231,7 +264,7 @@ mod tests {
             &[7],
             &["\\Seen", "\\Deleted", "$Label4"],
         );
-        let o = prepare(&mut [&mut e]);
+        let (o, missing): (Vec<_>, Vec<_>) = prepare_missing(&mut [&mut e]).into_iter().unzip();
         let kinds: Vec<_> = o.iter().map(|x| x.kind).collect();
         assert_eq!(
             kinds,
@@ -243,7 +276,7 @@ mod tests {
         );
         assert!(!json(&o[0]).contains("flagNames"));
         assert!(json(&o[2]).contains("\"flagNames\":\"$Label4\""));
-        assert!(o.iter().all(|x| x.missing.is_empty()), "{:?}", o);
+        assert!(missing.iter().all(Vec::is_empty), "{missing:?}");
     }
 
     #[test]
@@ -300,24 +333,24 @@ mod tests {
         let o = prepare(&mut [&mut one, &mut two]);
         assert!(json(&o[0]).contains("\"modseq\":9"));
         assert!(!json(&o[1]).contains("modseq"));
-        assert!(o[1].missing.is_empty());
+        let mut two = flag_event_in(&c, EventType::MessageExpunge, &[3, 7], &[]);
+        two.set(Param::Modseq, Value::Int(9));
+        assert_eq!(missing(&mut [&mut two]), [[]]);
     }
 
     #[test]
     fn missing_parameters_are_reported_not_fatal() {
         let mut e = Event::new(EventType::MailboxCreate, Arc::new(cfg()));
         e.body.set_str(Param::Uri, "imap://h/x");
-        let o = prepare(&mut [&mut e]);
-        assert_eq!(o.len(), 1);
         assert_eq!(
-            o[0].missing,
-            [
+            missing(&mut [&mut e]),
+            [[
                 Param::MailboxId,
                 Param::Pid,
                 Param::User,
                 Param::Mbtype,
                 Param::MailboxAcl
-            ]
+            ]]
         );
     }
 
@@ -331,13 +364,11 @@ mod tests {
         e.body.set_str(Param::ServerFqdn, "h");
         e.set(Param::QuotaMessages, Value::Int(10));
         e.set(Param::Messages, Value::Int(10));
-        let o = prepare(&mut [&mut e]);
-        assert!(o[0].missing.is_empty(), "{:?}", o[0].missing);
+        assert_eq!(missing(&mut [&mut e]), [[]]);
         let mut e = Event::new(EventType::QuotaWithin, Arc::new(c.clone()));
         e.body.set_str(Param::Uri, "imap://h/user/u");
         e.set(Param::QuotaStorage, Value::Int(4));
-        let o = prepare(&mut [&mut e]);
-        assert_eq!(o[0].missing, [Param::DiskUsed, Param::Pid]);
+        assert_eq!(missing(&mut [&mut e]), [[Param::DiskUsed, Param::Pid]]);
     }
 
     #[test]
@@ -346,6 +377,6 @@ mod tests {
         c.set("event_groups", "message").unwrap();
         let mut e = flag_event_in(&c, EventType::FlagsSet, &[1], &["$X"]);
         let o = prepare(&mut [&mut e]);
-        assert!(!o[0].send);
+        assert!(!o[0].send());
     }
 }

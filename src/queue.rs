@@ -13,6 +13,7 @@ use crate::counters::{bump, Counter, COUNTERS};
 use crate::deliver::{classify, drop_send_error, Attempt, Item, Wire};
 use crate::event::Body;
 use crate::log;
+use crate::notify::clock_ms;
 use crate::ring::Ring;
 use crate::transport::datagram::BATCH_MAX;
 use parking_lot::{Condvar, Mutex};
@@ -336,7 +337,7 @@ impl Engine {
             if !backoff.is_zero() {
                 let now = Instant::now();
                 if now.saturating_duration_since(last_expiry) >= EXPIRY_EVERY {
-                    self.expire(&mut pending, now);
+                    self.expire(&mut pending, clock_ms());
                     last_expiry = now;
                 }
             }
@@ -384,9 +385,12 @@ impl Engine {
     }
 
     /// Drop events that waited longer than their max age.
-    fn expire(&self, pending: &mut VecDeque<(Item, Option<Vec<u8>>)>, now: Instant) {
+    fn expire(&self, pending: &mut VecDeque<(Item, Option<Vec<u8>>)>, now_ms: u32) {
         let before = pending.len();
-        pending.retain(|(i, _)| now.saturating_duration_since(i.queued_at) <= i.cfg().max_age);
+        pending.retain(|(i, _)| {
+            let age = Duration::from_millis(now_ms.wrapping_sub(i.out.made_ms).into());
+            age <= i.cfg().max_age
+        });
         let gone = before - pending.len();
         if gone > 0 {
             COUNTERS.add(Counter::DroppedExpired, gone as u64);
@@ -630,18 +634,16 @@ mod tests {
         let e = Engine::new(4, 1);
         e.outstanding.store(2, Ordering::Relaxed);
         let item = || {
-            Item::new(Outgoing {
-                kind: EventType::MailboxCreate,
-                body: Default::default(),
-                cfg: Arc::clone(&cfg),
-                send: true,
-                missing: Vec::new(),
-            })
+            Item::new(Outgoing::new(
+                EventType::MailboxCreate,
+                Default::default(),
+                Arc::clone(&cfg),
+            ))
         };
         let mut old = item();
-        old.queued_at -= Duration::from_secs(5);
+        old.out.made_ms = old.out.made_ms.wrapping_sub(5000);
         let mut pending = VecDeque::from([(old, None), (item(), None)]);
-        e.expire(&mut pending, Instant::now());
+        e.expire(&mut pending, clock_ms());
         assert_eq!(pending.len(), 1);
         assert_eq!(e.outstanding.load(Ordering::Relaxed), 1);
     }
