@@ -16,6 +16,7 @@ use crate::log;
 use crate::notify::clock_ms;
 use crate::ring::Ring;
 use crate::transport::datagram::BATCH_MAX;
+use crossbeam_queue::ArrayQueue;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::ptr;
@@ -84,12 +85,19 @@ pub struct Engine {
     /// core's cache. Boxed, so that taking and keeping one moves a pointer:
     /// kept by value, each 256-byte body was copied in and out of the
     /// pool's slots, and the pool allocated an 8 KB block every 31 events.
-    bodies: Ring<Box<Body>>,
+    /// The pools are allocated whole (4 KB each): as queues of blocks, a
+    /// caller allocated a block every 31 events with `calloc`, which glibc
+    /// serves from the arena under its lock and never from the thread's
+    /// cache, there to wait while the sender released events' jmapEmail
+    /// objects (hot path, MessageNew with a new jmapEmail per event: half
+    /// of the caller's samples in malloc). Hot path p50 15-25 ns lower
+    /// (FlagsSet 510-524 ns against 527-536, builds alternated).
+    bodies: ArrayQueue<Box<Body>>,
     /// Emptied bodies of sent events, left to the events that hand theirs
     /// to the ring. One pool for both made new events take bodies last
     /// written by the sender's core (throughput bench: 64 % of the limit
     /// against 66-67 %).
-    boxes: Ring<Box<Body>>,
+    boxes: ArrayQueue<Box<Body>>,
     /// Events accepted and neither sent nor dropped yet.
     outstanding: AtomicUsize,
     state: AtomicU8,
@@ -103,8 +111,8 @@ impl Engine {
     fn new(queue_size: usize, bodies_kept: usize) -> Engine {
         Engine {
             ring: Ring::new(queue_size),
-            bodies: Ring::new(bodies_kept),
-            boxes: Ring::new(bodies_kept),
+            bodies: ArrayQueue::new(bodies_kept),
+            boxes: ArrayQueue::new(bodies_kept),
             outstanding: AtomicUsize::new(0),
             state: AtomicU8::new(AWAKE),
             started: AtomicBool::new(false),
