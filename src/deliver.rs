@@ -23,7 +23,7 @@ pub struct Item {
 /// item, a block is a small request (1,000 bytes) for glibc's malloc; at 72
 /// it was a large one, and every large request first merges the freed
 /// chunks in the arena's fast bins: those of the jmapEmail objects the
-/// sender had released, 100-130 µs for one caller in 31 (hot path,
+/// sender had released, 100-160 µs for one caller in 31 (hot path,
 /// MessageNew with a new jmapEmail per event, p99).
 const _: () = assert!(std::mem::size_of::<Item>() <= 24);
 

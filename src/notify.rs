@@ -25,8 +25,9 @@ pub struct Outgoing {
     pub cfg: Arc<Config>,
 }
 
-/// Milliseconds on a clock of the process's own, wrapping every 49 days:
-/// four bytes of a notification where an `Instant` takes sixteen.
+/// Milliseconds on a clock of the process's own, wrapping every 49 days
+/// (the longest `event_queue_max_age` is a day): four bytes of a
+/// notification where an `Instant` takes sixteen.
 pub fn clock_ms() -> u32 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_millis() as u32
@@ -330,12 +331,12 @@ mod tests {
         one.set(Param::Modseq, Value::Int(9));
         let mut two = flag_event_in(&c, EventType::MessageExpunge, &[3, 7], &[]);
         two.set(Param::Modseq, Value::Int(9));
-        let o = prepare(&mut [&mut one, &mut two]);
+        let (o, missing): (Vec<_>, Vec<_>) = prepare_missing(&mut [&mut one, &mut two])
+            .into_iter()
+            .unzip();
         assert!(json(&o[0]).contains("\"modseq\":9"));
         assert!(!json(&o[1]).contains("modseq"));
-        let mut two = flag_event_in(&c, EventType::MessageExpunge, &[3, 7], &[]);
-        two.set(Param::Modseq, Value::Int(9));
-        assert_eq!(missing(&mut [&mut two]), [[]]);
+        assert!(missing[1].is_empty());
     }
 
     #[test]
