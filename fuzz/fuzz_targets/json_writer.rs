@@ -169,13 +169,7 @@ fuzz_target!(|input: Input| {
         if input.epoch { "epoch" } else { "iso8601" },
     )
     .unwrap();
-    let out = Outgoing {
-        kind,
-        body: Box::new(body.clone()),
-        cfg: Arc::new(cfg),
-        send: true,
-        missing: Vec::new(),
-    };
+    let out = Outgoing::new(kind, Box::new(body.clone()), Arc::new(cfg));
     match fit_datagram("log", &out, max, Vec::new()) {
         Fitted::Whole(d) => {
             assert_eq!(d, datagram("log", &r.json));
