@@ -36,9 +36,16 @@ def main():
         for x in targets:
             x.deliver(2 * n + 1, raw)
             x.store(1)
-        modes = [floor.Mode(x, name, byte) for x in targets for name, byte in (("off", b"o"), ("on", b"r"))]
-        for c in range(n):
-            for m in rc.rotated(modes, c):
+        # Off to every sandbox, then on to every sandbox: each process's
+        # commands are then equally far apart. Sandbox by sandbox (off, on,
+        # the next sandbox's off, ...) an off command came after the
+        # process had been idle for the six others and an on command 30 ms
+        # after its off one: on this host a STORE after the longer idle cost
+        # more than a command's events, and events on came out cheaper than
+        # off in both builds.
+        modes = [floor.Mode(x, name, byte) for name, byte in (("off", b"o"), ("on", b"r")) for x in targets]
+        for _ in range(n):
+            for m in modes:
                 m.chunk("store", lambda m=m: m.base.timed("store", m.base.imapd, m.base.store_one, settle=gap))
         t = {(m.build, m.base.profile, m.profile): m for m in modes}
 
