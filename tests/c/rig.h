@@ -363,11 +363,25 @@ static inline struct rx *rx_new(int tags, int max_seq)
     return r;
 }
 
-static inline void rx_start(struct rx *r, int rcvbuf)
+/* The receiver's socket, bound; rx_run starts reading it. Apart for a test
+ * that forks in between: a thread starting while its process forks can
+ * leave libasan's allocator locked in the child (no fork handlers in GCC
+ * 12's libasan), which then hangs at its first allocation. */
+static inline void rx_bind(struct rx *r, int rcvbuf)
 {
     atomic_store(&r->stop, 0);
     r->fd = bind_dgram(path, rcvbuf);
+}
+
+static inline void rx_run(struct rx *r)
+{
     pthread_create(&r->th, NULL, rx_loop, r);
+}
+
+static inline void rx_start(struct rx *r, int rcvbuf)
+{
+    rx_bind(r, rcvbuf);
+    rx_run(r);
 }
 
 /* The receiver goes away gracefully: the path first (new sends find nobody

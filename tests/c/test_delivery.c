@@ -150,9 +150,10 @@ static void shut_down(void)
 
 static void run_exit_case(int how, int tag)
 {
-    struct rx *r = rx_open(0);
+    struct rx *r = rx_new(MAX_TAGS, MAX_SEQ);
     pid_t p;
     int st, i;
+    rx_bind(r, 8 * 1024 * 1024); /* its thread only after the fork: rx_bind */
     fflush(NULL);
     p = fork();
     if (p == 0) {
@@ -168,6 +169,7 @@ static void run_exit_case(int how, int tag)
         cmev_flush(10000); /* explicit flush, then leave without atexit */
         _exit(0);
     }
+    rx_run(r);
     waitpid(p, &st, 0);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     CHECK(rx_wait_total(r, 2000, 5000));
