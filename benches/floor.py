@@ -24,7 +24,7 @@ threadprofile.py), and the overheads here leave that out.
 
 `send` is what any library pays that hands each event to notifyd as it
 happens. LMTP deliveries then single-message STOREs go in chunks, the two
-sandboxes taking turns (`alternate`), ROUNDS rounds of new sandboxes. Overhead = the
+sandboxes taking turns (`alternation`), ROUNDS rounds of new sandboxes. Overhead = the
 mode minus off within the process, per chunk; per round the median of its
 chunks.
 
@@ -37,7 +37,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import realcyrus as rc  # noqa: E402
-from e2elib import message  # noqa: E402
 
 # per build: (mode, floor.c's control byte)
 MODES = {"stock": (("off", b"o"), ("default", b"r")),
@@ -108,28 +107,23 @@ def sandboxes(preload, place="with", profiles=("default",), prefix="cmev-floor-"
     return rc.started(prefix, make)
 
 
-def alternate(modes, n, chunks, label):
-    """n LMTP deliveries and then n single-message STOREs in each mode, in
-    chunks of n/chunks, the two sandboxes' chunks taking turns, so that
-    each process's chunks are equally far apart: one chunk of the other
-    sandbox between any two of its own. Chunks of the same work with events
-    off, not counted, make up for the stock sandbox's fewer modes. Each
-    sandbox's modes in a row instead (rc.interleave) put its first mode
-    after the other sandbox's chunks and the rest right after its own: on
-    the host of 2026-11-30 events built and dropped came out cheaper than
-    off, as lowrate.py's on commands did for the same reason."""
+def alternation(modes):
+    """An order for rc.interleave in which the two sandboxes' chunks take
+    turns, so that each process's chunks are equally far apart: one chunk
+    of the other sandbox between any two of its own. Chunks of the same
+    work with events off, not counted, make up for the stock sandbox's
+    fewer modes. Each sandbox's modes in a row instead (rc.rotated) put its
+    first mode after the other sandbox's chunks and the rest right after
+    its own: on the host of 2026-11-30 events built and dropped came out
+    cheaper than off, as lowrate.py's on commands did for the same reason."""
     by_build = [[m for m in modes if m.build == b] for b in rc.BUILDS]
-    spacers = [Mode(ms[0].base, "spacer", b"o") for ms in by_build]
     turns = max(len(ms) for ms in by_build)
-    raw = message(1, "bench", msgid=False)
-    for work in ("lmtp", "store"):
-        for c in range(chunks):
-            ordered = [rc.rotated(ms, c) for ms in by_build]
-            for i in range(turns):
-                for ms, spacer in zip(ordered, spacers):
-                    m = ms[i] if i < len(ms) else spacer
-                    m.deliver(n // chunks, raw) if work == "lmtp" else m.store(n // chunks)
-        print(f"{label}, {work} done", flush=True)
+    spacers = [Mode(ms[0].base, "spacer", b"o") if len(ms) < turns else None for ms in by_build]
+
+    def order(_, c):
+        ordered = [rc.rotated(ms, c) for ms in by_build]
+        return [ms[i] if i < len(ms) else spacer for i in range(turns) for ms, spacer in zip(ordered, spacers)]
+    return order
 
 
 def run_round(preload, place, n, chunks, label):
@@ -137,7 +131,7 @@ def run_round(preload, place, n, chunks, label):
     the events its listener received."""
     with sandboxes(preload, place) as (_, targets):
         modes = [Mode(x, name, byte) for x in targets for name, byte in MODES[x.build]]
-        alternate(modes, n, chunks, f"floor: {label}")
+        rc.interleave(modes, n, chunks, f"floor: {label}", alternation(modes))
         threads = {x.build: (len(os.listdir(f"/proc/{x.lmtpd}/task")), len(os.listdir(f"/proc/{x.imapd}/task")))
                    for x in targets}
         for x in targets:

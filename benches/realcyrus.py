@@ -319,13 +319,14 @@ def rotated(items, c):
     return items[k:] + items[:k]
 
 
-def interleave(targets, n, chunks, label):
+def interleave(targets, n, chunks, label, order=rotated):
     """n LMTP deliveries and then n single-message STOREs to each target, in
-    chunks of n/chunks, each chunk going to all targets in turn (rotated)."""
+    chunks of n/chunks, each chunk going to the targets in turn, in
+    `order(targets, c)` for the c-th."""
     raw = message(1, "bench", msgid=False)
     for work in ("lmtp", "store"):
         for c in range(chunks):
-            for x in rotated(targets, c):
+            for x in order(targets, c):
                 x.deliver(n // chunks, raw) if work == "lmtp" else x.store(n // chunks)
         print(f"{label}, {work} done", flush=True)
 
