@@ -49,6 +49,10 @@ const NAP: Duration = Duration::from_millis(10);
 /// still cover the backlog.
 const WAKE_BACKLOG: usize = 2 * BATCH;
 const _: () = assert!(WAKE_BACKLOG < BODIES_KEPT);
+/// Slots of the ring allocated with it (8 KB): what a napping sender lets
+/// pile up before a caller wakes it, twice, so that a stream of events
+/// allocates nothing to queue them.
+const RING_FRONT: usize = 2 * WAKE_BACKLOG;
 /// Callers blocked on a full queue (`event_queue_overflow: block`) are
 /// woken once this much room is free. Woken for every few slots the
 /// sender freed, a caller that outpaces it spent its time in futex calls
@@ -110,7 +114,7 @@ pub struct Engine {
 impl Engine {
     fn new(queue_size: usize, bodies_kept: usize) -> Engine {
         Engine {
-            ring: Ring::new(queue_size),
+            ring: Ring::new(queue_size, RING_FRONT),
             bodies: ArrayQueue::new(bodies_kept),
             boxes: ArrayQueue::new(bodies_kept),
             outstanding: AtomicUsize::new(0),
