@@ -10,13 +10,14 @@
  * Then the cost growth of ours with messageContent size and UID count.
  *
  * usage: hotpath RESULTS_DIR
- *        hotpath RESULTS_DIR profile new|new-jmap|flags|stock-new|stock-flags N
+ *        hotpath RESULTS_DIR profile CASE N   (CASE: see profile())
  *        (just N calls of one case, for perf record; HOTPATH_RUN=20000 makes
  *        them the burst case, default runs of 64)
  */
 #include "common.h"
 
 #include <jansson.h>
+#include <semaphore.h>
 #include <sys/time.h>
 
 #include "cyrus_mboxevent.h"
@@ -75,7 +76,16 @@ static size_t content_size;
 static const char *content;
 /* UIDs in a FlagsSet: the golden's 4:6 unless growth says otherwise */
 static int nuids = 3;
-static int with_jmap = 1;
+/* What becomes of a jmapEmail object packed before each timed event */
+enum jmap {
+    JMAP_NONE,
+    JMAP_IN_EVENT,        /* the event takes it (ours: the sender releases it) */
+    JMAP_FREED_HERE,      /* control: not in the event; this thread releases a
+                           * run's objects after the run */
+    JMAP_FREED_ELSEWHERE, /* control: the same, released by another thread */
+};
+#define JMAP_KEPT(m) ((m) == JMAP_FREED_HERE || (m) == JMAP_FREED_ELSEWHERE)
+static enum jmap with_jmap = JMAP_IN_EVENT;
 static json_t *jmap_packed;
 
 /* the object packed for the next timed call; packed here for calls outside
@@ -112,7 +122,7 @@ static void ours_new(void)
     cmev_event_set_string(e, CMEV_PARAM_MESSAGE_EMAIL_ID, "M745f127e9a8ab33ed6beeb9f");
     cmev_event_set_string(e, CMEV_PARAM_MESSAGE_THREAD_ID, "NIL");
     if (content) cmev_event_set_content(e, content, content_size, content_size / 10);
-    if (with_jmap) /* as the adapter does: dumped later, by the sender */
+    if (with_jmap == JMAP_IN_EVENT) /* as the adapter does: dumped later, by the sender */
         cmev_event_set_json_object(e, CMEV_PARAM_JMAP_EMAIL, jmap_take(), dump_json,
                                    release_json);
     cmev_event_set_bytes(e, CMEV_PARAM_ENVELOPE, ENVELOPE, strlen(ENVELOPE));
@@ -207,7 +217,8 @@ static void stock_new(void)
     json_object_set_new(o, "vnd.fastmail.cid", json_string("NIL"));
     json_object_set_new(o, "vnd.cmu.emailid", json_string("M745f127e9a8ab33ed6beeb9f"));
     json_object_set_new(o, "vnd.cmu.threadid", json_string("NIL"));
-    if (with_jmap) json_object_set_new(o, "vnd.fastmail.jmapEmail", jmap_take());
+    if (with_jmap == JMAP_IN_EVENT)
+        json_object_set_new(o, "vnd.fastmail.jmapEmail", jmap_take());
     stock_send(o);
 }
 
@@ -246,8 +257,34 @@ static struct drain rx;
  * of the timed region, the queue drains and the receiver catches up. */
 static int run = 64;
 
+/* The control's objects of one run, and the thread that may release them */
+static json_t **kept;
+static int nkept;
+static sem_t release_go, release_done;
+
+static void release_kept(void)
+{
+    while (nkept > 0) json_decref(kept[--nkept]);
+}
+
+static void *releaser(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        sem_wait(&release_go);
+        release_kept();
+        sem_post(&release_done);
+    }
+    return NULL;
+}
+
 static void settle(long expected)
 {
+    if (with_jmap == JMAP_FREED_ELSEWHERE) {
+        sem_post(&release_go);
+        sem_wait(&release_done);
+    }
+    release_kept();
     cmev_flush(60000);
     wait_received(&rx, expected, 10000);
     /* single events: past the sender's nap (10 ms, NAP in src/queue.rs),
@@ -260,9 +297,11 @@ static void batch(void (*op)(void), int n, double *p50, double *p99)
     uint64_t *t = malloc(sizeof(uint64_t) * (size_t)n);
     int i;
     long before = atomic_load(&rx.received);
+    if (JMAP_KEPT(with_jmap)) kept = realloc(kept, sizeof(*kept) * (size_t)run);
     for (i = 0; i < n; i++) {
         uint64_t a;
-        if (with_jmap) jmap_packed = jmap_email();
+        if (with_jmap == JMAP_IN_EVENT) jmap_packed = jmap_email();
+        if (JMAP_KEPT(with_jmap)) kept[nkept++] = jmap_email();
         a = now_ns();
         op();
         t[i] = now_ns() - a;
@@ -277,16 +316,20 @@ static void batch(void (*op)(void), int n, double *p50, double *p99)
 
 #define ROUNDS 5
 
-static void compare(FILE *out, const char *what, void (*ours)(void), void (*stock)(void), int n)
+/* A B A B, each side with its own jmapEmail objects; ratios B / A */
+static void compare_modes(FILE *out, const char *what, void (*a)(void), enum jmap a_jmap,
+                          void (*b)(void), enum jmap b_jmap, int n)
 {
     double o50[2 * ROUNDS], o99[2 * ROUNDS], s50[2 * ROUNDS], s99[2 * ROUNDS];
     struct spread a50, a99, b50, b99;
-    int r;
-    for (r = 0; r < ROUNDS; r++) { /* A B A B */
-        batch(ours, n, &o50[2 * r], &o99[2 * r]);
-        batch(stock, n, &s50[2 * r], &s99[2 * r]);
-        batch(ours, n, &o50[2 * r + 1], &o99[2 * r + 1]);
-        batch(stock, n, &s50[2 * r + 1], &s99[2 * r + 1]);
+    int r, k;
+    for (r = 0; r < ROUNDS; r++) {
+        for (k = 2 * r; k < 2 * r + 2; k++) {
+            with_jmap = a_jmap;
+            batch(a, n, &o50[k], &o99[k]);
+            with_jmap = b_jmap;
+            batch(b, n, &s50[k], &s99[k]);
+        }
     }
     a50 = spread_of(o50, 2 * ROUNDS);
     a99 = spread_of(o99, 2 * ROUNDS);
@@ -297,6 +340,11 @@ static void compare(FILE *out, const char *what, void (*ours)(void), void (*stoc
             b50.median, b50.min, b50.max, b99.median, b99.min, b99.max,
             b50.median / a50.median, b99.median / a99.median);
     fflush(out);
+}
+
+static void compare(FILE *out, const char *what, void (*ours)(void), void (*stock)(void), int n)
+{
+    compare_modes(out, what, ours, with_jmap, stock, with_jmap, n);
 }
 
 /* The timestamp, the only part that may differ between the two paths */
@@ -357,10 +405,15 @@ static int profile(const char *what, int n)
     static const struct {
         const char *name;
         void (*op)(void);
-        int jmap;
+        enum jmap jmap;
     } cases[] = {
-        { "new", ours_new, 0 },         { "new-jmap", ours_new, 1 },       { "flags", ours_flags, 0 },
-        { "stock-new", stock_new, 0 },  { "stock-flags", stock_flags, 0 },
+        { "new", ours_new, JMAP_NONE },
+        { "new-jmap", ours_new, JMAP_IN_EVENT },
+        { "new-freed-here", ours_new, JMAP_FREED_HERE },
+        { "new-freed-elsewhere", ours_new, JMAP_FREED_ELSEWHERE },
+        { "flags", ours_flags, JMAP_NONE },
+        { "stock-new", stock_new, JMAP_NONE },
+        { "stock-flags", stock_flags, JMAP_NONE },
     };
     size_t c;
     double p50, p99;
@@ -388,12 +441,16 @@ int main(int argc, char **argv)
     static const long uid_counts[] = { 1, 1000, 100000 };
     FILE *md, *csv;
     size_t i;
+    pthread_t releaser_thread;
     if (argc < 2) {
         fprintf(stderr, "usage: %s RESULTS_DIR\n", argv[0]);
         return 2;
     }
     snprintf(path, sizeof(path), "/tmp/cmev-bench-%d.sock", (int)getpid());
     drain_start(&rx, path);
+    sem_init(&release_go, 0, 0);
+    sem_init(&release_done, 0, 0);
+    pthread_create(&releaser_thread, NULL, releaser, NULL);
     /* stock's notify() reads notifysocket from imapd.conf, like imapd */
     snprintf(confpath, sizeof(confpath), "%s/stock-imapd.conf", argv[1]);
     md = fopen(confpath, "w");
@@ -446,7 +503,7 @@ int main(int argc, char **argv)
                 "emit a few events per command.\n\n", run);
     fprintf(md, "| event | ours p50 | ours p99 | stock p50 | stock p99 | p50 ratio | p99 ratio |\n|---|---|---|---|---|---|---|\n");
     compare(md, "MessageNew (`all` key set)", ours_new, stock_new, 20000);
-    with_jmap = 0;
+    with_jmap = JMAP_NONE;
     compare(md, "MessageNew (`all` key set but jmapEmail)", ours_new, stock_new, 20000);
     compare(md, "FlagsSet", ours_flags, stock_flags, 20000);
     /* a burst the sender cannot keep up with: the queue grows, so every
@@ -462,6 +519,15 @@ int main(int argc, char **argv)
     fprintf(md, "| event | ours p50 | ours p99 | stock p50 | stock p99 | p50 ratio | p99 ratio |\n|---|---|---|---|---|---|---|\n");
     compare(md, "FlagsSet, isolated", ours_flags, stock_flags, 500);
     run = 64;
+
+    fprintf(md, "\nControl: MessageNew (`all` key set but jmapEmail), a jmapEmail object packed before "
+                "each event but not given to it; a run's objects released after the run by another "
+                "thread, as our sender releases those of the first row, or by the caller (ratios: caller "
+                "/ elsewhere):\n\n");
+    fprintf(md, "| event | elsewhere p50 | elsewhere p99 | caller p50 | caller p99 | p50 ratio | p99 ratio |\n|---|---|---|---|---|---|---|\n");
+    compare_modes(md, "MessageNew, objects released elsewhere / by the caller", ours_new,
+                  JMAP_FREED_ELSEWHERE, ours_new, JMAP_FREED_HERE, 20000);
+    with_jmap = JMAP_NONE;
 
     fprintf(md, "\n### Cost growth (ours): ns per event\n\n| series | size | p50 (min–max) | p99 | p50 per unit |\n|---|---|---|---|---|\n");
     fprintf(csv, "series,x,p50_ns,p99_ns\n");
