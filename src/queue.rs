@@ -344,6 +344,8 @@ impl Engine {
         // Events are coming in a stream: nap after sending, to take the
         // next ones without being woken for each.
         let mut stream = false;
+        // When the sender last ran out of events; None while it has some.
+        let mut idle_since: Option<Instant> = None;
         loop {
             while pending.len() < PENDING_MAX {
                 match self.ring.pop() {
@@ -370,21 +372,16 @@ impl Engine {
                 } else {
                     (ASLEEP, IDLE_WAKE)
                 };
-                let since = Instant::now();
+                let idle = *idle_since.get_or_insert_with(Instant::now);
                 self.state.store(state, Ordering::SeqCst);
                 if self.ring.is_empty() {
                     thread::park_timeout(wait);
                 }
                 self.state.store(AWAKE, Ordering::SeqCst);
-                // A stream goes on while naps find events, or starts when
-                // events wake us soon after we fell asleep. An event after a
-                // quiet spell is sent and the sender sleeps again at once:
-                // a nap after it was a second wake-up that found nothing and
-                // cost as much as the send (a STORE every 30 ms: 85 -> 42 µs
-                // of sender CPU per command, benches/lowrate.py).
-                stream = !self.ring.is_empty() && (state == NAPPING || since.elapsed() < 2 * NAP);
+                stream = !self.ring.is_empty() && streams(state == NAPPING, idle.elapsed());
                 continue;
             }
+            idle_since = None;
             match self.send_front(&mut wire, &mut pending, &mut spare) {
                 Attempt::Done => backoff = Duration::ZERO,
                 retry => {
@@ -530,6 +527,18 @@ impl Engine {
     }
 }
 
+/// Whether a sender that finds events on waking should nap after sending
+/// them: while naps find events, or when these came less than a nap after
+/// it ran out of events before (a nap would have caught them). Events
+/// further apart are each sent and the sender sleeps again at once: a nap
+/// after them was a second wake-up that found nothing and cost as much as
+/// the send (a STORE every 30 ms: 85 -> 42 µs of sender CPU per command,
+/// benches/lowrate.py). Counted from its last event, not from when it fell
+/// asleep after an empty nap: events 10-20 ms apart each had their nap.
+fn streams(woken_from_nap: bool, idle_for: Duration) -> bool {
+    woken_from_nap || idle_for < NAP
+}
+
 /// A woken sender must not preempt the Cyrus thread that woke it, as a
 /// normal thread does on the same core: as a batch thread it runs when
 /// imapd or lmtpd waits for its client, or on an idle core, and sends the
@@ -644,6 +653,14 @@ mod tests {
         let mut other = Box::<Body>::default();
         e.boxed(&mut other);
         assert!(other.text.capacity() >= 256);
+    }
+
+    #[test]
+    fn naps_only_for_events_a_nap_apart() {
+        assert!(streams(true, Duration::from_secs(60)));
+        assert!(streams(false, NAP / 2));
+        assert!(!streams(false, NAP));
+        assert!(!streams(false, NAP + NAP / 2));
     }
 
     /// A sender that is sending is left without a wake-up token; a parked
