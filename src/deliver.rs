@@ -19,12 +19,13 @@ pub struct Item {
     pub out: Outgoing,
 }
 
-/// The queue allocates its slots in blocks of 31 (`ring`). At 24 bytes an
-/// item, a block is a small request (1,000 bytes) for glibc's malloc; at 72
-/// it was a large one, and every large request first merges the freed
-/// chunks in the arena's fast bins: those of the jmapEmail objects the
-/// sender had released, 100-160 µs for one caller in 31 (hot path,
-/// MessageNew with a new jmapEmail per event, p99).
+/// Past its first 256 slots the queue allocates blocks of 31 (`ring`). At
+/// 24 bytes an item, a block is a small request (1,000 bytes) for glibc's
+/// malloc, and the first slots take 8 KB; at 72 bytes a block was a large
+/// request, and every large request first merges the freed chunks in the
+/// arena's fast bins: those of the jmapEmail objects the sender had
+/// released, 100-160 µs for one caller in 31 (hot path, MessageNew with a
+/// new jmapEmail per event, p99).
 const _: () = assert!(std::mem::size_of::<Item>() <= 24);
 
 impl Item {
