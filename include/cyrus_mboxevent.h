@@ -50,6 +50,8 @@
 
 
 
+
+
 /**
  * `cmev_mailbox_needs`: event_exclude_specialuse lists "all", so whether
  * the mailbox is a user's top-level one decides.
@@ -62,8 +64,6 @@
  * alone).
  */
 #define CMEV_MAILBOX_NEEDS_SPECIALUSE 2
-
-
 
 /**
  * Index of each counter in `cmev_counters.values`.
@@ -557,7 +557,8 @@ bool cmev_event_content_wanted(const cmev_event *ev,
  * What `cmev_mailbox_enabled` looks at under the current
  * event_exclude_specialuse (`CMEV_MAILBOX_NEEDS_*` bits), so that the caller
  * looks up only that, as stock does: an argument of `cmev_mailbox_enabled`
- * whose bit is clear is not looked at. 0: every mailbox has events.
+ * whose bit is clear is not looked at. 0: every mailbox has events. After
+ * an internal error both bits, so that the caller looks both up.
  */
 unsigned int cmev_mailbox_needs(void);
 

@@ -1,94 +1,40 @@
-//! The library's operations in safe Rust, one per C entry point: process
-//! state (configuration, client id, callback, sink) and what each call does
-//! to an event. `ffi` only converts pointers and catches panics.
+//! The library's operations in safe Rust, one per C entry point: what each
+//! call does to an event or to the process's settings. `ffi` only converts
+//! pointers, catches panics and maps errors to their C values.
 
-use crate::config::{Config, ConfigError, ContentMode};
+use crate::body::{Span, Value};
+use crate::catalogue::{mask, EventType, Kind, Param};
+use crate::config::{Config, ContentMode, DATAGRAM_MAX};
 use crate::counters::{bump, Counter};
-use crate::event::{mask, Event, EventType, ForeignJson, Kind, Param, Span, Value};
-use crate::frame::DATAGRAM_MAX;
+use crate::event::Event;
+use crate::foreign::ForeignJson;
 use crate::json::is_valid;
 use crate::log::{self, OncePerType};
 use crate::notify::{prepare, CALLBACK_TYPES};
-use std::sync::{Arc, LazyLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use crate::settings::{self, Callback};
+use crate::{deliver, pool, process};
+use std::sync::Arc;
 
-/// Errors of the event API, with the numbers the C ABI returns.
+/// Why a call was refused; `ffi` maps each to its `cmev_error` value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(C)]
-pub enum Error {
+pub enum Refused {
     /// A required pointer argument was NULL.
-    Null = 1,
-    UnknownOption = 2,
-    InvalidValue = 3,
-    UnknownType = 4,
-    UnknownParam = 5,
+    Null,
+    UnknownType,
+    UnknownParam,
     /// The setter does not match the parameter's kind (e.g. a string for
     /// `modseq`).
-    WrongKind = 6,
+    WrongKind,
     /// The text given as JSON does not parse.
-    InvalidJson = 7,
-    /// An internal error was caught at the boundary; nothing was changed.
-    Panic = 8,
+    InvalidJson,
 }
 
-/// The in-process consumer of IMAP NOTIFY events (newer Cyrus versions).
-#[derive(Clone, Copy)]
-pub struct Callback {
-    pub func: unsafe extern "C" fn(json: *const libc::c_char, len: usize, rock: *mut libc::c_void),
-    pub rock: usize,
-}
-
-static CONFIG: LazyLock<RwLock<Arc<Config>>> =
-    LazyLock::new(|| RwLock::new(Arc::new(Config::default())));
-static CLIENT_ID: RwLock<Option<String>> = RwLock::new(None);
-static CALLBACK: RwLock<Option<Callback>> = RwLock::new(None);
 static INCOMPLETE_LOGGED: OncePerType = OncePerType::new();
 
-// std's locks, not parking_lot's: they are held across fork() (see
-// `process`), and a parking_lot unlock in the child may need that crate's
-// global table of parked threads, whose locks a thread the child lacks may
-// have held at the fork.
-fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Every lock of this module, held across fork() (see `process`): dropped
-/// on both sides of it.
-pub struct ForkHold {
-    _config: RwLockWriteGuard<'static, Arc<Config>>,
-    _client_id: RwLockWriteGuard<'static, Option<String>>,
-    _callback: RwLockWriteGuard<'static, Option<Callback>>,
-}
-
-pub fn lock_for_fork() -> ForkHold {
-    ForkHold {
-        _config: write(&CONFIG),
-        _client_id: write(&CLIENT_ID),
-        _callback: write(&CALLBACK),
-    }
-}
-
-pub fn config() -> Arc<Config> {
-    read(&CONFIG).clone()
-}
-
-/// Set one option; on error it is logged and the option holds its default.
-pub fn config_set(option: &str, value: &str) -> Result<(), ConfigError> {
-    let mut w = write(&CONFIG);
-    let mut c = (**w).clone();
-    let r = c.set(option, value);
-    *w = Arc::new(c);
-    if let Err(e) = &r {
-        log::error(&format!("mboxevent: {e}"));
-    }
-    r
-}
-
+/// The event types that are sent: event_groups, or none while
+/// event_notifier is unset.
 pub fn enabled_types() -> u32 {
-    let cfg = config();
+    let cfg = settings::config();
     if cfg.notifier.is_some() {
         cfg.enabled_types
     } else {
@@ -96,73 +42,60 @@ pub fn enabled_types() -> u32 {
     }
 }
 
-pub fn config_reset() {
-    *write(&CONFIG) = Arc::new(Config::default());
+pub fn parse_type(bits: u32) -> Result<EventType, Refused> {
+    EventType::from_bits(bits).ok_or(Refused::UnknownType)
 }
 
-pub fn set_client_id(id: Option<String>) {
-    *write(&CLIENT_ID) = id;
-}
-
-pub fn set_callback(cb: Option<Callback>) {
-    *write(&CALLBACK) = cb;
-}
-
-pub fn parse_type(bits: u32) -> Result<EventType, Error> {
-    EventType::from_bits(bits).ok_or(Error::UnknownType)
-}
-
-pub fn parse_param(n: u32) -> Result<Param, Error> {
-    Param::from_index(n).ok_or(Error::UnknownParam)
+pub fn parse_param(n: u32) -> Result<Param, Refused> {
+    Param::from_index(n).ok_or(Refused::UnknownParam)
 }
 
 pub fn is_expected(kind: EventType, p: Param) -> bool {
-    config().expects(kind, p)
+    settings::config().expects(kind, p)
 }
 
 /// A new event, or `None` when nobody would receive it: notification off,
 /// or the type's group off and no IMAP NOTIFY callback registered.
 pub fn event_new(kind: EventType) -> Option<Box<Event>> {
-    let cfg = config();
+    let cfg = settings::config();
     cfg.notifier.as_ref()?;
     if cfg.enabled_types & kind.bits() == 0
-        && !(read(&CALLBACK).is_some() && kind.is_in(CALLBACK_TYPES))
+        && !(settings::callback().is_some() && kind.is_in(CALLBACK_TYPES))
     {
         return None;
     }
+    process::install_hooks();
     let client_id = cfg.expects(kind, Param::ClientId);
-    let mut ev = Box::new(Event::with_body(kind, cfg, crate::queue::take_body()));
-    ev.set(Param::Pid, Value::Int(u64::from(crate::process::pid())));
+    let mut ev = Box::new(Event::with_body(kind, cfg, pool::take_body()));
+    ev.set(Param::Pid, Value::Int(u64::from(process::pid())));
     if client_id {
-        let id = read(&CLIENT_ID);
-        ev.body
-            .set_str(Param::ClientId, id.as_deref().unwrap_or_default());
+        settings::with_client_id(|id| ev.body.set_str(Param::ClientId, id));
     }
     Some(ev)
 }
 
 /// Free an event; its buffers serve the next one.
 pub fn event_free(ev: Event) {
-    crate::queue::give_body(ev.body);
+    pool::give_body(ev.body);
 }
 
 /// The setter must match the parameter's kind (e.g. no string for modseq).
-fn check_kind(ok: bool) -> Result<(), Error> {
+fn check_kind(ok: bool) -> Result<(), Refused> {
     if ok {
         Ok(())
     } else {
-        Err(Error::WrongKind)
+        Err(Refused::WrongKind)
     }
 }
 
-pub fn set_int(ev: &mut Event, p: Param, n: u64) -> Result<(), Error> {
+pub fn set_int(ev: &mut Event, p: Param, n: u64) -> Result<(), Refused> {
     check_kind(p.kind() == Kind::Int)?;
     ev.set(p, Value::Int(n));
     Ok(())
 }
 
 /// A string parameter from bytes; invalid UTF-8 becomes U+FFFD.
-pub fn set_bytes(ev: &mut Event, p: Param, v: &[u8]) -> Result<(), Error> {
+pub fn set_bytes(ev: &mut Event, p: Param, v: &[u8]) -> Result<(), Refused> {
     check_kind(matches!(p.kind(), Kind::Str | Kind::Address(..)))?;
     ev.body.set_lossy(p, v);
     Ok(())
@@ -172,7 +105,7 @@ pub fn set_strings<'a>(
     ev: &mut Event,
     p: Param,
     v: impl Iterator<Item = &'a [u8]>,
-) -> Result<(), Error> {
+) -> Result<(), Refused> {
     check_kind(p.kind() == Kind::Array)?;
     let start = ev.body.list.len();
     for s in v {
@@ -186,11 +119,11 @@ pub fn set_strings<'a>(
 
 /// JSON text is checked here and written compactly when rendered, off the
 /// caller's thread.
-pub fn set_json(ev: &mut Event, p: Param, text: &[u8]) -> Result<(), Error> {
+pub fn set_json(ev: &mut Event, p: Param, text: &[u8]) -> Result<(), Refused> {
     check_kind(p.kind() == Kind::Json)?;
     let text = String::from_utf8_lossy(text);
     if !is_valid(&text) {
-        return Err(Error::InvalidJson);
+        return Err(Refused::InvalidJson);
     }
     let span = ev.body.push(&text);
     ev.set(p, Value::Json(span));
@@ -199,7 +132,7 @@ pub fn set_json(ev: &mut Event, p: Param, text: &[u8]) -> Result<(), Error> {
 
 /// A JSON value left in the caller's JSON library: dumped when the event is
 /// rendered, off the caller's thread. Dropped (released) on error.
-pub fn set_foreign(ev: &mut Event, p: Param, v: ForeignJson) -> Result<(), Error> {
+pub fn set_foreign(ev: &mut Event, p: Param, v: ForeignJson) -> Result<(), Refused> {
     check_kind(p.kind() == Kind::Json)?;
     ev.set(p, Value::Foreign(Arc::new(v)));
     Ok(())
@@ -344,7 +277,7 @@ fn content_range(ev: &Event, size: usize, header_size: usize) -> Option<(usize, 
     // 0.58 ms before). The bytes kept beyond that keep the lossy decoding of
     // a UTF-8 sequence cut at the end clear of anything a datagram can carry.
     // `dlist:` and the IMAP NOTIFY callback get the content whole.
-    let whole = cfg.is_dlist() || read(&CALLBACK).is_some();
+    let whole = cfg.is_dlist() || settings::callback().is_some();
     Some((start, if whole { len } else { len.min(CONTENT_KEPT) }))
 }
 
@@ -356,7 +289,7 @@ const CONTENT_KEPT: usize = DATAGRAM_MAX + 8;
 /// keeps only users' top-level mailboxes, and any listed special-use
 /// attribute (exact case) excludes the mailbox.
 pub fn mailbox_enabled(is_user_inbox: bool, specialuse: Option<&[u8]>) -> bool {
-    let cfg = config();
+    let cfg = settings::config();
     if !is_user_inbox && excludes_subfolders(&cfg) {
         return false;
     }
@@ -378,7 +311,7 @@ fn excludes_subfolders(cfg: &Config) -> bool {
 /// attributes). Stock looks up neither when it cannot matter, and both cost
 /// Cyrus work per event.
 pub fn mailbox_needs() -> (bool, bool) {
-    let cfg = config();
+    let cfg = settings::config();
     (
         excludes_subfolders(&cfg),
         !cfg.exclude_specialuse.is_empty(),
@@ -388,13 +321,13 @@ pub fn mailbox_needs() -> (bool, bool) {
 /// Wait up to `timeout` for queued events to go out; returns how many are
 /// still queued (counted and logged).
 pub fn flush(timeout: std::time::Duration) -> usize {
-    crate::queue::flush(timeout)
+    deliver::flush(timeout)
 }
 
-/// Send a queue of events in order (SPEC §3). Their contents move into the
+/// Send a queue of events in order. Their contents move into the
 /// notifications; the emptied events stay the caller's to free.
 pub fn notify(events: &mut [&mut Event]) {
-    let callback = *read(&CALLBACK);
+    let callback = settings::callback();
     prepare(events, |o, missing| {
         bump(Counter::Notified);
         if !missing.is_empty() {
@@ -412,7 +345,7 @@ pub fn notify(events: &mut [&mut Event]) {
             deliver_to_callback(cb, &o.render().json);
         }
         if o.send() {
-            crate::deliver::submit(o);
+            deliver::submit(o);
         } else {
             bump(Counter::UnsentGroupOff);
         }
@@ -433,9 +366,9 @@ fn deliver_to_callback(cb: Callback, json: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Body;
+    use crate::body::Body;
     use crate::frame::fit_datagram;
-    use crate::notify::Outgoing;
+    use crate::outgoing::Outgoing;
 
     fn content_cfg(socket: &str) -> Arc<Config> {
         let mut c = Config::default();

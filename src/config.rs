@@ -3,7 +3,11 @@
 //! imapd.conf itself. An invalid value is reported and the option keeps its
 //! documented default.
 
-use crate::frame::DATAGRAM_MAX;
+use crate::catalogue::{
+    mask, EventType, Param, ALL_PARAMS, ALL_TYPES_AND_COMBINATIONS, TYPE_SLOTS,
+};
+use crate::rules::{expected, Extras, EXTRA_NAMES};
+use crate::timestamp::TimestampFormat;
 use std::fmt;
 use std::time::Duration;
 
@@ -22,73 +26,9 @@ pub const GROUP_NAMES: [&str; 8] = [
     "applepushservice",
 ];
 
-/// Words of `event_extra_params`, in the bit order of stock's BITFIELD.
-pub const EXTRA_NAMES: [&str; 29] = [
-    "bodyStructure",
-    "clientAddress",
-    "diskUsed",
-    "flagNames",
-    "messageContent",
-    "messageSize",
-    "messages",
-    "modseq",
-    "service",
-    "timestamp",
-    "uidnext",
-    "vnd.cmu.midset",
-    "vnd.cmu.unseenMessages",
-    "vnd.cmu.envelope",
-    "vnd.cmu.sessionId",
-    "vnd.cmu.mailboxACL",
-    "vnd.cmu.mbtype",
-    "vnd.cmu.davFilename",
-    "vnd.cmu.davUid",
-    "vnd.fastmail.clientId",
-    "vnd.fastmail.sessionId",
-    "vnd.fastmail.convExists",
-    "vnd.fastmail.convUnseen",
-    "vnd.fastmail.cid",
-    "vnd.fastmail.counters",
-    "vnd.fastmail.jmapEmail",
-    "vnd.fastmail.jmapStates",
-    "vnd.cmu.emailid",
-    "vnd.cmu.threadid",
-];
-
-/// One bit per word of `event_extra_params`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Extra {
-    BodyStructure = 0,
-    ClientAddress,
-    DiskUsed,
-    FlagNames,
-    MessageContent,
-    MessageSize,
-    Messages,
-    Modseq,
-    Service,
-    Timestamp,
-    Uidnext,
-    Midset,
-    UnseenMessages,
-    Envelope,
-    CmuSessionId,
-    MailboxAcl,
-    Mbtype,
-    DavFilename,
-    DavUid,
-    ClientId,
-    FastmailSessionId,
-    ConvExists,
-    ConvUnseen,
-    Cid,
-    Counters,
-    JmapEmail,
-    JmapStates,
-    EmailId,
-    ThreadId,
-}
+/// The largest datagram this library sends, whatever the socket buffer or
+/// `event_max_datagram_size`: the most a UNIX datagram can carry here.
+pub(crate) const DATAGRAM_MAX: usize = 65536;
 
 /// `event_content_inclusion_mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,12 +38,6 @@ pub enum ContentMode {
     Header,
     Body,
     HeaderBody,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimestampFormat {
-    Iso8601,
-    Epoch,
 }
 
 /// `event_queue_overflow`: what `notify` does when the queue is full.
@@ -133,8 +67,8 @@ pub struct Config {
     pub notifier: Option<String>,
     /// Bitmask of enabled event types, from `event_groups`.
     pub enabled_types: u32,
-    /// Bitmask of `Extra` bits, from `event_extra_params`.
-    pub extra: u32,
+    /// From `event_extra_params`.
+    pub extra: Extras,
     pub exclude_flags: Vec<String>,
     pub exclude_specialuse: Vec<String>,
     pub content_mode: ContentMode,
@@ -161,7 +95,7 @@ pub struct Config {
     pub dlist_timeout: Duration,
     /// `rules::expected` for every type and parameter, as bitmasks by
     /// `EventType::slot()`: the hot path asks it many times per event.
-    expected: [u128; crate::event::TYPE_SLOTS],
+    expected: [u128; TYPE_SLOTS],
 }
 
 pub const DEFAULT_GROUPS: &str = "message mailbox";
@@ -173,7 +107,7 @@ impl Default for Config {
         Config {
             notifier: None,
             enabled_types: groups_to_types(parse_words(DEFAULT_GROUPS, &GROUP_NAMES).unwrap_or(0)),
-            extra: parse_words(DEFAULT_EXTRA, &EXTRA_NAMES).unwrap_or(0),
+            extra: Extras(parse_words(DEFAULT_EXTRA, &EXTRA_NAMES).unwrap_or(0)),
             exclude_flags: Vec::new(),
             exclude_specialuse: split_words(DEFAULT_SPECIALUSE),
             content_mode: ContentMode::Standard,
@@ -191,7 +125,7 @@ impl Default for Config {
             max_age: Duration::from_secs(300),
             flush_timeout: Duration::from_secs(2),
             dlist_timeout: Duration::from_secs(5),
-            expected: [0; crate::event::TYPE_SLOTS],
+            expected: [0; TYPE_SLOTS],
         }
         .with_expected_table()
     }
@@ -241,7 +175,6 @@ fn parse_words(s: &str, names: &[&str]) -> Result<u32, String> {
 }
 
 fn groups_to_types(groups: u32) -> u32 {
-    use crate::event::mask;
     const BY_GROUP: [u32; 8] = [
         mask::MESSAGE,
         mask::QUOTA,
@@ -279,11 +212,11 @@ fn parse_in(s: &str, range: std::ops::RangeInclusive<u64>) -> Result<u64, String
 
 impl Config {
     fn with_expected_table(mut self) -> Self {
-        let mut table = [0u128; crate::event::TYPE_SLOTS];
-        for t in crate::event::ALL_TYPES_AND_COMBINATIONS {
-            table[t.slot()] = crate::event::ALL_PARAMS
+        let mut table = [0u128; TYPE_SLOTS];
+        for t in ALL_TYPES_AND_COMBINATIONS {
+            table[t.slot()] = ALL_PARAMS
                 .iter()
-                .filter(|p| crate::rules::expected(t, **p, &self))
+                .filter(|p| expected(t, **p, self.extra))
                 .fold(0, |m, p| m | 1u128 << *p as u32);
         }
         self.expected = table;
@@ -292,17 +225,13 @@ impl Config {
 
     /// Whether events of type `t` carry parameter `p` (stock's
     /// `mboxevent_expected_param`), from the table.
-    pub fn expects(&self, t: crate::event::EventType, p: crate::event::Param) -> bool {
+    pub fn expects(&self, t: EventType, p: Param) -> bool {
         self.expected[t.slot()] & (1u128 << p as u32) != 0
     }
 
     /// All parameters events of type `t` carry, as a bitmask by number.
-    pub fn expected_mask(&self, t: crate::event::EventType) -> u128 {
+    pub fn expected_mask(&self, t: EventType) -> u128 {
         self.expected[t.slot()]
-    }
-
-    pub fn has_extra(&self, e: Extra) -> bool {
-        self.extra & (1 << e as u32) != 0
     }
 
     /// Where datagrams (or, with a `dlist:` prefix, stream connections) go.
@@ -358,7 +287,7 @@ impl Config {
                     format!("unknown group '{w}'")
                 }),
             "event_extra_params" => parse_words(value, &EXTRA_NAMES)
-                .map(|x| self.extra = x)
+                .map(|x| self.extra = Extras(x))
                 .map_err(|w| {
                     self.extra = d.extra;
                     format!("unknown parameter '{w}'")
@@ -527,7 +456,8 @@ fn number<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventType as T;
+    use crate::catalogue::EventType as T;
+    use crate::rules::Extra;
 
     #[test]
     fn defaults_match_stock() {
@@ -537,8 +467,8 @@ mod tests {
         assert!(c.enabled_types & T::MailboxCreate as u32 != 0);
         assert!(c.enabled_types & T::FlagsSet as u32 == 0);
         assert!(c.enabled_types & T::Login as u32 == 0);
-        assert!(c.has_extra(Extra::Timestamp));
-        assert!(!c.has_extra(Extra::Service));
+        assert!(c.extra.has(Extra::Timestamp));
+        assert!(!c.extra.has(Extra::Service));
         assert_eq!(c.exclude_specialuse, vec!["\\Junk".to_string()]);
         assert_eq!(c.socket_path(), "/var/lib/cyrus/socket/notify");
     }
@@ -548,7 +478,7 @@ mod tests {
         for (i, w) in EXTRA_NAMES.iter().enumerate() {
             let mut c = Config::default();
             c.set("event_extra_params", w).unwrap();
-            assert_eq!(c.extra, 1 << i, "{w}");
+            assert_eq!(c.extra, Extras(1 << i), "{w}");
         }
         assert_eq!(EXTRA_NAMES[Extra::ThreadId as usize], "vnd.cmu.threadid");
         assert_eq!(EXTRA_NAMES[Extra::Midset as usize], "vnd.cmu.midset");
@@ -580,7 +510,7 @@ mod tests {
         c.set("event_extra_params", "service").unwrap();
         let e = c.set("event_extra_params", "Timestamp").unwrap_err();
         assert!(e.to_string().contains("unknown parameter 'Timestamp'"));
-        assert!(c.has_extra(Extra::Timestamp) && !c.has_extra(Extra::Service));
+        assert!(c.extra.has(Extra::Timestamp) && !c.extra.has(Extra::Service));
 
         c.set("event_content_size", "100").unwrap();
         for bad in ["12k", "-1", "", "18446744073709551616"] {

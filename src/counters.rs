@@ -59,21 +59,12 @@ pub const DROPS: [Counter; 6] = [
     Counter::DroppedSendError,
 ];
 
-/// A snapshot of all counters, indexed by `cmev_counter`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    pub values: [u64; COUNTER_COUNT],
-}
+/// All counters at once, indexed by `Counter`.
+pub type Values = [u64; COUNTER_COUNT];
 
-impl Snapshot {
-    pub fn get(&self, c: Counter) -> u64 {
-        self.values[c as usize]
-    }
-
-    pub fn dropped(&self) -> u64 {
-        DROPS.iter().map(|c| self.get(*c)).sum()
-    }
+/// Events dropped, all causes together.
+pub fn dropped(v: &Values) -> u64 {
+    DROPS.iter().map(|c| v[*c as usize]).sum()
 }
 
 /// One counter per cache line: callers bump some while the sender thread
@@ -107,10 +98,8 @@ impl Counters {
         self.0.iter().for_each(|c| c.0.store(0, Relaxed));
     }
 
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            values: std::array::from_fn(|i| self.0[i].0.load(Relaxed)),
-        }
+    pub fn values(&self) -> Values {
+        std::array::from_fn(|i| self.0[i].0.load(Relaxed))
     }
 }
 

@@ -2,7 +2,8 @@
 //! message\0`, with class `EVENT`, empty priority/user/mailbox, no options
 //! and no file name, exactly as stock's notify() writes an event.
 
-use crate::notify::Outgoing;
+use crate::config::DATAGRAM_MAX;
+use crate::outgoing::Outgoing;
 
 const CLASS_AND_EMPTY_FIELDS: &str = "EVENT\0\0\0\0";
 const NO_OPTIONS: &str = "0\0";
@@ -61,10 +62,6 @@ pub fn fit_datagram(method: &str, out: &Outgoing, max: usize, mut buf: Vec<u8>) 
     }
 }
 
-/// The largest datagram this library sends, whatever the socket buffer or
-/// `event_max_datagram_size`.
-pub(crate) const DATAGRAM_MAX: usize = 65536;
-
 /// notifyd's receive limit and stock's send limit for a socket buffer size.
 pub fn limit_for_buffer(bufsize: usize) -> usize {
     (bufsize / 10).saturating_sub(32).min(DATAGRAM_MAX)
@@ -73,6 +70,10 @@ pub fn limit_for_buffer(bufsize: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::Body;
+    use crate::catalogue::{EventType, Param};
+    use crate::config::Config;
+    use std::sync::Arc;
 
     #[test]
     fn matches_golden_envelope() {
@@ -89,15 +90,11 @@ mod tests {
 
     #[test]
     fn fitting() {
-        let mut cfg = crate::config::Config::default();
+        let mut cfg = Config::default();
         cfg.set("event_extra_params", "").unwrap();
-        let mut body = Box::<crate::event::Body>::default();
-        body.set_str(crate::event::Param::MessageContent, "abcdef");
-        let out = Outgoing::new(
-            crate::event::EventType::MessageNew,
-            body,
-            std::sync::Arc::new(cfg),
-        );
+        let mut body = Box::<Body>::default();
+        body.set_str(Param::MessageContent, "abcdef");
+        let out = Outgoing::new(EventType::MessageNew, body, Arc::new(cfg));
         let whole = datagram(
             "log",
             "{\"event\":\"MessageNew\",\"messageContent\":\"abcdef\"}",

@@ -6,7 +6,7 @@
 //! syslog would replace it for every thread. Its lines are relayed: kept
 //! here and written by the next thread that queues an event or flushes.
 
-use crate::counters::{Counter, COUNTERS, DROPS};
+use crate::counters::{self, Counter, COUNTERS, DROPS};
 use crossbeam_queue::ArrayQueue;
 use std::cell::Cell;
 use std::ffi::CString;
@@ -109,8 +109,8 @@ static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 /// Log one line with the drop counters if anything was dropped since the
 /// last line and the interval has passed (or `now_anyway`, at flush/exit).
 pub fn report_drops(now_anyway: bool) {
-    let s = COUNTERS.snapshot();
-    let total = s.dropped();
+    let s = COUNTERS.values();
+    let total = counters::dropped(&s);
     let last = REPORTED.load(Ordering::Acquire);
     if total <= last {
         return;
@@ -137,13 +137,13 @@ pub fn report_drops(now_anyway: bool) {
     let parts: Vec<String> = DROPS
         .iter()
         .zip(names)
-        .map(|(c, n)| format!("{n} {}", s.get(*c)))
+        .map(|(c, n)| format!("{n} {}", s[*c as usize]))
         .collect();
     error(&format!(
         "mboxevent: {} events dropped since the last report (totals: {}; last errno {})",
         total - last,
         parts.join(", "),
-        s.get(Counter::LastErrno)
+        s[Counter::LastErrno as usize]
     ));
 }
 

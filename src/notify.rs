@@ -5,59 +5,14 @@
 //! MessageTrash / MessageRead / FlagsSet. Rendering is left to whoever sends
 //! (the sender thread, off the caller's hot path).
 
-use crate::config::Config;
-use crate::event::{mask, Body, Event, EventType, Param, Span, Value};
-use crate::json::{render, render_limited, Rendered};
+use crate::body::{Body, Span, Value};
+use crate::catalogue::{mask, EventType, Param};
+use crate::config::ContentMode;
+use crate::event::Event;
+use crate::outgoing::Outgoing;
+use crate::pool;
 use crate::rules::may_be_missing;
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
-
-/// One notification ready to leave, not yet rendered. It travels through
-/// the queue as it is, in 24 bytes (`deliver::Item`).
-#[derive(Debug)]
-pub struct Outgoing {
-    pub kind: EventType,
-    /// When it was made, on the process's millisecond clock (`clock_ms`):
-    /// its age in the queue (`event_queue_max_age`) counts from here.
-    pub made_ms: u32,
-    /// Filled parameters sorted by number, and the text they refer to.
-    pub body: Box<Body>,
-    pub cfg: Arc<Config>,
-}
-
-/// Milliseconds on a clock of the process's own, wrapping every 49 days
-/// (the longest `event_queue_max_age` is a day): four bytes of a
-/// notification where an `Instant` takes sixteen.
-pub fn clock_ms() -> u32 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u32
-}
-
-impl Outgoing {
-    pub fn new(kind: EventType, body: Box<Body>, cfg: Arc<Config>) -> Outgoing {
-        Outgoing {
-            kind,
-            made_ms: clock_ms(),
-            body,
-            cfg,
-        }
-    }
-
-    /// The event's group is enabled: it goes to the notify socket.
-    pub fn send(&self) -> bool {
-        self.cfg.enabled_types & self.kind.bits() != 0
-    }
-
-    pub fn render(&self) -> Rendered {
-        render(self.kind, &self.body, self.cfg.timestamp_format)
-    }
-
-    /// Rendered after `buf`'s contents (a datagram header), writing at most
-    /// `max` bytes of messageContent.
-    pub fn render_after(&self, buf: String, max: usize) -> Rendered {
-        render_limited(buf, self.kind, &self.body, self.cfg.timestamp_format, max)
-    }
-}
+use std::sync::Arc;
 
 /// Event types that later Cyrus versions hand to the in-process IMAP NOTIFY
 /// callback.
@@ -185,13 +140,15 @@ fn finish(ev: &mut Event, kind: EventType, last: bool) -> (Outgoing, Vec<Param>)
     // By the set bits, not by all 71 parameters: this runs on every event.
     let mut unfilled = cfg.expected_mask(kind) & !ev.filled_mask();
     let mut missing = Vec::new();
+    let standard = cfg.content_mode == ContentMode::Standard;
+    let (filled, messages) = (ev.filled_mask(), ev.message_count());
     while unfilled != 0 {
         let p = Param::from_index(unfilled.trailing_zeros());
         unfilled &= unfilled - 1;
-        missing.extend(p.filter(|p| !may_be_missing(kind, *p, &cfg, ev)));
+        missing.extend(p.filter(|p| !may_be_missing(kind, *p, standard, filled, messages)));
     }
     let body = if last {
-        crate::queue::boxed(&mut ev.body)
+        pool::boxed(&mut ev.body)
     } else {
         ev.body.clone()
     };
@@ -202,6 +159,7 @@ fn finish(ev: &mut Event, kind: EventType, last: bool) -> (Outgoing, Vec<Param>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     fn cfg() -> Config {
         let mut c = Config::default();

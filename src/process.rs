@@ -1,9 +1,9 @@
-//! Process lifecycle: the pid without a syscall per event, and the fork and
-//! exit hooks the delivery queue needs. Cyrus forks (master, and some
-//! services), and leaves through exit() from its shut_down path.
+//! Process lifecycle: the pid without a system call per event, and the fork
+//! and exit hooks. Cyrus forks (master, and some services), and leaves
+//! through exit() from its shut_down path.
 
-use crate::api;
-use crate::deliver::{self, Wire};
+use crate::wire::Wire;
+use crate::{counters, deliver, log, pool, settings};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{MutexGuard, Once};
@@ -26,14 +26,14 @@ pub fn pid() -> u32 {
 thread_local! {
     /// The locks taken before fork(), until released on both sides of it
     /// (the child's only thread is a copy of the one that took them).
-    static HELD: RefCell<Option<(api::ForkHold, MutexGuard<'static, Option<Wire>>)>> =
+    static HELD: RefCell<Option<(settings::ForkHold, MutexGuard<'static, Option<Wire>>)>> =
         const { RefCell::new(None) };
 }
 
 // Locks another thread might hold at fork() are taken first and released
 // on both sides, so the child never inherits one held by a thread it lacks.
 extern "C" fn before_fork() {
-    let held = (api::lock_for_fork(), deliver::sync_wire());
+    let held = (settings::lock_for_fork(), deliver::sync_wire());
     HELD.with(|h| *h.borrow_mut() = Some(held));
 }
 
@@ -48,14 +48,16 @@ extern "C" fn in_parent() {
 extern "C" fn in_child() {
     release();
     PID.store(0, Ordering::Relaxed);
-    crate::counters::COUNTERS.reset();
-    crate::log::reset_reports();
-    crate::log::forget_relayed();
-    crate::queue::forget_in_child();
+    counters::COUNTERS.reset();
+    log::reset_reports();
+    log::forget_relayed();
+    deliver::forget_in_child();
+    pool::forget_in_child();
 }
 
+/// Queued events get `event_flush_timeout` to leave.
 extern "C" fn at_exit() {
-    crate::queue::flush_at_exit();
+    deliver::flush(settings::config().flush_timeout);
 }
 
 /// Install the fork and exit hooks, once per process (a forked child

@@ -3,13 +3,92 @@
 //! library asks before it fills its own parameters, and `notify` asks to find
 //! events that go out incomplete.
 
-use crate::config::{Config, Extra};
-use crate::event::{mask, Event, EventType, Param};
+use crate::catalogue::{mask, EventType, Param};
 
-pub fn expected(t: EventType, p: Param, c: &Config) -> bool {
+/// Words of `event_extra_params`, in the bit order of stock's BITFIELD.
+pub const EXTRA_NAMES: [&str; 29] = [
+    "bodyStructure",
+    "clientAddress",
+    "diskUsed",
+    "flagNames",
+    "messageContent",
+    "messageSize",
+    "messages",
+    "modseq",
+    "service",
+    "timestamp",
+    "uidnext",
+    "vnd.cmu.midset",
+    "vnd.cmu.unseenMessages",
+    "vnd.cmu.envelope",
+    "vnd.cmu.sessionId",
+    "vnd.cmu.mailboxACL",
+    "vnd.cmu.mbtype",
+    "vnd.cmu.davFilename",
+    "vnd.cmu.davUid",
+    "vnd.fastmail.clientId",
+    "vnd.fastmail.sessionId",
+    "vnd.fastmail.convExists",
+    "vnd.fastmail.convUnseen",
+    "vnd.fastmail.cid",
+    "vnd.fastmail.counters",
+    "vnd.fastmail.jmapEmail",
+    "vnd.fastmail.jmapStates",
+    "vnd.cmu.emailid",
+    "vnd.cmu.threadid",
+];
+
+/// One bit per word of `event_extra_params`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Extra {
+    BodyStructure = 0,
+    ClientAddress,
+    DiskUsed,
+    FlagNames,
+    MessageContent,
+    MessageSize,
+    Messages,
+    Modseq,
+    Service,
+    Timestamp,
+    Uidnext,
+    Midset,
+    UnseenMessages,
+    Envelope,
+    CmuSessionId,
+    MailboxAcl,
+    Mbtype,
+    DavFilename,
+    DavUid,
+    ClientId,
+    FastmailSessionId,
+    ConvExists,
+    ConvUnseen,
+    Cid,
+    Counters,
+    JmapEmail,
+    JmapStates,
+    EmailId,
+    ThreadId,
+}
+
+/// The words of `event_extra_params` that are set, one bit per `Extra`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extras(pub u32);
+
+impl Extras {
+    pub fn has(self, e: Extra) -> bool {
+        self.0 & (1 << e as u32) != 0
+    }
+}
+
+/// Whether events of type `t` carry parameter `p` (stock's
+/// `mboxevent_expected_param`).
+pub fn expected(t: EventType, p: Param, extras: Extras) -> bool {
     use EventType as T;
     use Param as P;
-    let x = |e: Extra| c.has_extra(e);
+    let x = |e: Extra| extras.has(e);
     let is = |m: u32| t.is_in(m);
 
     match t {
@@ -109,17 +188,23 @@ fn is_calendar_param(p: Param) -> bool {
 /// messageContent when standard mode left a big message out, modseq when the
 /// event covers more than one message. Also, where stock aborted instead: a
 /// quota event about one resource lacks the other resource's fields.
-pub fn may_be_missing(t: EventType, p: Param, c: &Config, ev: &Event) -> bool {
+/// `standard_content`: event_content_inclusion_mode is `standard`;
+/// `filled`: the event's filled parameters by number; `messages`: how many
+/// messages it covers.
+pub fn may_be_missing(
+    t: EventType,
+    p: Param,
+    standard_content: bool,
+    filled: u128,
+    messages: u64,
+) -> bool {
+    let has = |q: Param| filled & (1u128 << q as u32) != 0;
     match p {
         Param::FlagNames => t.is_in(mask::NEW_OR_APPEND),
-        Param::MessageContent => c.content_mode == crate::config::ContentMode::Standard,
-        Param::Modseq => ev.message_count() > 1,
-        Param::QuotaStorage | Param::DiskUsed => {
-            t.is_in(mask::QUOTA) && ev.has(Param::QuotaMessages)
-        }
-        Param::QuotaMessages | Param::Messages => {
-            t.is_in(mask::QUOTA) && ev.has(Param::QuotaStorage)
-        }
+        Param::MessageContent => standard_content,
+        Param::Modseq => messages > 1,
+        Param::QuotaStorage | Param::DiskUsed => t.is_in(mask::QUOTA) && has(Param::QuotaMessages),
+        Param::QuotaMessages | Param::Messages => t.is_in(mask::QUOTA) && has(Param::QuotaStorage),
         _ => false,
     }
 }
@@ -127,16 +212,16 @@ pub fn may_be_missing(t: EventType, p: Param, c: &Config, ev: &Event) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ALL_PARAMS, ALL_TYPES};
+    use crate::catalogue::{ALL_PARAMS, ALL_TYPES};
 
-    fn all() -> Config {
-        let mut c = Config::default();
-        c.set("event_extra_params", &crate::config::EXTRA_NAMES.join(" "))
-            .unwrap();
-        c
+    /// Stock's default event_extra_params: `timestamp`.
+    const DEFAULT: Extras = Extras(1 << Extra::Timestamp as u32);
+
+    fn all() -> Extras {
+        Extras((1 << EXTRA_NAMES.len()) - 1)
     }
 
-    fn expected_keys(t: EventType, c: &Config) -> Vec<&'static str> {
+    fn expected_keys(t: EventType, c: Extras) -> Vec<&'static str> {
         ALL_PARAMS
             .iter()
             .filter(|p| expected(t, **p, c))
@@ -146,13 +231,13 @@ mod tests {
 
     #[test]
     fn default_config() {
-        let c = Config::default();
+        let c = DEFAULT;
         assert_eq!(
-            expected_keys(EventType::MessageNew, &c),
+            expected_keys(EventType::MessageNew, c),
             ["timestamp", "uri", "pid", "user", "serverFQDN"]
         );
         assert_eq!(
-            expected_keys(EventType::FlagsSet, &c),
+            expected_keys(EventType::FlagsSet, c),
             [
                 "timestamp",
                 "uri",
@@ -164,7 +249,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            expected_keys(EventType::MailboxCreate, &c),
+            expected_keys(EventType::MailboxCreate, c),
             [
                 "timestamp",
                 "mailboxID",
@@ -177,7 +262,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            expected_keys(EventType::QuotaExceed, &c),
+            expected_keys(EventType::QuotaExceed, c),
             [
                 "timestamp",
                 "uri",
@@ -190,7 +275,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            expected_keys(EventType::Login, &c),
+            expected_keys(EventType::Login, c),
             [
                 "timestamp",
                 "serverAddress",
@@ -205,7 +290,7 @@ mod tests {
     #[test]
     fn all_extras() {
         let c = all();
-        let k = expected_keys(EventType::MessageCopy, &c);
+        let k = expected_keys(EventType::MessageCopy, c);
         assert_eq!(
             k,
             [
@@ -232,36 +317,32 @@ mod tests {
                 "vnd.fastmail.jmapStates"
             ]
         );
-        assert!(expected(EventType::Login, Param::ClientAddress, &c));
-        assert!(expected(EventType::QuotaChange, Param::DiskUsed, &c));
-        assert!(expected(
-            EventType::MessageAppend,
-            Param::MessageContent,
-            &c
-        ));
-        assert!(!expected(EventType::MessageAppend, Param::Uidset, &c));
+        assert!(expected(EventType::Login, Param::ClientAddress, c));
+        assert!(expected(EventType::QuotaChange, Param::DiskUsed, c));
+        assert!(expected(EventType::MessageAppend, Param::MessageContent, c));
+        assert!(!expected(EventType::MessageAppend, Param::Uidset, c));
         assert!(!expected(
             EventType::MessageExpunge,
             Param::MessageContent,
-            &c
+            c
         ));
-        assert!(expected(EventType::CalendarAlarm, Param::ServerFqdn, &c));
-        assert!(!expected(EventType::CalendarAlarm, Param::Uri, &c));
+        assert!(expected(EventType::CalendarAlarm, Param::ServerFqdn, c));
+        assert!(!expected(EventType::CalendarAlarm, Param::Uri, c));
         assert!(expected(
             EventType::ApplePushServiceDav,
             Param::ApsDavExpiry,
-            &c
+            c
         ));
         assert!(!expected(
             EventType::ApplePushServiceDav,
             Param::ApsDeviceToken,
-            &c
+            c
         ));
     }
 
     #[test]
     fn every_type_expects_uri_pid_fqdn_except_fixed_sets() {
-        let c = Config::default();
+        let c = DEFAULT;
         for t in ALL_TYPES {
             let fixed = matches!(
                 t,
@@ -269,8 +350,8 @@ mod tests {
                     | EventType::ApplePushService
                     | EventType::ApplePushServiceDav
             );
-            assert_eq!(expected(t, Param::Uri, &c), !fixed, "{t:?}");
-            assert_eq!(expected(t, Param::Pid, &c), !fixed, "{t:?}");
+            assert_eq!(expected(t, Param::Uri, c), !fixed, "{t:?}");
+            assert_eq!(expected(t, Param::Pid, c), !fixed, "{t:?}");
         }
     }
 }

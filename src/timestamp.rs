@@ -2,11 +2,17 @@
 //! time as stock does (ISO 8601 local time with milliseconds, `Z` for a zero
 //! UTC offset), or as epoch seconds with milliseconds when configured.
 
-use crate::config::TimestampFormat;
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 use time::{OffsetDateTime, UtcOffset};
+
+/// `event_timestamp_format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimestampFormat {
+    Iso8601,
+    Epoch,
+}
 
 /// Append the timestamp. The sender writes many per second: the text of
 /// the current second is kept per thread and only the milliseconds change.

@@ -17,10 +17,9 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use cyrus_mboxevent::counters::{Counter, Snapshot};
-use cyrus_mboxevent::event::{
-    cmev_json_dump_fn, cmev_json_write_fn, Event, Kind, Param, ALL_TYPES_AND_COMBINATIONS,
-};
+use cyrus_mboxevent::catalogue::{Kind, Param, ALL_TYPES_AND_COMBINATIONS};
+use cyrus_mboxevent::counters::Counter;
+use cyrus_mboxevent::event::Event;
 use cyrus_mboxevent::ffi::*;
 use libfuzzer_sys::fuzz_target;
 use std::collections::HashSet;
@@ -457,7 +456,7 @@ fuzz_target!(|input: Input| {
             Op::SetType { slot, ty } => {
                 let ev = slots[s(slot)];
                 let r = cmev_event_set_type(ev, ty.bits());
-                let known = cyrus_mboxevent::event::EventType::from_bits(ty.bits()).is_some();
+                let known = cyrus_mboxevent::catalogue::EventType::from_bits(ty.bits()).is_some();
                 let want = if ev.is_null() {
                     1
                 } else if known {
@@ -472,7 +471,7 @@ fuzz_target!(|input: Input| {
             }
             Op::GetType { slot } => {
                 let t = cmev_event_get_type(slots[s(slot)]);
-                assert!(t == 0 || cyrus_mboxevent::event::EventType::from_bits(t).is_some());
+                assert!(t == 0 || cyrus_mboxevent::catalogue::EventType::from_bits(t).is_some());
             }
             Op::Has { slot, p } => {
                 let has = cmev_event_has(slots[s(slot)], p.id());
@@ -778,7 +777,7 @@ fuzz_target!(|input: Input| {
     // At rest: everything accepted is sent or dropped, and the receiver got
     // exactly what was sent.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while cyrus_mboxevent::queue::outstanding() > 0 {
+    while cyrus_mboxevent::deliver::outstanding() > 0 {
         assert!(Instant::now() < deadline, "queue never drained");
         std::thread::sleep(Duration::from_micros(200));
     }

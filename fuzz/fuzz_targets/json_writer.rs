@@ -5,11 +5,14 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use cyrus_mboxevent::config::{Config, TimestampFormat};
-use cyrus_mboxevent::event::{Body, Param, Span, Value, ALL_TYPES_AND_COMBINATIONS};
+use cyrus_mboxevent::body::{Body, Span, Value};
+use cyrus_mboxevent::catalogue::{Param, ALL_TYPES_AND_COMBINATIONS};
+use cyrus_mboxevent::config::Config;
 use cyrus_mboxevent::frame::{datagram, fit_datagram, Fitted};
-use cyrus_mboxevent::json::{compact, is_valid, lossy, render, render_limited, write_str};
-use cyrus_mboxevent::notify::Outgoing;
+use cyrus_mboxevent::json::{compact, is_valid, lossy, write_str};
+use cyrus_mboxevent::outgoing::Outgoing;
+use cyrus_mboxevent::render::{render, render_limited};
+use cyrus_mboxevent::timestamp::TimestampFormat;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value as J;
 use std::sync::Arc;
