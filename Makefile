@@ -44,6 +44,7 @@ header-check: lib
 # The fuzz targets are a crate of their own: checked here so that they keep
 # up with the library (running them needs nightly: make fuzz).
 lint:
+	python3 tests/layers.py
 	cargo fmt --check
 	cargo clippy --all-targets --release -- -D warnings
 	cargo check --manifest-path fuzz/Cargo.toml --bins

@@ -273,9 +273,9 @@ fn content_range(ev: &Event, size: usize, header_size: usize) -> Option<(usize, 
         ContentMode::HeaderBody => (0, header_size + cap(body_len)),
     };
     // A datagram never holds more than DATAGRAM_MAX bytes of it, so the
-    // rest of a large message is not copied on the caller's thread (1 MB:
-    // 0.58 ms before). The bytes kept beyond that keep the lossy decoding of
-    // a UTF-8 sequence cut at the end clear of anything a datagram can carry.
+    // rest of a large message is not copied on the caller's thread. The
+    // bytes kept beyond that keep the lossy decoding of a UTF-8 sequence cut
+    // at the end clear of anything a datagram can carry.
     // `dlist:` and the IMAP NOTIFY callback get the content whole.
     let whole = cfg.is_dlist() || settings::callback().is_some();
     Some((start, if whole { len } else { len.min(CONTENT_KEPT) }))

@@ -175,9 +175,8 @@ impl Body {
 
     /// Fill `p`, replacing an earlier value as stock's FILL_* macros do.
     // Inlined so that the value is built where it is stored: passed out of
-    // line, it was written to the stack in 8-byte halves and read back in
-    // 16, a store-forwarding stall that made this a tenth of a FlagsSet's
-    // cost on the caller's thread (perf annotate).
+    // line, it was written to the stack in halves and read back whole, a
+    // store-forwarding stall on the caller's thread.
     #[inline(always)]
     pub fn set(&mut self, p: Param, v: Value) {
         if self.filled & bit(p) == 0 {
@@ -254,10 +253,8 @@ impl Body {
 
     /// Start loading what rendering reads, before it is read. A body is
     /// filled on the caller's core and rendered on the sender's, where each
-    /// of its lines is otherwise a miss in turn: three quarters of
-    /// rendering's samples (perf) waited on the first loads of `values`, `at`
-    /// and `text`. Prefetched ahead, the sender's CPU per event in the
-    /// throughput bench fell from 3.2 to 2.5-2.6 µs (A/B).
+    /// of its lines is otherwise a cache miss in turn, paid one after the
+    /// other by rendering.
     pub fn prefetch(&self) {
         prefetch(
             self.values.as_ptr().cast(),

@@ -20,30 +20,30 @@ mod log;
 mod process_local;
 // What an event is: Cyrus's catalogue, which parameters a type carries,
 // the options, and the event's contents.
-pub mod body;
 pub mod catalogue;
-pub mod config;
-pub mod event;
-mod foreign;
 mod rules;
-mod seqset;
 pub mod timestamp;
+pub mod config;
+mod seqset;
+mod foreign;
+pub mod body;
+pub mod event;
 // Writing an event as stock does.
 pub mod json;
-pub mod outgoing;
 pub mod render;
+pub mod outgoing;
 // Between the caller's thread and the sender.
-pub mod deliver;
-pub mod frame;
-mod notify;
 mod pool;
-mod queue;
-mod ring;
-mod sender;
+mod notify;
+pub mod frame;
 pub mod transport;
 mod wire;
+mod ring;
+mod queue;
+mod sender;
+pub mod deliver;
 // The process: its settings, fork and exit, and the operations and C ABI.
+mod settings;
+mod process;
 mod api;
 pub mod ffi;
-mod process;
-mod settings;

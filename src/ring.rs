@@ -1,17 +1,13 @@
 //! A bounded lock-free queue whose memory follows what it holds.
 //!
-//! Every imapd and lmtpd process has a queue of `event_queue_size` (16,384)
-//! slots, sized for a listener that is away for seconds, and most of them
-//! never hold more than a command's few events. A ring allocated whole
-//! (crossbeam's `ArrayQueue`) writes every slot when made: 1.2 MB of RSS in
-//! each process from its first event on, and 0.6-1.1 ms for that event.
-//! So the first slots (as many as the owner expects to hold at once) are
-//! an `ArrayQueue`, and the rest a `SegQueue` (blocks of 31 slots,
-//! allocated as it fills and freed as it drains) taken only while the
-//! front is full. With a `SegQueue` alone every 31st event allocated a
-//! block with `calloc`, which glibc serves from the arena, under its lock
-//! and past the chunks other threads freed (hot path, a jmapEmail object
-//! per event: p99 3.9-14.5 µs, 3.9-4.8 with the front).
+//! Every imapd and lmtpd process has a queue of `event_queue_size` slots,
+//! sized for a listener that is away for seconds, and most of them never
+//! hold more than a command's few events: a ring allocated whole would
+//! write every slot in every process. So the first slots (as many as the
+//! owner expects to hold at once) are an `ArrayQueue`, allocated with the
+//! ring, and the rest a `SegQueue` (blocks allocated as it fills and freed
+//! as it drains) taken only while the front is full, so that a stream of
+//! events never waits on malloc's arena lock for a block.
 
 use crossbeam_queue::{ArrayQueue, SegQueue};
 

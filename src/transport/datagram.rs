@@ -170,11 +170,8 @@ impl DatagramSocket {
         if datagrams.is_empty() {
             return (0, None);
         }
-        // On the stack: allocated per call, the headers (and the queue's
-        // list of datagrams) met the callers' allocations on glibc's arena
-        // lock, where a caller then slept in futex: in a burst of 20,000
-        // FlagsSet the callers' p99 was 16-41 µs, 4.1-6.5 without them
-        // (A/B), their futex calls 8,860 per 2 s, 40 without.
+        // On the stack: allocated per call, the headers met the callers'
+        // allocations on glibc's arena lock, where a caller then slept.
         // SAFETY: iovec and mmsghdr are plain data; all-zero is valid.
         let mut iovs: [libc::iovec; BATCH_MAX] = unsafe { std::mem::zeroed() };
         let mut msgs: [libc::mmsghdr; BATCH_MAX] = unsafe { std::mem::zeroed() };
