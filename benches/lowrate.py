@@ -5,33 +5,66 @@ events; here each command's events find it asleep, and the CPU it spends
 to wake, send and sleep again falls on one command.
 
 Four sandboxes (stock and patched × events default, all), with
-benches/floor.c preloaded so that each process switches events off and on
-command by command (floor.py: two processes alike in every way differ by
-more than a command's events cost); the commands go to the sandboxes in
-turn. Per command: the serving process's CPU over the command and the pause
-after it (so the sender's work for the command is inside); the overhead is
-each command with events on minus the one with them off of the same turn,
-in the same process; median, then mean ± standard error.
+benches/onoff.c preloaded so that each process switches events off and on
+command by command (two processes alike in every way differ by more than
+a command's events cost); the commands go to the sandboxes in turn. Per
+command: the serving process's CPU over the command and the pause after it
+(so the sender's work for the command is inside); the overhead is each
+command with events on minus the one with them off of the same turn, in
+the same process; median, then mean ± standard error.
 
-usage: lowrate.py RESULTS_MD FLOOR_SO [N] [GAP_MS]
+usage: lowrate.py RESULTS_MD ONOFF_SO [N] [GAP_MS]
 """
 import os
 import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import floor  # noqa: E402
 import realcyrus as rc  # noqa: E402
 from e2elib import message  # noqa: E402
 
 PROFILES = ("default", "all")
 
 
+class Mode(rc.Target):
+    """Events off or on in a sandbox's processes: its commands go to the
+    sandbox with onoff.c's control byte set first, and are counted here."""
+
+    def __init__(self, base, name, byte):
+        self.base, self.build, self.profile, self.byte = base, base.build, name, byte
+        self.runs = {"lmtp": [], "store": []}
+
+    def chunk(self, work, go):
+        with open(self.base.control, "r+b") as f:
+            f.write(self.byte)
+        go()
+        self.runs[work].append(self.base.runs[work].pop())
+
+
+def sandboxes(preload):
+    """Stock and patched for each event profile, each told by a control file
+    of its own (`Target.control`)."""
+    def make(tmp):
+        confs = rc.profiles(tmp)
+        # Cyrus's processes run as cyrus and read the control files
+        os.chmod(tmp, 0o755)
+        for prof in PROFILES:
+            for build in rc.BUILDS:
+                control = os.path.join(tmp, f"control-{build}-{prof}")
+                with open(control, "wb") as f:
+                    f.write(b"r")
+                os.chmod(control, 0o644)
+                t = rc.Target(build, prof, confs[prof], {"LD_PRELOAD": preload, "CMEV_ONOFF": control})
+                t.control = control
+                yield t
+    return rc.started("cmev-lowrate-", make)
+
+
 def main():
     out, preload = sys.argv[1], os.path.abspath(sys.argv[2])
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 120
     gap = (float(sys.argv[4]) if len(sys.argv) > 4 else 30) / 1000
-    with floor.sandboxes(preload, profiles=PROFILES, prefix="cmev-lowrate-") as (_, targets):
+    with sandboxes(preload) as (_, targets):
         raw = message(1, "bench", msgid=False)
         for x in targets:
             x.deliver(2 * n + 1, raw)
@@ -43,7 +76,7 @@ def main():
         # after its off one: on this host a STORE after the longer idle cost
         # more than a command's events, and events on came out cheaper than
         # off in both builds.
-        modes = [floor.Mode(x, name, byte) for name, byte in (("off", b"o"), ("on", b"r")) for x in targets]
+        modes = [Mode(x, name, byte) for name, byte in (("off", b"o"), ("on", b"r")) for x in targets]
         for _ in range(n):
             for m in modes:
                 m.chunk("store", lambda m=m: m.base.timed("store", m.base.imapd, m.base.store_one, settle=gap))
@@ -55,7 +88,7 @@ def main():
         lines = [f"### Real Cyrus at a low rate: single-message STOREs, one every {gap * 1000:.0f} ms, "
                  f"{2 * n} per sandbox\n",
                  "Four sandboxes side by side (stock and patched × events default, all), the commands "
-                 "going to them in turn; `benches/floor.c` switches each process's events off and on command by "
+                 "going to them in turn; `benches/onoff.c` switches each process's events off and on command by "
                  "command. Per command: the serving process's CPU (all threads) over the command and the pause "
                  "after it, so that the sender's wake-up, send and sleep for the command are inside; overhead = "
                  "events on − off within the process, median (mean ± standard error).\n",

@@ -233,10 +233,10 @@ class Target:
         self.events = self.sb.count()
 
 
-def stat(values, sign=""):
-    """Median, then mean ± standard error, in µs; sign="+" for differences."""
+def stat(values):
+    """Median, then mean ± standard error, in µs."""
     se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
-    return f"{statistics.median(values):{sign}.1f} ({statistics.mean(values):{sign}.1f} ± {se:.1f})"
+    return f"{statistics.median(values):.1f} ({statistics.mean(values):.1f} ± {se:.1f})"
 
 
 def impossible(costs):
@@ -319,14 +319,13 @@ def rotated(items, c):
     return items[k:] + items[:k]
 
 
-def interleave(targets, n, chunks, label, order=rotated):
+def interleave(targets, n, chunks, label):
     """n LMTP deliveries and then n single-message STOREs to each target, in
-    chunks of n/chunks, each chunk going to the targets in turn, in
-    `order(targets, c)` for the c-th."""
+    chunks of n/chunks, each chunk going to the targets in turn, rotated."""
     raw = message(1, "bench", msgid=False)
     for work in ("lmtp", "store"):
         for c in range(chunks):
-            for x in order(targets, c):
+            for x in rotated(targets, c):
                 x.deliver(n // chunks, raw) if work == "lmtp" else x.store(n // chunks)
         print(f"{label}, {work} done", flush=True)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: every comparison in one run, written to build/bench/results.md
-# (and copied to benches/results/ for the README), with the growth plot.
+# (and copied to benches/results/), with the growth plot. What each program
+# measures: benches/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CFLAGS=(-std=c11 -O2 -g -Wall -Wextra -Werror -Iinclude -pthread)
@@ -20,27 +21,19 @@ OURS=(-Lbuild/lib -lcyrus_mboxevent -Wl,--disable-new-dtags,-rpath,"$PWD/build/l
 gcc "${CFLAGS[@]}" -o "$OUT/hotpath" benches/hotpath.c "${OURS[@]}" -ljansson \
     -L"$D" -l:libcyrus_imap.so.0 -l:libcyrus_sieve.so.0 -l:libcyrus_min.so.0 -l:libcyrus.so.0
 gcc "${CFLAGS[@]}" -o "$OUT/throughput" benches/throughput.c "${OURS[@]}"
-gcc "${CFLAGS[@]}" -o "$OUT/fdtable" benches/fdtable.c "${OURS[@]}"
-gcc "${CFLAGS[@]}" -shared -fPIC -o "$OUT/idlethread.so" benches/idlethread.c
-gcc "${CFLAGS[@]}" -shared -fPIC -o "$OUT/floor.so" benches/floor.c -ldl
+gcc "${CFLAGS[@]}" -shared -fPIC -o "$OUT/onoff.so" benches/onoff.c -ldl
 
 echo "bench: hot path (a few minutes)"
 "$OUT/hotpath" "$OUT"
 echo "bench: throughput and memory"
 "$OUT/throughput" "$OUT"
 python3 benches/plot.py "$OUT/growth.csv" "$OUT/growth.png"
-echo "bench: what a second thread costs Cyrus's own calls"
-"$OUT/fdtable" "$OUT"
 echo "bench: real Cyrus, stock and patched builds (several minutes)"
 make --no-print-directory cyrus cyrus-stock >/dev/null
 cargo build --release -q
 python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
 echo "bench: real Cyrus at a low rate (STOREs 30 ms apart)"
-python3 benches/lowrate.py "$OUT/lowrate.md" "$OUT/floor.so" "${BENCH_LOWRATE:-200}"
-echo "bench: real Cyrus, the event overhead against the floor (no thread, no JSON)"
-python3 benches/floor.py "$OUT/floor.md" "$OUT/floor.so" "${BENCH_FLOOR:-1000}"
-echo "bench: what an idle thread costs stock's lmtpd and imapd"
-python3 benches/threadtax.py "$OUT/threadtax.md" "$OUT/idlethread.so"
+python3 benches/lowrate.py "$OUT/lowrate.md" "$OUT/onoff.so" "${BENCH_LOWRATE:-200}"
 
 {
     echo "# Benchmark results"
@@ -52,15 +45,9 @@ python3 benches/threadtax.py "$OUT/threadtax.md" "$OUT/idlethread.so"
     echo
     cat "$OUT/throughput.md"
     echo
-    cat "$OUT/fdtable.md"
-    echo
     cat "$OUT/realcyrus.md"
     echo
     cat "$OUT/lowrate.md"
-    echo
-    cat "$OUT/floor.md"
-    echo
-    cat "$OUT/threadtax.md"
     echo
     echo "![cost growth](growth.png)"
 } > "$OUT/results.md"
