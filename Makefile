@@ -76,7 +76,8 @@ test-install: lib
 	$(B)/demo-installed > /dev/null
 	@echo "test-install: passed"
 
-# Side-by-side benchmarks; results in build/bench/results.md and benches/results/.
+# Side-by-side benchmarks (benches/README.md); results in build/bench/results.md
+# and benches/results/.
 bench: lib
 	benches/run.sh
 
