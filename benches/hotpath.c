@@ -287,7 +287,7 @@ static void settle(long expected)
     release_kept();
     cmev_flush(60000);
     wait_received(&rx, expected, 10000);
-    /* single events: past the sender's nap (10 ms, NAP in src/queue.rs),
+    /* single events: past the sender's nap (10 ms, NAP in src/sender.rs),
      * so that it sleeps and the next event has to wake it */
     if (run == 1) usleep(13000);
 }
