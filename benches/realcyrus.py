@@ -33,7 +33,7 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "cyrus-patch", "e2e"))
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
 from e2elib import Sandbox, Session, message  # noqa: E402
 
 RUNNER = os.path.join(REPO, "cyrus-patch", "run-sandbox.sh")

@@ -35,10 +35,10 @@ S=$(SANDBOX_WATCH_PID=$$ SANDBOX_DIR_FILE=$SDIR "$HERE/run-sandbox.sh" up "$REPO
 echo "demo: Cyrus 3.6.1 + libcyrus_mboxevent running in $S (imap 127.0.0.1:$(cat "$S/rig/port"), profile $(basename "$PROFILE"))"
 echo "demo: cmev-tap listens at $(cat "$S/rig/notifysocket"); events appear below as they arrive"
 echo
-python3 "$HERE/e2e/pretty.py" --follow ${RAW:+--raw} "$S/events.jsonl" &
+python3 "$REPO/tests/e2e/pretty.py" --follow ${RAW:+--raw} "$S/events.jsonl" &
 FOLLOW=$!
 
-PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$HERE/e2e" python3 - "$S" <<'EOF'
+PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$REPO/tests/e2e" python3 - "$S" <<'EOF'
 import sys, time
 from e2elib import Sandbox, Session, message, INTERNALDATE
 sb = Sandbox(sys.argv[1])

@@ -12,7 +12,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-COMPARE = os.path.join(HERE, '..', '..', 'cyrus-patch', 'e2e', 'compare.py')
+COMPARE = os.path.join(HERE, 'compare.py')
 
 
 def first(ev, pred):

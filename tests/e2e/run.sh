@@ -5,21 +5,21 @@
 #
 # 1. builds what it needs (cached): `make cyrus`, `cargo build --release` (cmev-tap)
 # 2. runner: cyrus-patch/run-sandbox.sh fails cleanly and leaves nothing behind
-# 3. golden: for the `default` and `all` profiles: sandbox up, cyrus-patch/e2e/scenario.py
-#    (the 54 golden steps), down, cyrus-patch/e2e/compare.py against
+# 3. golden: for the `default` and `all` profiles: sandbox up, scenario.py
+#    (the 54 golden steps), down, compare.py against
 #    /work/shared/golden/stock-3.6.1-<profile> (only SPEC §7 differences, each named)
 # 4. selftest: compare.py catches differences planted into a copy of the `all` run
 #    stock: if `make cyrus-stock` was built, the same scenario on the UNPATCHED build must
 #    reproduce the golden `all` run exactly (compare.py --strict: crashes, reconnects and
 #    all): proves the scenario replays what the golden run did
-# 5. extra: cyrus-patch/e2e/extra.py (quota, content modes, >datagram event, listener
+# 5. extra: extra.py (quota, content modes, >datagram event, listener
 #    restart, dlist, notifyd)
 # Every sandbox is stopped on exit, failure or signal. Logs: build/e2e/. Needs root.
 # Last line: `N passed, M failed`; exit status 1 if anything failed.
 set -uo pipefail
 export PYTHONDONTWRITEBYTECODE=1
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-E2E=$REPO/cyrus-patch/e2e
+E2E=$REPO/tests/e2e
 RUNNER=$REPO/cyrus-patch/run-sandbox.sh
 GOLDEN=${GOLDEN:-$REPO/tests/e2e/golden}
 PREFIX=$REPO/build/cyrus/patched
@@ -151,7 +151,7 @@ if want golden || want selftest; then
 fi
 
 if want selftest && [ -n "${RUNS[all]:-}" ]; then
-  if bg python3 "$REPO/tests/e2e/compare_selftest.py" "$GOLDEN/stock-3.6.1-all" "${RUNS[all]}" >"$LOGS/selftest.log" 2>&1; then
+  if bg python3 "$E2E/compare_selftest.py" "$GOLDEN/stock-3.6.1-all" "${RUNS[all]}" >"$LOGS/selftest.log" 2>&1; then
     ok "compare self-test: $(grep -c 'caught:' "$LOGS/selftest.log") planted differences all caught"
   else
     cat "$LOGS/selftest.log"; bad "compare self-test"
