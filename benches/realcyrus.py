@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
 from e2elib import Sandbox, Session, message  # noqa: E402
 
 RUNNER = os.path.join(REPO, "cyrus-patch", "run-sandbox.sh")
-GOLDEN = os.path.join(REPO, "tests", "e2e", "golden")
+GOLDEN = os.path.join(REPO, "tests", "golden")
 BUILDS = {"stock": os.path.join(REPO, "build", "cyrus", "stock"),
           "patched": os.path.join(REPO, "build", "cyrus", "patched")}
 PROFILES = ("off", "default", "all")

@@ -10,7 +10,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-PROFILE=${DEMO_PROFILE:-$REPO/tests/e2e/golden/stock-3.6.1-all}
+PROFILE=${DEMO_PROFILE:-$REPO/tests/golden/stock-3.6.1-all}
 RAW=${1:-}
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (Cyrus runs as user cyrus; the sandbox is chowned to it)" >&2; exit 1; }
 

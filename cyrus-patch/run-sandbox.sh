@@ -11,7 +11,7 @@
 #
 # PREFIX      build/cyrus/patched or build/cyrus/stock (libexec/{master,imapd,lmtpd}, sbin/).
 # PROFILE_DIR a folder with imapd.conf + cyrus.conf using @SANDBOX@, e.g.
-#             /work/shared/golden/stock-3.6.1-default. cyrus.conf's /usr/lib/cyrus/bin/ paths
+#             tests/golden/stock-3.6.1-default. cyrus.conf's /usr/lib/cyrus/bin/ paths
 #             are rewritten to PREFIX, the imap port to a free loopback port.
 # EXTRA_CONF_FILE  imapd.conf lines (@SANDBOX@ allowed) added to the profile's; an option that
 #             the profile already sets is replaced (Cyrus refuses an option given twice).

@@ -3,10 +3,10 @@
 
     compare.py GOLDEN_DIR S [--steps S/steps.json] [--events S/events.jsonl]
 
-GOLDEN_DIR is e.g. /work/shared/golden/stock-3.6.1-all (events.jsonl, steps.md,
+GOLDEN_DIR is e.g. tests/golden/stock-3.6.1-all (events.jsonl, steps.md,
 transcript.log); S is the sandbox scenario.py ran in.
 
-Per-run values are masked (golden/README.md): timestamp, pid, serverPort, clientPort,
+Per-run values are masked (tests/golden/README.md): timestamp, pid, serverPort, clientPort,
 vnd.cmu.sessionId, vnd.fastmail.sessionId, mailboxID, UIDVALIDITY in uri/oldMailboxID,
 lmtpd Message-IDs <cmu-lmtpd-PID-TIME-N@host>. Masking is checked, not blind: timestamps
 must be ISO 8601 with milliseconds, ports/pids integers, mailboxIDs and UIDVALIDITYs must map

@@ -48,7 +48,7 @@ from e2elib import (INTERNALDATE, Sandbox, Session, datagram_size, emailid, mess
 
 REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
 RUNNER = os.path.join(REPO, 'cyrus-patch', 'run-sandbox.sh')
-GOLDEN_DEFAULT = os.path.join(HERE, 'golden', 'stock-3.6.1-default')
+GOLDEN_DEFAULT = os.path.join(REPO, 'tests', 'golden', 'stock-3.6.1-default')
 QROOT = 'imap://cyrus-rig.test/user/alice'
 
 # JSON key order of SPEC §2 (enum event_param), for "keys in stock order" checks

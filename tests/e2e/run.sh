@@ -7,7 +7,7 @@
 # 2. runner: cyrus-patch/run-sandbox.sh fails cleanly and leaves nothing behind
 # 3. golden: for the `default` and `all` profiles: sandbox up, scenario.py
 #    (the 54 golden steps), down, compare.py against
-#    /work/shared/golden/stock-3.6.1-<profile> (only SPEC §7 differences, each named)
+#    tests/golden/stock-3.6.1-<profile> (only SPEC §7 differences, each named)
 # 4. selftest: compare.py catches differences planted into a copy of the `all` run
 #    stock: if `make cyrus-stock` was built, the same scenario on the UNPATCHED build must
 #    reproduce the golden `all` run exactly (compare.py --strict: crashes, reconnects and
@@ -21,7 +21,7 @@ export PYTHONDONTWRITEBYTECODE=1
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 E2E=$REPO/tests/e2e
 RUNNER=$REPO/cyrus-patch/run-sandbox.sh
-GOLDEN=${GOLDEN:-$REPO/tests/e2e/golden}
+GOLDEN=${GOLDEN:-$REPO/tests/golden}
 PREFIX=$REPO/build/cyrus/patched
 LOGS=$REPO/build/e2e
 BUILD=1; ONLY=runner,golden,selftest,stock,extra

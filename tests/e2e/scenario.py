@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Replay the golden scenario (the 54 numbered steps of golden/*/steps.md) against a
+"""Replay the golden scenario (the 54 numbered steps of tests/golden/*/steps.md) against a
 sandbox made by cyrus-patch/run-sandbox.sh, and record which events each step produced.
 
     scenario.py S [--steps-out FILE] [--quiet-ms 300]
