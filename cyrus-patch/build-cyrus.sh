@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# build-cyrus.sh — robust, cached build of a minimal Cyrus IMAP 3.6.1 (SPEC.md §9).
+# build-cyrus.sh — robust, cached build of a minimal Cyrus IMAP 3.6.1
+# (docs/stock-cyrus.md, "Building a minimal Cyrus 3.6.1").
 #
 # Usage:
 #   cyrus-patch/build-cyrus.sh [options] OUTDIR
@@ -34,7 +35,8 @@ ORIG_TARBALL="${SRC_PACKAGE}_${CYRUS_VERSION}.orig.tar.gz"
 # Debian's orig tarball for 3.6.1 (same in every 3.6.1-4+deb12uN .dsc).
 EXPECTED_ORIG_SHA256=32d6926123667952d5df76831de7c4ed02f389f41ac0d9c88a2427f3343a8e79
 
-# SPEC.md §9 — keep in sync (the string is part of the cache key).
+# Why these flags: docs/stock-cyrus.md; keep the two in sync (the string is part of
+# the cache key).
 CONFIGURE_FLAGS=(--disable-pcre --disable-http --disable-calalarmd --disable-jmap
   --disable-xapian --disable-murder --disable-nntp --disable-replication --disable-backup
   --disable-unit-tests --disable-gssapi --without-ldap --without-mysql --without-pgsql

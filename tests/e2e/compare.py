@@ -21,7 +21,8 @@ constant for every LMTP delivery.
 
 Everything else must match: events per step, their order, each event's keys in order and
 values, the notifyd envelope. The only differences accepted are stock 3.6.1 bugs that
-SPEC.md §7 fixes, each recognised by a named rule and printed. Anything else is an
+we fix (docs/stock-cyrus.md, stock bugs 7, 9, 10), each recognised by a named rule and
+printed. Anything else is an
 unexplained difference: exit status 1.
 """
 import argparse
@@ -38,7 +39,8 @@ TS_RE = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$')
 UV_RE = re.compile(r'UIDVALIDITY=(\d+)')
 LMTPD_MID_RE = re.compile(r'cmu-lmtpd-\d+-\d+-(\d+)@')
 
-# Crash steps of the golden `all` run (stock hit the missing-parameter assert): the
+# Crash steps of the golden `all` run (stock hit the missing-parameter assert, stock
+# bug 9 of docs/stock-cyrus.md): the
 # quota event stock could not send, and the resource it is about.
 CRASH_QUOTA = {
     40: ('QuotaExceed', 'MESSAGE', 'over MESSAGE limit'),
@@ -379,7 +381,7 @@ def main():
     ap.add_argument('--events')
     ap.add_argument('--default-golden', help='golden run of the default profile (for events a crash swallowed)')
     ap.add_argument('--strict', action='store_true',
-                    help='accept no SPEC §7 difference (to check a run of the unpatched build against golden)')
+                    help='accept no stock-bug fix (to check a run of the unpatched build against golden)')
     o = ap.parse_args()
 
     gdir = os.path.abspath(o.golden)

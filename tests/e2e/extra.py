@@ -51,7 +51,8 @@ RUNNER = os.path.join(REPO, 'cyrus-patch', 'run-sandbox.sh')
 GOLDEN_DEFAULT = os.path.join(REPO, 'tests', 'golden', 'stock-3.6.1-default')
 QROOT = 'imap://cyrus-rig.test/user/alice'
 
-# JSON key order of SPEC §2 (enum event_param), for "keys in stock order" checks
+# JSON key order of enum event_param (docs/stock-cyrus.md, quirks we keep), for
+# "keys in stock order" checks
 PARAM_ORDER = ("event timestamp service serverDomain serverPort clientIP clientPort oldMailboxID "
                "vnd.cmu.oldUidset mailboxID uri modseq diskQuota diskUsed maxMessages messages "
                "vnd.cmu.unseenMessages uidnext uidset vnd.cmu.midset flagNames pid aclSubject aclRights "

@@ -7,7 +7,7 @@
 # 2. runner: cyrus-patch/run-sandbox.sh fails cleanly and leaves nothing behind
 # 3. golden: for the `default` and `all` profiles: sandbox up, scenario.py
 #    (the 54 golden steps), down, compare.py against
-#    tests/golden/stock-3.6.1-<profile> (only SPEC §7 differences, each named)
+#    tests/golden/stock-3.6.1-<profile> (only the fixes of docs/stock-cyrus.md, each named)
 # 4. selftest: compare.py catches differences planted into a copy of the `all` run
 #    stock: if `make cyrus-stock` was built, the same scenario on the UNPATCHED build must
 #    reproduce the golden `all` run exactly (compare.py --strict: crashes, reconnects and

@@ -197,7 +197,7 @@ class Writer:
             js, k = re.subn(rb',"modseq":-?\d+', b"", js, count=1)
             assert k == 1
             raw = b"\0".join(ENVELOPE + [js, b""])
-            self.lines.append("# fix: modseq dropped (SPEC 7)")
+            self.lines.append("# fix: modseq dropped (docs/stock-cyrus.md, stock bug 7)")
         self.emit("expect", f"{self.folder}#{n}", base64.b64encode(raw).decode())
 
 
