@@ -25,8 +25,8 @@ impl Parse for Declaration {
     }
 }
 
-/// `#[no_mangle] pub extern "C" fn …;`-style prototypes of the `ffi_fn!`
-/// declarations in `source`, in their order.
+/// `#[no_mangle] pub extern "C" fn …` items with empty bodies for the
+/// `ffi_fn!` declarations in `source`, in their order: what cbindgen reads.
 fn prototypes(source: &str) -> String {
     let file = syn::parse_file(source).expect("src/ffi.rs parses");
     let mut out = String::new();

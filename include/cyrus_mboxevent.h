@@ -312,7 +312,8 @@ typedef uint32_t cmev_param;
 #endif // __cplusplus
 
 /**
- * One event as the adapter builds it between `new` and `notify`.
+ * An event being built: opaque to C, made by `cmev_event_new` and released
+ * by `cmev_event_free`.
  */
 typedef struct cmev_event cmev_event;
 

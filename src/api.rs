@@ -1,6 +1,7 @@
-//! The library's operations in safe Rust, one per C entry point: what each
-//! call does to an event or to the process's settings. `ffi` only converts
-//! pointers, catches panics and maps errors to their C values.
+//! The library's operations on events in safe Rust: what the C entry points
+//! that build, fill and send events do. `ffi` converts pointers, catches
+//! panics and maps errors to their C values; the process's settings are
+//! `settings`.
 
 use crate::body::{Span, Value};
 use crate::catalogue::{mask, EventType, Kind, Param};

@@ -41,10 +41,7 @@ pub enum Value {
     Time(SystemTime),
 }
 
-/// Everything of an event that lives on the heap, in a few buffers that are
-/// reused from event to event: one text buffer for every string instead of
-/// an allocation per parameter, so building an event costs no allocation
-/// once the buffers have grown to size.
+/// Everything of an event that lives on the heap.
 #[derive(Clone, Debug, Default)]
 pub struct Body {
     /// Values of the filled parameters in the order they were filled; few

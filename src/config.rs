@@ -27,7 +27,7 @@ pub const GROUP_NAMES: [&str; 8] = [
 ];
 
 /// The largest datagram this library sends, whatever the socket buffer or
-/// `event_max_datagram_size`: the most a UNIX datagram can carry here.
+/// `event_max_datagram_size`: stock's cap, which notifyd reads at most.
 pub(crate) const DATAGRAM_MAX: usize = 65536;
 
 /// `event_content_inclusion_mode`.

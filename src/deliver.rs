@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// Hand one notification to delivery.
-pub fn submit(out: Outgoing) {
+pub(crate) fn submit(out: Outgoing) {
     bump(Counter::Enqueued);
     match out.cfg.delivery {
         Delivery::Sync => {
@@ -31,10 +31,12 @@ pub fn submit(out: Outgoing) {
 /// events stay the parent's to send.
 static QUEUE: ProcessLocal<Queue> = ProcessLocal::new();
 
-pub fn forget_in_child() {
+pub(crate) fn forget_in_child() {
     QUEUE.forget();
 }
 
+// A sender that could not be started is tried again by the next event; a
+// caller blocked meanwhile (`block`) waits out its timeout.
 fn push(out: Outgoing) {
     let q = QUEUE.get_or_init(|| Queue::new(out.cfg.queue_size));
     if q.claim_start() {
@@ -48,7 +50,7 @@ fn push(out: Outgoing) {
 /// Wait up to `timeout` for queued events to go out. What is still queued
 /// when it passes is counted and logged (it stays queued and may still go
 /// out later); returns how many.
-pub fn flush(timeout: Duration) -> usize {
+pub(crate) fn flush(timeout: Duration) -> usize {
     let Some(q) = QUEUE.get() else { return 0 };
     let left = q.wait_empty(timeout);
     log::pass_relayed();
@@ -73,7 +75,7 @@ pub fn outstanding() -> usize {
 static SYNC_WIRE: Mutex<Option<Wire>> = Mutex::new(None);
 
 /// The sync socket, locked; also held across fork() (see `process`).
-pub fn sync_wire() -> MutexGuard<'static, Option<Wire>> {
+pub(crate) fn sync_wire() -> MutexGuard<'static, Option<Wire>> {
     SYNC_WIRE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

@@ -7,7 +7,8 @@ use crate::config::Config;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// One event as the adapter builds it between `new` and `notify`.
+/// An event being built: opaque to C, made by `cmev_event_new` and released
+/// by `cmev_event_free`.
 #[derive(Debug)]
 pub struct Event {
     pub kind: EventType,
@@ -21,6 +22,7 @@ pub struct Event {
 }
 
 impl Event {
+    #[cfg(test)]
     pub fn new(kind: EventType, cfg: Arc<Config>) -> Event {
         Event::with_body(kind, cfg, Box::default())
     }

@@ -1,7 +1,7 @@
 //! The C ABI: every function is declared through `ffi_fn!`, which exports
 //! it unmangled, catches panics (an internal error is logged with the
 //! function's name and the declared fallback is returned, never unwound into
-//! Cyrus) and leaves the work to `api`. Each function checks its pointers:
+//! Cyrus) and leaves the work to `api` and `settings`. Each function checks its pointers:
 //! NULL is never a crash. The C ABI's own types live here too.
 //!
 //! Ownership: a `cmev_event` comes from `cmev_event_new` and is released
@@ -596,7 +596,11 @@ ffi_fn! {
         size: usize,
         header_size: usize,
         wanted: *mut usize,
-    ) -> bool {
+    ) -> bool, take {
+        if wanted.is_null() {
+            return false;
+        };
+    } {
         // SAFETY: NULL or a live event.
         let n = unsafe { ev.as_ref() }.and_then(|e| api::content_wanted(e, size, header_size));
         put_wanted(wanted, n)

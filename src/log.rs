@@ -1,7 +1,7 @@
 //! syslog output. Cyrus has already called openlog(), so the lines land in
 //! the service's log with its ident.
 //!
-//! The sender thread has a file table of its own (see `queue`), where
+//! The sender thread has a file table of its own (see `sender`), where
 //! syslog's descriptor, a number in the process's table, means nothing, and
 //! syslog would replace it for every thread. Its lines are relayed: kept
 //! here and written by the next thread that queues an event or flushes.

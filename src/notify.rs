@@ -140,11 +140,11 @@ fn finish(ev: &mut Event, kind: EventType, last: bool) -> (Outgoing, Vec<Param>)
     // By the set bits, not by all 71 parameters: this runs on every event.
     let mut unfilled = cfg.expected_mask(kind) & !ev.filled_mask();
     let mut missing = Vec::new();
-    let standard = cfg.content_mode == ContentMode::Standard;
-    let (filled, messages) = (ev.filled_mask(), ev.message_count());
     while unfilled != 0 {
         let p = Param::from_index(unfilled.trailing_zeros());
         unfilled &= unfilled - 1;
+        let standard = cfg.content_mode == ContentMode::Standard;
+        let (filled, messages) = (ev.filled_mask(), ev.message_count());
         missing.extend(p.filter(|p| !may_be_missing(kind, *p, standard, filled, messages)));
     }
     let body = if last {

@@ -8,10 +8,9 @@ use crate::render::{render, render_limited, Rendered};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-/// One notification ready to leave, rendered only when it is sent.
 /// It travels through the queue as it is, in 24 bytes: at that size a
 /// block of the queue's overflow is a small request for malloc (see
-/// docs/design.md, "The queue").
+/// docs/design.md, "A queued item is 24 bytes").
 #[derive(Debug)]
 pub struct Outgoing {
     pub kind: EventType,

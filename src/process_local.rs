@@ -1,13 +1,14 @@
 //! A value of the process made on first use and never freed, which a forked
 //! child forgets rather than shares: a thread of the parent that the child
-//! lacks may have been halfway through changing it at the fork.
+//! lacks may have been halfway through changing it at the fork. Each one is
+//! forgotten in `process`'s fork hook for the child.
 
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 pub struct ProcessLocal<T>(AtomicPtr<T>);
 
-impl<T: Sync> ProcessLocal<T> {
+impl<T: Sync + 'static> ProcessLocal<T> {
     pub const fn new() -> ProcessLocal<T> {
         ProcessLocal(AtomicPtr::new(ptr::null_mut()))
     }

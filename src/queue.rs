@@ -10,14 +10,16 @@
 //! with the drop's counter bumped (overflow here; expiry, too big or a send
 //! error in the sender). So `outstanding` is the number of events that are
 //! neither sent nor counted, and a flush that finds it above zero when its
-//! deadline passes counts those too (`UNSENT_AT_FLUSH`).
+//! deadline passes counts those too (`Counter::UnsentAtFlush`).
 //!
 //! # The sender is always woken
 //!
 //! The sender announces that it will park by storing `NAPPING` or `ASLEEP`
 //! in `state`, then looks at the ring once more and parks only if it is
 //! empty. A caller pushes, then loads `state`. All four operations are
-//! `SeqCst` (crossbeam's queues push and test emptiness with `SeqCst`), so
+//! `SeqCst` (crossbeam-queue 0.3's `ArrayQueue` and `SegQueue` push with a
+//! `SeqCst` compare-and-swap of the tail and test emptiness with `SeqCst`
+//! loads, in the version Cargo.lock holds), so
 //! in their single order either the sender's look comes after the push and
 //! it does not park, or its store comes before the caller's load and the
 //! caller sees it. A caller that sees `ASLEEP` rouses the sender; one that
@@ -29,15 +31,17 @@
 //! registers its handle before its first store of a parked state, so a
 //! caller that sees one always finds the handle.
 //!
-//! # A caller blocked on a full queue is always woken
+//! # A caller blocked on a full queue is woken within a slice
 //!
 //! With `event_queue_overflow: block` a caller registers in `space_waiters`
 //! under the `space` lock, then waits only if the ring is still full; the
-//! sender pops, then loads `space_waiters` and notifies under the same lock.
-//! Both pairs are `SeqCst`, so either the caller sees the room or the
-//! sender sees the waiter; holding the lock from the check to the wait
-//! means the notification cannot fall in between. Each wait is also cut
-//! into short slices, and no caller waits past `event_queue_block_timeout`.
+//! sender pops, then loads `space_waiters` and, once a batch's worth of
+//! room is free, notifies under the same lock. Both pairs are `SeqCst`, so
+//! either the caller sees the room or the sender sees the waiter; holding
+//! the lock from the check to the wait means the notification cannot fall
+//! in between. Less room than that wakes no one: each wait is cut into
+//! slices of `BLOCK_SLICE`, after which the caller looks again, and no
+//! caller waits past `event_queue_block_timeout`.
 
 use crate::config::Overflow;
 use crate::counters::{bump, Counter, COUNTERS};
@@ -64,7 +68,7 @@ const ROOM_TO_WAKE: usize = 4 * BATCH_MAX;
 const BLOCK_SLICE: Duration = Duration::from_millis(5);
 
 /// What the sender is doing, for callers deciding whether to wake it.
-pub(crate) const AWAKE: u8 = 0;
+const AWAKE: u8 = 0;
 pub(crate) const NAPPING: u8 = 1;
 pub(crate) const ASLEEP: u8 = 2;
 
@@ -170,7 +174,7 @@ impl Queue {
 
     /// Unpark the sender if it is parked, and only then: a token left while
     /// it was sending would end its next nap at once with nothing to take.
-    pub fn rouse(&self) {
+    fn rouse(&self) {
         if self.state.swap(AWAKE, Ordering::SeqCst) != AWAKE {
             if let Some(t) = self.sender.get() {
                 t.unpark();
@@ -220,8 +224,8 @@ impl Queue {
 
     /// Wake blocked callers once there is room enough for them.
     pub fn wake_space_waiters(&self) {
-        let room = self.ring.capacity() - self.ring.len();
-        if self.space_waiters.load(Ordering::SeqCst) > 0 && room >= self.at_most_half(ROOM_TO_WAKE)
+        if self.space_waiters.load(Ordering::SeqCst) > 0
+            && self.ring.capacity() - self.ring.len() >= self.at_most_half(ROOM_TO_WAKE)
         {
             let _g = self.space.0.lock();
             self.space.1.notify_all();

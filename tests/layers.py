@@ -21,12 +21,29 @@ def files(module):
     return [single] if single.exists() else sorted((src / module).rglob("*.rs"))
 
 
+def group_heads(text, start):
+    """The first name of each item of the `{...}` group opening at `start`
+    (nested groups skipped as a whole)."""
+    heads, depth, item = [], 0, ""
+    for ch in text[start:]:
+        depth += (ch == "{") - (ch == "}")
+        if depth == 0 or (depth == 1 and ch == ","):
+            heads += re.findall(r"^\W*(\w+)", item)
+            item = ""
+            if depth == 0:
+                return heads
+        elif depth >= 1 and not (depth == 1 and ch == "{"):
+            item += ch
+    return heads
+
+
 def imported(text):
     """Top-level modules named after `crate::`, in `use` groups too."""
     text = re.sub(r"//[^\n]*", "", text)
     names = set(re.findall(r"\bcrate::(\w+)", text))
-    for group in re.findall(r"\bcrate::\{([^}]*)\}", text):
-        names.update(re.findall(r"^\s*(\w+)", part)[0] for part in group.split(",") if part.strip())
+    for m in re.finditer(r"\bcrate::\{", text):
+        names.update(group_heads(text, m.end() - 1))
+    names.discard("self")
     return names
 
 

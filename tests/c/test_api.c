@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 static struct listener L;
 static char got[1 << 20];
@@ -829,10 +830,37 @@ static void test_json_object(void)
     CHECK_EQ_INT(atomic_load(&split.released), 1);
 }
 
+/* With event_delivery: sync, a forked child's events carry its own pid, not
+ * the parent's it inherited: the fork hooks come with the first event in
+ * every delivery mode. Run first, before any event is queued, since the
+ * queue installed them anyway. */
+static void test_sync_fork_pid(void)
+{
+    char want[128];
+    pid_t child;
+    int st;
+    base_config();
+    config("event_delivery", "sync");
+    expect_one(mailbox_event(CMEV_EVENT_TYPE_MAILBOX_CREATE), "{\"event\":\"MailboxCreate\"," MBX_HEAD MBX_TAIL);
+    fflush(NULL);
+    child = fork();
+    if (child == 0) {
+        cmev_event *ev = mailbox_event(CMEV_EVENT_TYPE_MAILBOX_DELETE);
+        _exit(cmev_notify(&ev, 1) == 0 ? 0 : 1);
+    }
+    CHECK(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    got_len = listener_recv(&L, got, sizeof(got));
+    CHECK(got_len > 0);
+    snprintf(want, sizeof(want), "\"pid\":%d,", (int)child);
+    CHECK(got_len > 0 && strstr(datagram_json(got, got_len), want) != NULL);
+    config("event_delivery", "queued");
+}
+
 int main(void)
 {
     pid = (int)getpid();
     listener_open(&L);
+    test_sync_fork_pid();
     test_type_values();
     test_mailbox_events();
     test_message_events();
