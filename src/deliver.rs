@@ -39,11 +39,13 @@ pub(crate) fn forget_in_child() {
 // caller blocked meanwhile (`block`) waits out its timeout.
 fn push(out: Outgoing) {
     let q = QUEUE.get_or_init(|| Queue::new(out.cfg.queue_size));
+    let (policy, timeout) = (out.cfg.overflow, out.cfg.block_timeout);
+    q.push(out, policy, timeout);
+    // Started after the push, the sender finds the first event waiting,
+    // where started before it would park and cost that event a wake-up.
     if q.claim_start() {
         sender::start(q);
     }
-    let (policy, timeout) = (out.cfg.overflow, out.cfg.block_timeout);
-    q.push(out, policy, timeout);
     log::pass_relayed();
 }
 

@@ -607,13 +607,11 @@ ffi_fn! {
     } ?= put_wanted(wanted, Some(size))
 }
 
-/// Store `n` (0 for none) in `*wanted` unless it is NULL; whether there is
-/// content to read.
+/// Store `n` (0 for none) in `*wanted`, which `take` found non-NULL;
+/// whether there is content to read.
 fn put_wanted(wanted: *mut usize, n: Option<usize>) -> bool {
-    if wanted.is_null() {
-        return false;
-    }
-    // SAFETY: non-NULL; the caller gave a writable size_t.
+    // SAFETY: non-NULL (checked before the boundary); the caller gave a
+    // writable size_t.
     unsafe { *wanted = n.unwrap_or(0) };
     n.is_some()
 }
