@@ -20,7 +20,20 @@
 /**
  * Number of counters.
  */
-#define CMEV_COUNTER_COUNT 18
+#define CMEV_COUNTER_COUNT 21
+
+/**
+ * A record's tag: being written, written whole, done with, or padding at
+ * the end of the ring. Distinct words, so that a tag overwritten with
+ * anything else is recognised as garbage.
+ */
+#define WRITING 3286695937
+
+#define COMMITTED 3286695938
+
+#define DONE 3286695939
+
+#define PAD 3286695940
 
 /**
  * Number of per-type table slots (`EventType::slot`).
@@ -51,6 +64,11 @@
 
 
 
+
+/**
+ * Bytes before the first record: one cache line, shared by all writers.
+ */
+#define HEADER 64
 
 /**
  * `cmev_mailbox_needs`: event_exclude_specialuse lists "all", so whether
@@ -146,6 +164,20 @@ enum cmev_counter
    * written (cmev_event_set_json_object).
    */
   CMEV_COUNTER_JSON_LEFT_OUT,
+  /**
+   * Queued without a copy in the spool (spool refused, unusable or full):
+   * lost if the process dies before sending them.
+   */
+  CMEV_COUNTER_UNSPOOLED,
+  /**
+   * Taken over from the spool of a process that ended without sending them.
+   */
+  CMEV_COUNTER_ADOPTED,
+  /**
+   * Found in a dead process's spool but unreadable (half-written when it
+   * died, or the file damaged): lost.
+   */
+  CMEV_COUNTER_SPOOL_LOST,
 };
 #ifndef __cplusplus
 typedef uint32_t cmev_counter;

@@ -4,6 +4,7 @@
 
 use crate::catalogue::{Param, ALL_PARAMS, PARAM_COUNT};
 use crate::foreign::ForeignJson;
+use crate::mark::DoneMark;
 use crate::seqset::SeqSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -63,6 +64,9 @@ pub struct Body {
     pub flags: Vec<Span>,
     pub uids: SeqSet,
     pub old_uids: SeqSet,
+    /// The event's record in the process's spool, once queued; marked done
+    /// when the body is emptied or dropped.
+    pub spooled: DoneMark,
 }
 
 impl Body {
@@ -229,6 +233,7 @@ impl Body {
         self.flags.clear();
         self.uids.clear();
         self.old_uids.clear();
+        self.spooled = DoneMark::default();
     }
 
     /// A new body with room for a typical event: about what the last event

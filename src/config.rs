@@ -93,6 +93,11 @@ pub struct Config {
     pub flush_timeout: Duration,
     /// Bound on one `dlist:` exchange (connect, send, reply).
     pub dlist_timeout: Duration,
+    /// `event_spool_dir`; `None` means `<configdirectory>/events`.
+    pub spool_dir: Option<String>,
+    /// Bytes of each process's spool ring (`event_spool_size`, in KB); 0
+    /// keeps queued events in memory only.
+    pub spool_size: usize,
     /// `rules::expected` for every type and parameter, as bitmasks by
     /// `EventType::slot()`: the hot path asks it many times per event.
     expected: [u128; TYPE_SLOTS],
@@ -125,6 +130,8 @@ impl Default for Config {
             max_age: Duration::from_secs(300),
             flush_timeout: Duration::from_secs(2),
             dlist_timeout: Duration::from_secs(5),
+            spool_dir: None,
+            spool_size: 1024 * 1024,
             expected: [0; TYPE_SLOTS],
         }
         .with_expected_table()
@@ -239,6 +246,14 @@ impl Config {
         match &self.notifysocket {
             Some(p) => p.clone(),
             None => format!("{}/socket/notify", self.configdirectory),
+        }
+    }
+
+    /// The directory of the processes' spool rings.
+    pub fn spool_dir(&self) -> String {
+        match &self.spool_dir {
+            Some(d) => d.clone(),
+            None => format!("{}/events", self.configdirectory),
         }
     }
 
@@ -387,6 +402,15 @@ impl Config {
                 1..=600_000,
                 Duration::from_millis,
             ),
+            "event_spool_dir" => {
+                self.spool_dir = (!v.is_empty()).then(|| v.to_owned());
+                Ok(())
+            }
+            "event_spool_size" => {
+                number(&mut self.spool_size, d.spool_size, v, 0..=1_048_576, |kb| {
+                    kb as usize * 1024
+                })
+            }
             "notifysocket" => {
                 self.notifysocket = (!v.is_empty()).then(|| v.to_owned());
                 Ok(())

@@ -44,10 +44,18 @@ pub enum Counter {
     /// Parameters left out because the caller's JSON value could not be
     /// written (cmev_event_set_json_object).
     JsonLeftOut,
+    /// Queued without a copy in the spool (spool refused, unusable or full):
+    /// lost if the process dies before sending them.
+    Unspooled,
+    /// Taken over from the spool of a process that ended without sending them.
+    Adopted,
+    /// Found in a dead process's spool but unreadable (half-written when it
+    /// died, or the file damaged): lost.
+    SpoolLost,
 }
 
 /// Number of counters.
-pub const COUNTER_COUNT: usize = 18;
+pub const COUNTER_COUNT: usize = 21;
 
 /// Counters whose sum is what was lost.
 pub const DROPS: [Counter; 6] = [
@@ -98,6 +106,10 @@ impl Counters {
         self.0.iter().for_each(|c| c.0.store(0, Relaxed));
     }
 
+    pub fn get(&self, c: Counter) -> u64 {
+        self.0[c as usize].0.load(Relaxed)
+    }
+
     pub fn values(&self) -> Values {
         std::array::from_fn(|i| self.0[i].0.load(Relaxed))
     }
@@ -107,4 +119,4 @@ pub fn bump(c: Counter) {
     COUNTERS.bump(c);
 }
 
-const _: () = assert!(Counter::JsonLeftOut as usize + 1 == COUNTER_COUNT);
+const _: () = assert!(Counter::SpoolLost as usize + 1 == COUNTER_COUNT);

@@ -10,7 +10,9 @@ use crate::outgoing::Outgoing;
 use crate::process_local::ProcessLocal;
 use crate::queue::Queue;
 use crate::sender;
+use crate::spool;
 use crate::wire::{drop_send_error, Attempt, Wire};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -33,12 +35,20 @@ static QUEUE: ProcessLocal<Queue> = ProcessLocal::new();
 
 pub(crate) fn forget_in_child() {
     QUEUE.forget();
+    FLUSHED_AT.store(NEVER, Ordering::Relaxed);
 }
+
+/// `Enqueued` as the last flush found it: Cyrus flushes from its shutdown
+/// path, then exit() runs our own exit hook, which need not wait again for
+/// the same events (nor log and count them twice).
+static FLUSHED_AT: AtomicU64 = AtomicU64::new(NEVER);
+const NEVER: u64 = u64::MAX;
 
 // A sender that could not be started is tried again by the next event; a
 // caller blocked meanwhile (`block`) waits out its timeout.
-fn push(out: Outgoing) {
+fn push(mut out: Outgoing) {
     let q = QUEUE.get_or_init(|| Queue::new(out.cfg.queue_size));
+    spool::keep(&mut out);
     let (policy, timeout) = (out.cfg.overflow, out.cfg.block_timeout);
     q.push(out, policy, timeout);
     // Started after the push, the sender finds the first event waiting,
@@ -53,6 +63,7 @@ fn push(out: Outgoing) {
 /// when it passes is counted and logged (it stays queued and may still go
 /// out later); returns how many.
 pub(crate) fn flush(timeout: Duration) -> usize {
+    FLUSHED_AT.store(COUNTERS.get(Counter::Enqueued), Ordering::Relaxed);
     let Some(q) = QUEUE.get() else { return 0 };
     let left = q.wait_empty(timeout);
     log::pass_relayed();
@@ -65,6 +76,13 @@ pub(crate) fn flush(timeout: Duration) -> usize {
     }
     log::report_drops(true);
     left
+}
+
+/// The flush of process exit, unless nothing was queued since the last.
+pub(crate) fn flush_at_exit(timeout: Duration) {
+    if FLUSHED_AT.load(Ordering::Relaxed) != COUNTERS.get(Counter::Enqueued) {
+        flush(timeout);
+    }
 }
 
 /// Events accepted and not yet sent or counted.

@@ -18,6 +18,7 @@
 pub mod counters;
 mod log;
 mod process_local;
+pub mod mark;
 // What an event is: Cyrus's catalogue, which parameters a type carries,
 // the options, and the event's contents.
 pub mod catalogue;
@@ -32,6 +33,7 @@ pub mod event;
 pub mod json;
 pub mod render;
 pub mod outgoing;
+pub mod record;
 // Between the caller's thread and the sender.
 mod pool;
 mod notify;
@@ -39,7 +41,10 @@ pub mod frame;
 pub mod transport;
 mod wire;
 mod ring;
+pub mod journal;
 mod queue;
+mod spool;
+mod adopt;
 mod sender;
 pub mod deliver;
 // The process: its settings, fork and exit, and the operations and C ABI.

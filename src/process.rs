@@ -3,7 +3,7 @@
 //! through exit() from its shut_down path.
 
 use crate::wire::Wire;
-use crate::{counters, deliver, log, pool, settings};
+use crate::{counters, deliver, log, pool, settings, spool};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{MutexGuard, Once};
@@ -53,11 +53,15 @@ extern "C" fn in_child() {
     log::forget_relayed();
     deliver::forget_in_child();
     pool::forget_in_child();
+    spool::forget_in_child();
 }
 
-/// Queued events get `event_flush_timeout` to leave.
+/// Queued events get `event_flush_timeout` to leave, unless Cyrus's own
+/// shutdown already flushed and nothing was queued since; what is left
+/// stays in the spool.
 extern "C" fn at_exit() {
-    deliver::flush(settings::config().flush_timeout);
+    deliver::flush_at_exit(settings::config().flush_timeout);
+    spool::close_at_exit();
 }
 
 /// Install the fork and exit hooks, once per process (a forked child

@@ -209,6 +209,17 @@ impl Queue {
         let _ = self.sender.set(thread::current());
     }
 
+    /// Queue an event another process left in its spool, if less than half
+    /// of the queue is in use: this process's own events keep the rest.
+    /// Handed back otherwise, uncounted: it stays where it was.
+    pub fn offer(&self, out: Outgoing) -> Result<(), Outgoing> {
+        if self.ring.len() >= self.ring.capacity() / 2 {
+            return Err(out);
+        }
+        self.outstanding.fetch_add(1, Ordering::AcqRel);
+        self.ring.push(out).inspect_err(|_| self.finished(1))
+    }
+
     pub fn pop(&self) -> Option<Outgoing> {
         self.ring.pop()
     }

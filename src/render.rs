@@ -141,7 +141,7 @@ pub fn render_limited(
 
 /// A caller's JSON value that could not be dumped is left out: the event
 /// still goes, counted, with one log line per process.
-fn foreign_failed(p: Param) {
+pub(crate) fn foreign_failed(p: Param) {
     static LOGGED: AtomicBool = AtomicBool::new(false);
     bump(Counter::JsonLeftOut);
     if !LOGGED.swap(true, Ordering::Relaxed) {

@@ -6,11 +6,13 @@
 //! counts every event it gives up on. Memory is bounded by the queue plus
 //! the pending list.
 
+use crate::adopt::Adopter;
 use crate::counters::{bump, Counter, COUNTERS};
 use crate::log;
 use crate::outgoing::{clock_ms, Outgoing};
 use crate::pool::{self, BODIES_KEPT, KEEP_MAX_BYTES};
 use crate::queue::{Queue, ASLEEP, NAPPING, WAKE_BACKLOG};
+use crate::spool;
 use crate::transport::datagram::BATCH_MAX;
 use crate::wire::{classify, drop_send_error, Attempt, Wire};
 use std::collections::VecDeque;
@@ -76,7 +78,9 @@ fn run(queue: &Queue) {
     let mut stream = false;
     // When the sender last ran out of events; None while it has some.
     let mut idle_since: Option<Instant> = None;
+    let mut adopter = Adopter::default();
     loop {
+        adopter.run(queue);
         while pending.len() < PENDING_MAX {
             match queue.pop() {
                 Some(o) => pending.push_back((o, None)),
@@ -92,6 +96,7 @@ fn run(queue: &Queue) {
                 last_expiry = now;
             }
         }
+        spool::advance();
         if pending.is_empty() {
             log::report_drops(false);
             let (state, wait) = if stream {

@@ -1,0 +1,211 @@
+//! Taking over the spool rings of processes that ended without sending all
+//! they queued (killed, crashed, or gone while the listener was away). The
+//! sender of every process with a ring looks in the spool directory when it
+//! starts and every `SCAN_EVERY` after; a ring whose lock it can take has no
+//! living owner. Its events are copied into this process's own ring and
+//! queue, oldest first, while the queue has room (`Queue::offer`), each
+//! marked done in the dead ring once it is safe in ours; the emptied ring
+//! is removed.
+//!
+//! At least once: the dead process may have sent its last batch without
+//! living to mark it done, so that batch arrives twice, byte for byte the
+//! same (same timestamp, pid and values), which is how a consumer tells a
+//! repeat. Records the dead process was still writing, and files that are
+//! not rings, are counted (`SpoolLost`) and logged; a damaged file is
+//! renamed `*.bad` for inspection, not read again.
+
+use crate::counters::{bump, Counter};
+use crate::journal::Journal;
+use crate::log;
+use crate::mark::{COMMITTED, WRITING};
+use crate::outgoing::{clock_ms, Outgoing};
+use crate::queue::Queue;
+use crate::record::Decoder;
+use crate::spool::{self, map, open_rw, try_lock, Mapped};
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How often a sender looks for rings left by dead processes.
+const SCAN_EVERY: Duration = Duration::from_secs(5);
+
+/// Rings this process has taken over and not yet emptied.
+#[derive(Default)]
+pub struct Adopter {
+    last_scan: Option<Instant>,
+    taken: Vec<Taken>,
+}
+
+struct Taken {
+    ring: Mapped,
+    decoder: Decoder,
+    adopted: u64,
+    lost: u64,
+}
+
+impl Adopter {
+    /// Look for dead processes' rings when it is time, and move what they
+    /// hold into `queue` while it has room.
+    pub fn run(&mut self, queue: &Queue) {
+        let due = !self.last_scan.is_some_and(|t| t.elapsed() < SCAN_EVERY);
+        if due {
+            self.last_scan = Some(Instant::now());
+            if let Some(dir) = spool::own_dir() {
+                self.scan(&dir);
+            }
+        }
+        self.taken.retain_mut(|t| !drain(t, queue));
+    }
+
+    fn scan(&mut self, dir: &Path) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        let own = spool::own_path();
+        for e in entries.flatten() {
+            let path = e.path();
+            let is_ring = path.extension().is_some_and(|x| x == "ring");
+            if !is_ring || Some(path.as_path()) == own || self.holds(&path) {
+                continue;
+            }
+            if let Some(t) = take(path) {
+                self.taken.push(t);
+            }
+        }
+    }
+
+    fn holds(&self, path: &Path) -> bool {
+        self.taken.iter().any(|t| t.ring.path == path)
+    }
+}
+
+/// Take over the ring at `path` if its owner is gone.
+fn take(path: PathBuf) -> Option<Taken> {
+    let fd = open_rw(&path, 0).ok()?;
+    if !try_lock(&fd) {
+        return None;
+    }
+    let len = fstat_len(&fd)?;
+    let opened = match (len, map(&fd, len.max(1))) {
+        (0, _) => Err("empty file"),
+        (_, Err(_)) => Err("cannot be mapped"),
+        // SAFETY: a mapping of the whole file, which we hold locked; only
+        // this thread reads or writes it until it is unmapped.
+        (_, Ok(base)) => match unsafe { Journal::open(base, len) } {
+            Ok(j) => Ok(Mapped::new(j, path.clone(), fd, base, len)),
+            Err(e) => {
+                // SAFETY: the mapping just made, not used after this.
+                unsafe { libc::munmap(base.as_ptr().cast(), len) };
+                Err(e.0)
+            }
+        },
+    };
+    match opened {
+        Ok(ring) => Some(Taken {
+            ring,
+            decoder: Decoder::default(),
+            adopted: 0,
+            lost: 0,
+        }),
+        Err(why) => {
+            set_aside(&path, why);
+            None
+        }
+    }
+}
+
+fn fstat_len(fd: &impl AsRawFd) -> Option<usize> {
+    // SAFETY: an open descriptor and a zeroed stat buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0).then_some(st.st_size as usize)
+}
+
+/// A file in the spool that is not a ring of ours: renamed, logged and
+/// counted, never read again.
+fn set_aside(path: &Path, why: &str) {
+    bump(Counter::SpoolLost);
+    let bad = path.with_extension("bad");
+    let _ = fs::rename(path, &bad);
+    log::error(&format!(
+        "mboxevent: {} is not a readable event spool ring ({why}); its events are lost, \
+         the file is kept as {}",
+        path.display(),
+        bad.display()
+    ));
+}
+
+/// Move what `t` holds into `queue`, as far as there is room; true once
+/// the ring is empty and removed.
+fn drain(t: &mut Taken, queue: &Queue) -> bool {
+    let j = &t.ring.journal;
+    let start = j.clock_start();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut damaged = false;
+    for r in j.records() {
+        let found = match r {
+            Ok(f) => f,
+            Err(_) => {
+                damaged = true;
+                break;
+            }
+        };
+        match found.tag {
+            COMMITTED => match t.decoder.decode(found.payload) {
+                Ok((kind, made_ms, body, cfg)) => {
+                    let age = now.saturating_sub(start + u64::from(made_ms));
+                    if Duration::from_millis(age) > cfg.max_age {
+                        bump(Counter::DroppedExpired);
+                    } else {
+                        let mut out = Outgoing::new(kind, body, cfg);
+                        out.made_ms = clock_ms().wrapping_sub(age.min(u32::MAX.into()) as u32);
+                        spool::keep(&mut out);
+                        if queue.offer(out).is_err() {
+                            break;
+                        }
+                        bump(Counter::Adopted);
+                        t.adopted += 1;
+                    }
+                }
+                Err(_) => {
+                    bump(Counter::SpoolLost);
+                    t.lost += 1;
+                }
+            },
+            WRITING => {
+                bump(Counter::SpoolLost);
+                t.lost += 1;
+            }
+            _ => continue,
+        }
+        j.set_done(found.at);
+    }
+    j.advance();
+    if damaged {
+        set_aside(&t.ring.path, "damaged records");
+        report(t);
+        return true;
+    }
+    if j.used() > 0 {
+        return false;
+    }
+    let _ = fs::remove_file(&t.ring.path);
+    report(t);
+    true
+}
+
+fn report(t: &Taken) {
+    if t.adopted + t.lost == 0 {
+        return;
+    }
+    log::warning(&format!(
+        "mboxevent: took over {} events left by process {} in {} ({} unreadable, lost); \
+         its last batch may arrive twice",
+        t.adopted,
+        t.ring.journal.pid(),
+        t.ring.path.display(),
+        t.lost
+    ));
+}

@@ -1,0 +1,397 @@
+//! A ring of records in shared memory: the process's spool file, mapped.
+//! Callers append records, the sender marks them done and frees their
+//! space; after the process is gone another one reads what is left.
+//!
+//! # Layout
+//!
+//! A header of `HEADER` bytes, then `cap` bytes of records, each at a
+//! multiple of 8: a tag (`mark::WRITING`, `COMMITTED`, `DONE` or `PAD`), its
+//! length with the 8-byte head, its payload. A record that would cross the
+//! end of the ring goes to its start, after a `PAD` record filling the end.
+//!
+//! # The ring's state is one word
+//!
+//! `word` holds where the next record goes (`head`) and how many bytes are
+//! in use from the oldest record on (`used`); the oldest record is at `head
+//! - used`, modulo `cap`. Writers reserve with a compare-and-swap of the
+//! word that moves `head` and grows `used`, so two writers never get the
+//! same bytes and a writer never gets bytes in use. The sender frees with a
+//! compare-and-swap that shrinks `used` by the done records it walked from
+//! the oldest on; when that leaves nothing in use it also puts `head` back
+//! to 0, so that a process whose events leave as fast as they come keeps
+//! writing the ring's first pages, not all of it. A writer that reserved
+//! meanwhile makes that swap fail, and the sender tries again with its
+//! `used`: a reservation and a reset never both succeed on the same word.
+//!
+//! # What another process can trust
+//!
+//! A record's payload is written before its tag becomes `COMMITTED`
+//! (release), and a reader loads the tag first (acquire). Stores to a shared
+//! mapping stay in the file when the process is killed, so after a death a
+//! `COMMITTED` record is whole, a `WRITING` one is not (its length is
+//! already right: it is written before the payload), and the bytes
+//! reserved by a writer killed before it wrote its tag hold an old tag,
+//! which the reader either skips as done or cannot trust at all.
+
+use crate::mark::{DoneMark, COMMITTED, DONE, PAD, WRITING};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Bytes before the first record: one cache line, shared by all writers.
+pub const HEADER: usize = 64;
+const MAGIC: [u8; 8] = *b"cmevring";
+const VERSION: u32 = 1;
+/// A record's tag and length.
+const RECORD_HEAD: usize = 8;
+
+#[repr(C)]
+struct Header {
+    magic: [u8; 8],
+    version: u32,
+    cap: u32,
+    pid: u32,
+    _pad: u32,
+    /// When the writer's millisecond clock (`outgoing::clock_ms`) started,
+    /// in milliseconds since the epoch: the age of a record made at `t` on
+    /// that clock is counted from `clock_start + t`.
+    clock_start: u64,
+    word: AtomicU64,
+}
+const _: () = assert!(std::mem::size_of::<Header>() <= HEADER);
+
+fn split(w: u64) -> (usize, usize) {
+    ((w >> 32) as usize, (w & 0xffff_ffff) as usize)
+}
+
+fn join(head: usize, used: usize) -> u64 {
+    (head as u64) << 32 | used as u64
+}
+
+/// Room for a payload of `n` bytes, with the record's head, at a multiple of 8.
+pub fn record_len(n: usize) -> usize {
+    (RECORD_HEAD + n + 7) & !7
+}
+
+/// The ring in a region of memory it does not own.
+pub struct Journal {
+    base: NonNull<u8>,
+    cap: usize,
+}
+
+// SAFETY: all shared state is reached through atomics; record bytes are
+// written only by the writer that reserved them, before they are published.
+unsafe impl Send for Journal {}
+unsafe impl Sync for Journal {}
+
+/// A region that does not hold a ring of ours.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotARing(pub &'static str);
+
+/// One record as a reader finds it.
+pub struct Found<'a> {
+    pub at: usize,
+    pub tag: u32,
+    pub payload: &'a [u8],
+}
+
+impl Journal {
+    /// A new, empty ring over `len` bytes at `base`.
+    ///
+    /// # Safety
+    /// `base` is valid for `len` bytes, aligned to 8, for the rest of the
+    /// process, and nothing else in this process writes there.
+    pub unsafe fn format(base: NonNull<u8>, len: usize, pid: u32, clock_start: u64) -> Journal {
+        let cap = (len.saturating_sub(HEADER) & !7).min(u32::MAX as usize & !7);
+        base.as_ptr().write_bytes(0, HEADER);
+        base.cast::<Header>().as_ptr().write(Header {
+            magic: MAGIC,
+            version: VERSION,
+            cap: cap as u32,
+            pid,
+            _pad: 0,
+            clock_start,
+            word: AtomicU64::new(0),
+        });
+        Journal { base, cap }
+    }
+
+    /// The ring another process left in `len` bytes at `base`, checked.
+    ///
+    /// # Safety
+    /// As for `format`.
+    pub unsafe fn open(base: NonNull<u8>, len: usize) -> Result<Journal, NotARing> {
+        if len < HEADER {
+            return Err(NotARing("shorter than its header"));
+        }
+        let h = &*base.cast::<Header>().as_ptr();
+        if h.magic != MAGIC || h.version != VERSION {
+            return Err(NotARing("not a ring of this version"));
+        }
+        let cap = h.cap as usize;
+        if cap % 8 != 0 || HEADER + cap != len {
+            return Err(NotARing("its size does not match its header"));
+        }
+        let (head, used) = split(h.word.load(Ordering::Acquire));
+        if head > cap || used > cap || head % 8 != 0 || used % 8 != 0 {
+            return Err(NotARing("its positions are out of range"));
+        }
+        Ok(Journal { base, cap })
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the header was written (or checked) when made.
+        unsafe { &*self.base.cast::<Header>().as_ptr() }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.header().pid
+    }
+
+    pub fn clock_start(&self) -> u64 {
+        self.header().clock_start
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Bytes in use by records not yet freed.
+    pub fn used(&self) -> usize {
+        split(self.header().word.load(Ordering::Acquire)).1
+    }
+
+    fn at(&self, off: usize) -> *mut u8 {
+        // SAFETY: callers pass offsets inside the ring.
+        unsafe { self.base.as_ptr().add(HEADER + off) }
+    }
+
+    fn tag(&self, off: usize) -> &AtomicU32 {
+        // SAFETY: a record head is inside the ring and aligned to 8.
+        unsafe { &*self.at(off).cast::<AtomicU32>() }
+    }
+
+    fn len_at(&self, off: usize) -> usize {
+        // SAFETY: as for `tag`; read as an atomic since another thread of a
+        // dead process may have left it half-written.
+        unsafe { &*self.at(off + 4).cast::<AtomicU32>() }.load(Ordering::Relaxed) as usize
+    }
+
+    fn write_head(&self, off: usize, tag: u32, len: usize) {
+        self.tag(off).store(tag, Ordering::Relaxed);
+        // SAFETY: as for `len_at`.
+        unsafe { &*self.at(off + 4).cast::<AtomicU32>() }.store(len as u32, Ordering::Relaxed);
+    }
+
+    /// Append a record of `n` payload bytes written by `fill`; `None` if
+    /// the ring has no room. The mark frees the record when dropped.
+    pub fn append(&self, n: usize, fill: impl FnOnce(&mut [u8])) -> Option<DoneMark> {
+        let len = record_len(n);
+        let word = &self.header().word;
+        let mut w = word.load(Ordering::Acquire);
+        let (start, pad) = loop {
+            let (head, used) = split(w);
+            let (start, pad) = if head + len > self.cap {
+                (0, self.cap - head)
+            } else {
+                (head, 0)
+            };
+            if used + pad + len > self.cap {
+                return None;
+            }
+            match word.compare_exchange_weak(
+                w,
+                join(start + len, used + pad + len),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break (start, pad),
+                Err(now) => w = now,
+            }
+        };
+        if pad > 0 {
+            let head = split(w).0;
+            self.write_head(head, PAD, pad);
+        }
+        self.write_head(start, WRITING, len);
+        // SAFETY: these bytes were reserved above for this writer alone.
+        let payload = unsafe { std::slice::from_raw_parts_mut(self.at(start + RECORD_HEAD), n) };
+        fill(payload);
+        self.tag(start).store(COMMITTED, Ordering::Release);
+        // SAFETY: the record's tag, in memory that outlives the process's
+        // use of it; this is its only mark.
+        Some(unsafe { DoneMark::new(NonNull::from(self.tag(start))) })
+    }
+
+    /// The records in use, oldest first, up to the first that cannot be
+    /// trusted (`Err` with its offset).
+    pub fn records(&self) -> impl Iterator<Item = Result<Found<'_>, usize>> {
+        let (head, used) = split(self.header().word.load(Ordering::Acquire));
+        let mut off = (head + self.cap - used) % self.cap.max(1);
+        let mut left = used;
+        let mut broken = false;
+        std::iter::from_fn(move || {
+            if left == 0 || broken {
+                return None;
+            }
+            let tag = self.tag(off).load(Ordering::Acquire);
+            let len = self.len_at(off);
+            let known = matches!(tag, WRITING | COMMITTED | DONE | PAD);
+            if !known || len < RECORD_HEAD || len % 8 != 0 || len > left || off + len > self.cap {
+                broken = true;
+                return Some(Err(off));
+            }
+            // SAFETY: inside the ring, checked above.
+            let payload = unsafe {
+                std::slice::from_raw_parts(self.at(off + RECORD_HEAD), len - RECORD_HEAD)
+            };
+            let found = Found {
+                at: off,
+                tag,
+                payload,
+            };
+            left -= len;
+            off = (off + len) % self.cap;
+            Some(Ok(found))
+        })
+    }
+
+    /// Mark the record at `at` done (a reader taking over the ring).
+    pub fn set_done(&self, at: usize) {
+        self.tag(at).store(DONE, Ordering::Release);
+    }
+
+    /// Free the space of the done records from the oldest on; only one
+    /// thread frees (the owner's sender, or the reader that took the ring).
+    pub fn advance(&self) {
+        let mut freed = 0;
+        for r in self.records() {
+            match r {
+                Ok(f) if f.tag == DONE || f.tag == PAD => freed += f.payload.len() + RECORD_HEAD,
+                _ => break,
+            }
+        }
+        if freed == 0 {
+            return;
+        }
+        let word = &self.header().word;
+        let mut w = word.load(Ordering::Acquire);
+        loop {
+            let (head, used) = split(w);
+            let new = match used - freed {
+                0 => join(0, 0),
+                left => join(head, left),
+            };
+            match word.compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(now) => w = now,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(len: usize) -> NonNull<u8> {
+        let v: &'static mut [u64] = Vec::leak(vec![0u64; len / 8]);
+        NonNull::new(v.as_mut_ptr().cast()).unwrap()
+    }
+
+    fn payloads(j: &Journal) -> Vec<(u32, Vec<u8>)> {
+        j.records()
+            .map(|r| r.map(|f| (f.tag, f.payload.to_vec())).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn records_wrap_pad_and_free_in_order() {
+        let base = region(HEADER + 64);
+        let j = unsafe { Journal::format(base, HEADER + 64, 7, 1000) };
+        let m1 = j.append(12, |b| b.fill(1)).unwrap(); // 24 bytes at 0
+        let m2 = j.append(12, |b| b.fill(2)).unwrap(); // 24 at 24
+                                                       // 16 bytes of padding and 32 more would need 96.
+        assert!(j.append(20, |_| ()).is_none());
+        drop(m2);
+        j.advance();
+        assert_eq!(j.used(), 48, "the oldest is not done: nothing freed");
+        drop(m1);
+        j.advance();
+        assert_eq!(j.used(), 0);
+
+        let a = j.append(12, |b| b.fill(1)).unwrap(); // 0..24
+        let b = j.append(12, |b| b.fill(2)).unwrap(); // 24..48
+        drop(a);
+        j.advance();
+        assert_eq!(j.used(), 24);
+        // 16 more end exactly at the end; 24 after them go to the start.
+        let c = j.append(4, |b| b.copy_from_slice(b"abcd")).unwrap();
+        let d = j.append(12, |b| b.fill(4)).unwrap();
+        assert_eq!(j.used(), 64);
+        let got: Vec<_> = j
+            .records()
+            .map(|r| r.map(|f| (f.at, f.tag)).unwrap())
+            .collect();
+        assert_eq!(got, vec![(24, COMMITTED), (48, COMMITTED), (0, COMMITTED)]);
+        drop(d);
+        j.advance();
+        assert_eq!(j.used(), 64, "done, but not the oldest");
+        drop((b, c));
+        j.advance();
+        assert_eq!(j.used(), 0);
+        let e = j.append(12, |_| ()).unwrap();
+        assert_eq!(
+            j.records().next().unwrap().unwrap().at,
+            0,
+            "empty again: from the start"
+        );
+        let f = j.append(12, |_| ()).unwrap();
+        drop(e);
+        j.advance();
+        // 24 bytes do not fit in the 16 at the end: padding, then the start.
+        let g = j.append(12, |_| ()).unwrap();
+        let got: Vec<_> = j
+            .records()
+            .map(|r| r.map(|f| (f.at, f.tag)).unwrap())
+            .collect();
+        assert_eq!(got, vec![(24, COMMITTED), (48, PAD), (0, COMMITTED)]);
+        drop((f, g));
+        j.advance();
+        assert_eq!(j.used(), 0);
+    }
+
+    #[test]
+    fn a_full_ring_refuses_and_a_reader_sees_what_is_left() {
+        let len = HEADER + 96;
+        let base = region(len);
+        let j = unsafe { Journal::format(base, len, 7, 1000) };
+        let marks: Vec<_> = (0..4)
+            .map_while(|i| j.append(16, |b| b.fill(i)).map(|m| (i, m)))
+            .collect();
+        assert_eq!(marks.len(), 4);
+        assert!(j.append(16, |_| ()).is_none());
+        std::mem::forget(marks);
+        let other = unsafe { Journal::open(base, len) }.unwrap();
+        let got = payloads(&other);
+        assert_eq!(got.len(), 4);
+        assert!(got
+            .iter()
+            .enumerate()
+            .all(|(i, (t, p))| *t == COMMITTED && p[0] == i as u8));
+        assert_eq!(other.pid(), 7);
+        assert_eq!(other.clock_start(), 1000);
+        assert!(unsafe { Journal::open(base, len - 8) }.is_err());
+    }
+
+    #[test]
+    fn garbage_stops_the_reader() {
+        let len = HEADER + 64;
+        let base = region(len);
+        let j = unsafe { Journal::format(base, len, 7, 0) };
+        std::mem::forget(j.append(8, |b| b.fill(9)).unwrap());
+        std::mem::forget(j.append(8, |b| b.fill(9)).unwrap());
+        j.tag(16).store(0xdead_beef, Ordering::Relaxed);
+        let got: Vec<_> = j.records().map(|r| r.map(|f| f.at)).collect();
+        assert_eq!(got, vec![Ok(0), Err(16)]);
+    }
+}

@@ -1,0 +1,305 @@
+//! The spool: a directory of ring files (`journal`), one per process that
+//! queues events, so that what a process acknowledged outlives it. Each
+//! queued event is copied into the process's ring on the caller's thread
+//! (memory writes into a shared mapping: no system call) before `notify`
+//! returns, and marked done when it is sent or counted; a process that dies
+//! leaves its ring to another (`adopt`).
+//!
+//! The ring is made on the first queued event, under a temporary name,
+//! locked (`flock`, held until the process ends: the lock is how others know
+//! the owner lives), given its disk space (so that writing into the mapping
+//! can never fault for lack of it) and only then named `*.ring`, so that no
+//! other process opens one half made. The directory must belong to Cyrus's
+//! user and be closed to others, since events carry message contents and
+//! addresses; the files are readable by that user alone.
+
+use crate::config::Config;
+use crate::counters::{bump, Counter};
+use crate::journal::{Journal, HEADER};
+use crate::log;
+use crate::outgoing::{clock_ms, Outgoing};
+use crate::process_local::ProcessLocal;
+use crate::record::{encode, encoded_len, has_foreign, resolve_foreign};
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A ring file mapped whole, with its lock (the open file).
+pub struct Mapped {
+    pub journal: Journal,
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is shared memory reached through `Journal`'s atomics.
+unsafe impl Send for Mapped {}
+unsafe impl Sync for Mapped {}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: mapped in `map`, and no reference into it outlives `self`.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Map `len` bytes of `fd` shared, read and write.
+pub fn map(fd: &OwnedFd, len: usize) -> io::Result<NonNull<u8>> {
+    // SAFETY: a fresh mapping of an open file; checked below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(NonNull::new(p.cast()).expect("mmap does not return NULL"))
+}
+
+impl Mapped {
+    /// Wrap a mapping made by `map`; unmapped when dropped.
+    pub fn new(
+        journal: Journal,
+        path: PathBuf,
+        fd: OwnedFd,
+        base: NonNull<u8>,
+        len: usize,
+    ) -> Mapped {
+        Mapped {
+            journal,
+            path,
+            fd,
+            base,
+            len,
+        }
+    }
+}
+
+/// Take the lock that says the ring's owner lives; false if another holds it.
+pub fn try_lock(fd: &OwnedFd) -> bool {
+    // SAFETY: an open descriptor.
+    unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// Open `path` for reading and writing, not following a symbolic link.
+pub fn open_rw(path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: a NUL-terminated path.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW | flags,
+            0o600 as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: just opened, owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The directory, made if missing; refused unless it is a directory of this
+/// user's that no one else can write to.
+pub fn check_dir(dir: &Path) -> Result<(), String> {
+    let meta = match fs::metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| format!("cannot be made: {e}"))?;
+            fs::metadata(dir).map_err(|e| e.to_string())?
+        }
+        r => r.map_err(|e| e.to_string())?,
+    };
+    // SAFETY: no arguments, cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_dir() {
+        return Err("is not a directory".into());
+    }
+    if meta.uid() != me {
+        return Err(format!(
+            "belongs to uid {}, not to this process's {me}",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "is writable by group or others (mode {:o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Make this process's ring in `dir`.
+fn create(dir: &Path, size: usize) -> Result<Mapped, String> {
+    check_dir(dir)?;
+    let pid = std::process::id();
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut made = None;
+    for n in 0..16 {
+        let tmp = dir.join(format!(".{pid}-{stamp:x}-{n}.new"));
+        match open_rw(&tmp, libc::O_CREAT | libc::O_EXCL) {
+            Ok(fd) => {
+                made = Some((tmp, fd));
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("cannot create a file: {e}")),
+        }
+    }
+    let (tmp, fd) = made.ok_or("cannot find a free file name")?;
+    let path = dir.join(format!("{pid}-{stamp:x}.ring"));
+    let ring = make_ring(fd, size, pid).and_then(|mut m| {
+        fs::rename(&tmp, &path).map_err(|e| format!("cannot name the ring: {e}"))?;
+        m.path = path;
+        Ok(m)
+    });
+    if ring.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    ring
+}
+
+fn make_ring(fd: OwnedFd, size: usize, pid: u32) -> Result<Mapped, String> {
+    if !try_lock(&fd) {
+        return Err("cannot lock a new file".into());
+    }
+    let len = HEADER + size;
+    // SAFETY: an open descriptor; the range is the whole file.
+    let rc = unsafe { libc::posix_fallocate(fd.as_raw_fd(), 0, len as libc::off_t) };
+    if rc != 0 {
+        return Err(format!(
+            "has no room for a ring of {len} bytes: {}",
+            io::Error::from_raw_os_error(rc)
+        ));
+    }
+    let base = map(&fd, len).map_err(|e| format!("cannot map a ring: {e}"))?;
+    let clock_start = now_ms().saturating_sub(clock_ms().into());
+    // SAFETY: a fresh mapping of `len` bytes, page-aligned, which this
+    // process never unmaps while it uses the ring.
+    let journal = unsafe { Journal::format(base, len, pid, clock_start) };
+    Ok(Mapped::new(journal, PathBuf::new(), fd, base, len))
+}
+
+/// This process's ring: made on the first queued event, once; `None` if
+/// the spool is off or could not be had (logged then).
+static OWN: ProcessLocal<Option<Mapped>> = ProcessLocal::new();
+
+fn own(cfg: &Config) -> Option<&'static Mapped> {
+    if cfg.spool_size == 0 {
+        return None;
+    }
+    OWN.get_or_init(|| {
+        let dir = cfg.spool_dir();
+        create(Path::new(&dir), cfg.spool_size)
+            .inspect_err(|why| {
+                log::error(&format!(
+                    "mboxevent: event spool {dir} {why}: queued events are kept in memory only \
+                     and lost if this process dies"
+                ))
+            })
+            .ok()
+    })
+    .as_ref()
+}
+
+/// The directory of this process's ring, if it has one.
+pub fn own_dir() -> Option<PathBuf> {
+    let m = OWN.get()?.as_ref()?;
+    m.path.parent().map(Path::to_path_buf)
+}
+
+/// The path of this process's ring, if it has one.
+pub fn own_path() -> Option<&'static Path> {
+    Some(&OWN.get()?.as_ref()?.path)
+}
+
+/// Copy a notification into this process's ring before it is queued; it
+/// then carries the mark that frees the copy. Without a ring (or room in
+/// it) the notification goes on in memory only, counted.
+pub fn keep(out: &mut Outgoing) {
+    if out.cfg.spool_size == 0 {
+        return;
+    }
+    let Some(m) = own(&out.cfg) else {
+        bump(Counter::Unspooled);
+        return;
+    };
+    if has_foreign(&out.body) {
+        resolve_foreign(&mut out.body);
+    }
+    let n = encoded_len(out);
+    match m.journal.append(n, |b| encode(out, b)) {
+        Some(mark) => out.body.spooled = mark,
+        None => {
+            bump(Counter::Unspooled);
+            static LOGGED: AtomicBool = AtomicBool::new(false);
+            if !LOGGED.swap(true, Ordering::Relaxed) {
+                log::error(&format!(
+                    "mboxevent: event spool {} is full ({} bytes): events beyond it are kept in \
+                     memory only (logged once)",
+                    m.path.display(),
+                    m.journal.capacity()
+                ));
+            }
+        }
+    }
+}
+
+/// Free the ring's space of the records done with (the sender's job).
+pub fn advance() {
+    if let Some(Some(m)) = OWN.get() {
+        m.journal.advance();
+    }
+}
+
+/// At exit: an emptied ring goes; one still holding events stays for
+/// another process to send them.
+pub fn close_at_exit() {
+    let Some(Some(m)) = OWN.get() else { return };
+    m.journal.advance();
+    match m.journal.used() {
+        0 => {
+            let _ = fs::remove_file(&m.path);
+        }
+        _ => log::error(&format!(
+            "mboxevent: events not yet sent stay in {} for another process to send",
+            m.path.display()
+        )),
+    }
+}
+
+/// In a forked child: the parent's ring stays the parent's. The child
+/// closes its copy of the descriptor, so that the lock goes with the parent.
+pub fn forget_in_child() {
+    if let Some(Some(m)) = OWN.get() {
+        // SAFETY: the child's own copy of the descriptor; the parent's stays
+        // open. The leaked `Mapped` never closes it again.
+        unsafe { libc::close(m.fd.as_raw_fd()) };
+    }
+    OWN.forget();
+}
