@@ -14,7 +14,7 @@
 //! not rings, are counted (`SpoolLost`) and logged; a damaged file is
 //! renamed `*.bad` for inspection, not read again.
 
-use crate::counters::{bump, Counter};
+use crate::counters::{bump, Counter, COUNTERS};
 use crate::journal::Journal;
 use crate::log;
 use crate::mark::{COMMITTED, WRITING};
@@ -22,6 +22,7 @@ use crate::outgoing::{clock_ms, Outgoing};
 use crate::queue::Queue;
 use crate::record::Decoder;
 use crate::spool::{self, map, open_rw, try_lock, Mapped};
+use std::collections::VecDeque;
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -39,9 +40,22 @@ pub struct Adopter {
 
 struct Taken {
     ring: Mapped,
-    decoder: Decoder,
+    /// Its events, read when it was taken, in the order they were made.
+    backlog: VecDeque<Entry>,
+    /// A record could not be read: what follows it is lost.
+    damaged: bool,
     adopted: u64,
     lost: u64,
+    left_out: u64,
+}
+
+/// One event of a dead process, and its records there (two if it died
+/// between rewriting a record and freeing the first, see `spool::complete`).
+struct Entry {
+    seq: u64,
+    records: Vec<usize>,
+    out: Outgoing,
+    pending: usize,
 }
 
 impl Adopter {
@@ -102,17 +116,73 @@ fn take(path: PathBuf) -> Option<Taken> {
         },
     };
     match opened {
-        Ok(ring) => Some(Taken {
-            ring,
-            decoder: Decoder::default(),
-            adopted: 0,
-            lost: 0,
-        }),
+        Ok(ring) => Some(read(ring)),
         Err(why) => {
             set_aside(&path, why);
             None
         }
     }
+}
+
+/// Read a dead process's ring whole: its events in the order they were
+/// made (records can be out of order: one rewritten goes to the end), each
+/// once, the complete copy preferred.
+fn read(ring: Mapped) -> Taken {
+    let j = &ring.journal;
+    let start = j.clock_start();
+    let now = now_ms();
+    let mut decoder = Decoder::default();
+    let mut entries = Vec::new();
+    let (mut lost, mut damaged) = (0, false);
+    for r in j.records() {
+        let Ok(found) = r else {
+            damaged = true;
+            break;
+        };
+        let decoded = match found.tag {
+            COMMITTED => decoder.decode(found.payload).ok(),
+            WRITING => None,
+            _ => continue,
+        };
+        let Some(d) = decoded else {
+            bump(Counter::SpoolLost);
+            lost += 1;
+            j.set_done(found.at);
+            continue;
+        };
+        // Its age on our clock: the same wall-clock moment.
+        let age = now.saturating_sub(start + u64::from(d.made_ms));
+        let mut out = Outgoing::new(d.kind, d.body, d.cfg);
+        out.made_ms = clock_ms().wrapping_sub(age.min(u32::MAX.into()) as u32);
+        entries.push(Entry {
+            seq: d.seq,
+            records: vec![found.at],
+            out,
+            pending: d.pending.len(),
+        });
+    }
+    entries.sort_by_key(|e| (e.seq, e.pending));
+    let mut backlog: VecDeque<Entry> = VecDeque::with_capacity(entries.len());
+    for e in entries {
+        match backlog.back_mut() {
+            Some(kept) if kept.seq == e.seq => kept.records.extend(e.records),
+            _ => backlog.push_back(e),
+        }
+    }
+    Taken {
+        ring,
+        backlog,
+        damaged,
+        adopted: 0,
+        lost,
+        left_out: 0,
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn fstat_len(fd: &impl AsRawFd) -> Option<usize> {
@@ -139,59 +209,38 @@ fn set_aside(path: &Path, why: &str) {
 /// the ring is empty and removed.
 fn drain(t: &mut Taken, queue: &Queue) -> bool {
     let j = &t.ring.journal;
-    let start = j.clock_start();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let mut damaged = false;
-    for r in j.records() {
-        let found = match r {
-            Ok(f) => f,
-            Err(_) => {
-                damaged = true;
+    while let Some(mut e) = t.backlog.pop_front() {
+        let age = clock_ms().wrapping_sub(e.out.made_ms);
+        if Duration::from_millis(age.into()) > e.out.cfg.max_age {
+            bump(Counter::DroppedExpired);
+        } else {
+            spool::keep(&mut e.out);
+            if let Err(back) = queue.offer(e.out) {
+                e.out = back;
+                t.backlog.push_front(e);
                 break;
             }
-        };
-        match found.tag {
-            COMMITTED => match t.decoder.decode(found.payload) {
-                Ok((kind, made_ms, body, cfg)) => {
-                    let age = now.saturating_sub(start + u64::from(made_ms));
-                    if Duration::from_millis(age) > cfg.max_age {
-                        bump(Counter::DroppedExpired);
-                    } else {
-                        let mut out = Outgoing::new(kind, body, cfg);
-                        out.made_ms = clock_ms().wrapping_sub(age.min(u32::MAX.into()) as u32);
-                        spool::keep(&mut out);
-                        if queue.offer(out).is_err() {
-                            break;
-                        }
-                        bump(Counter::Adopted);
-                        t.adopted += 1;
-                    }
-                }
-                Err(_) => {
-                    bump(Counter::SpoolLost);
-                    t.lost += 1;
-                }
-            },
-            WRITING => {
-                bump(Counter::SpoolLost);
-                t.lost += 1;
+            bump(Counter::Adopted);
+            t.adopted += 1;
+            if e.pending > 0 {
+                COUNTERS.add(Counter::JsonLeftOut, e.pending as u64);
+                t.left_out += 1;
             }
-            _ => continue,
         }
-        j.set_done(found.at);
+        // Safe in our ring and queue (or counted): no longer the dead one's.
+        for at in e.records {
+            j.set_done(at);
+        }
     }
     j.advance();
-    if damaged {
-        set_aside(&t.ring.path, "damaged records");
-        report(t);
-        return true;
-    }
-    if j.used() > 0 {
+    if !t.backlog.is_empty() {
         return false;
     }
-    let _ = fs::remove_file(&t.ring.path);
+    if t.damaged {
+        set_aside(&t.ring.path, "damaged records");
+    } else {
+        let _ = fs::remove_file(&t.ring.path);
+    }
     report(t);
     true
 }
@@ -201,11 +250,12 @@ fn report(t: &Taken) {
         return;
     }
     log::warning(&format!(
-        "mboxevent: took over {} events left by process {} in {} ({} unreadable, lost); \
-         its last batch may arrive twice",
+        "mboxevent: took over {} events left by process {} in {} ({} unreadable, lost; {} sent \
+         without the JSON values it had not yet written); its last batch may arrive twice",
         t.adopted,
         t.ring.journal.pid(),
         t.ring.path.display(),
-        t.lost
+        t.lost,
+        t.left_out
     ));
 }

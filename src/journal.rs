@@ -184,7 +184,7 @@ impl Journal {
 
     /// Append a record of `n` payload bytes written by `fill`; `None` if
     /// the ring has no room. The mark frees the record when dropped.
-    pub fn append(&self, n: usize, fill: impl FnOnce(&mut [u8])) -> Option<DoneMark> {
+    pub fn append(&self, n: usize, seq: u64, fill: impl FnOnce(&mut [u8])) -> Option<DoneMark> {
         let len = record_len(n);
         let word = &self.header().word;
         let mut w = word.load(Ordering::Acquire);
@@ -219,7 +219,7 @@ impl Journal {
         self.tag(start).store(COMMITTED, Ordering::Release);
         // SAFETY: the record's tag, in memory that outlives the process's
         // use of it; this is its only mark.
-        Some(unsafe { DoneMark::new(NonNull::from(self.tag(start))) })
+        Some(unsafe { DoneMark::new(NonNull::from(self.tag(start)), seq) })
     }
 
     /// The records in use, oldest first, up to the first that cannot be
@@ -308,10 +308,10 @@ mod tests {
     fn records_wrap_pad_and_free_in_order() {
         let base = region(HEADER + 64);
         let j = unsafe { Journal::format(base, HEADER + 64, 7, 1000) };
-        let m1 = j.append(12, |b| b.fill(1)).unwrap(); // 24 bytes at 0
-        let m2 = j.append(12, |b| b.fill(2)).unwrap(); // 24 at 24
-                                                       // 16 bytes of padding and 32 more would need 96.
-        assert!(j.append(20, |_| ()).is_none());
+        let m1 = j.append(12, 0, |b| b.fill(1)).unwrap(); // 24 bytes at 0
+        let m2 = j.append(12, 0, |b| b.fill(2)).unwrap(); // 24 at 24
+                                                          // 16 bytes of padding and 32 more would need 96.
+        assert!(j.append(20, 0, |_| ()).is_none());
         drop(m2);
         j.advance();
         assert_eq!(j.used(), 48, "the oldest is not done: nothing freed");
@@ -319,14 +319,14 @@ mod tests {
         j.advance();
         assert_eq!(j.used(), 0);
 
-        let a = j.append(12, |b| b.fill(1)).unwrap(); // 0..24
-        let b = j.append(12, |b| b.fill(2)).unwrap(); // 24..48
+        let a = j.append(12, 0, |b| b.fill(1)).unwrap(); // 0..24
+        let b = j.append(12, 0, |b| b.fill(2)).unwrap(); // 24..48
         drop(a);
         j.advance();
         assert_eq!(j.used(), 24);
         // 16 more end exactly at the end; 24 after them go to the start.
-        let c = j.append(4, |b| b.copy_from_slice(b"abcd")).unwrap();
-        let d = j.append(12, |b| b.fill(4)).unwrap();
+        let c = j.append(4, 0, |b| b.copy_from_slice(b"abcd")).unwrap();
+        let d = j.append(12, 0, |b| b.fill(4)).unwrap();
         assert_eq!(j.used(), 64);
         let got: Vec<_> = j
             .records()
@@ -339,17 +339,17 @@ mod tests {
         drop((b, c));
         j.advance();
         assert_eq!(j.used(), 0);
-        let e = j.append(12, |_| ()).unwrap();
+        let e = j.append(12, 0, |_| ()).unwrap();
         assert_eq!(
             j.records().next().unwrap().unwrap().at,
             0,
             "empty again: from the start"
         );
-        let f = j.append(12, |_| ()).unwrap();
+        let f = j.append(12, 0, |_| ()).unwrap();
         drop(e);
         j.advance();
         // 24 bytes do not fit in the 16 at the end: padding, then the start.
-        let g = j.append(12, |_| ()).unwrap();
+        let g = j.append(12, 0, |_| ()).unwrap();
         let got: Vec<_> = j
             .records()
             .map(|r| r.map(|f| (f.at, f.tag)).unwrap())
@@ -366,10 +366,10 @@ mod tests {
         let base = region(len);
         let j = unsafe { Journal::format(base, len, 7, 1000) };
         let marks: Vec<_> = (0..4)
-            .map_while(|i| j.append(16, |b| b.fill(i)).map(|m| (i, m)))
+            .map_while(|i| j.append(16, 0, |b| b.fill(i)).map(|m| (i, m)))
             .collect();
         assert_eq!(marks.len(), 4);
-        assert!(j.append(16, |_| ()).is_none());
+        assert!(j.append(16, 0, |_| ()).is_none());
         std::mem::forget(marks);
         let other = unsafe { Journal::open(base, len) }.unwrap();
         let got = payloads(&other);
@@ -388,8 +388,8 @@ mod tests {
         let len = HEADER + 64;
         let base = region(len);
         let j = unsafe { Journal::format(base, len, 7, 0) };
-        std::mem::forget(j.append(8, |b| b.fill(9)).unwrap());
-        std::mem::forget(j.append(8, |b| b.fill(9)).unwrap());
+        std::mem::forget(j.append(8, 0, |b| b.fill(9)).unwrap());
+        std::mem::forget(j.append(8, 0, |b| b.fill(9)).unwrap());
         j.tag(16).store(0xdead_beef, Ordering::Relaxed);
         let got: Vec<_> = j.records().map(|r| r.map(|f| f.at)).collect();
         assert_eq!(got, vec![Ok(0), Err(16)]);

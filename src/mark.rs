@@ -15,9 +15,13 @@ pub const DONE: u32 = 0xC3E7_0003;
 pub const PAD: u32 = 0xC3E7_0004;
 
 /// Points at a record's tag in the process's spool mapping, which is never
-/// unmapped, so the pointer stays valid for the life of the process.
+/// unmapped, so the pointer stays valid for the life of the process; with
+/// the event's number in the process (a record rewritten keeps it).
 #[derive(Debug, Default)]
-pub struct DoneMark(Option<NonNull<AtomicU32>>);
+pub struct DoneMark {
+    tag: Option<NonNull<AtomicU32>>,
+    seq: u64,
+}
 
 // SAFETY: the tag is an atomic in memory that lives as long as the process.
 unsafe impl Send for DoneMark {}
@@ -27,8 +31,21 @@ impl DoneMark {
     /// # Safety
     /// `tag` lives for the rest of the process and belongs to one record,
     /// whose only mark this is.
-    pub unsafe fn new(tag: NonNull<AtomicU32>) -> DoneMark {
-        DoneMark(Some(tag))
+    pub unsafe fn new(tag: NonNull<AtomicU32>, seq: u64) -> DoneMark {
+        DoneMark {
+            tag: Some(tag),
+            seq,
+        }
+    }
+
+    /// Whether the event has a record in the spool.
+    pub fn is_set(&self) -> bool {
+        self.tag.is_some()
+    }
+
+    /// The event's number among those this process spooled.
+    pub fn seq(&self) -> u64 {
+        self.seq
     }
 }
 
@@ -36,13 +53,13 @@ impl DoneMark {
 /// stays the original's.
 impl Clone for DoneMark {
     fn clone(&self) -> DoneMark {
-        DoneMark(None)
+        DoneMark::default()
     }
 }
 
 impl Drop for DoneMark {
     fn drop(&mut self) {
-        if let Some(tag) = self.0 {
+        if let Some(tag) = self.tag {
             // Release: whoever frees the record's space after seeing DONE
             // sees everything this thread did with the event before.
             // SAFETY: valid for the life of the process (see `new`).

@@ -20,7 +20,7 @@ use crate::timestamp::TimestampFormat;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-const HEAD: usize = 40;
+const HEAD: usize = 48;
 const VALUE: usize = 16;
 const SPAN: usize = 8;
 
@@ -30,6 +30,8 @@ const LIST: u8 = 2;
 const JSON: u8 = 3;
 const ABSENT: u8 = 4;
 const TIME: u8 = 5;
+/// A value of the caller's JSON library not yet written (see `spool`).
+const PENDING: u8 = 6;
 
 fn round8(n: usize) -> usize {
     (n + 7) & !7
@@ -60,13 +62,13 @@ pub fn resolve_foreign(body: &mut Body) {
     }
 }
 
-/// Whether the body holds a value of the caller's that `encode` cannot
-/// carry (see `resolve_foreign`).
+/// Whether the body holds a value of the caller's that `encode` can only
+/// mark as pending (see `resolve_foreign`).
 pub fn has_foreign(body: &Body) -> bool {
     body.params().any(|(_, v)| matches!(v, Value::Foreign(_)))
 }
 
-/// Bytes `encode` writes for `out`, whose body holds no foreign value.
+/// Bytes `encode` writes for `out`.
 pub fn encoded_len(out: &Outgoing) -> usize {
     let (path, method) = (out.cfg.socket_path(), out.method());
     HEAD + round8(path.len() + method.len())
@@ -75,8 +77,9 @@ pub fn encoded_len(out: &Outgoing) -> usize {
         + round8(out.body.text.len())
 }
 
-/// Write `out` into `dst`, exactly `encoded_len(out)` bytes.
-pub fn encode(out: &Outgoing, dst: &mut [u8]) {
+/// Write `out`, the process's `seq`th spooled event, into `dst`, exactly
+/// `encoded_len(out)` bytes.
+pub fn encode(out: &Outgoing, seq: u64, dst: &mut [u8]) {
     let cfg = &out.cfg;
     let path = cfg.socket_path();
     let method = out.method();
@@ -85,6 +88,7 @@ pub fn encode(out: &Outgoing, dst: &mut [u8]) {
     let mut w = Writer { dst, at: 0 };
     w.u32(out.kind as u32);
     w.u32(out.made_ms);
+    w.u64(seq);
     w.u32(cfg.timestamp_format as u32);
     w.u32(cfg.max_datagram as u32);
     w.u32(millis(cfg.max_age));
@@ -108,7 +112,8 @@ pub fn encode(out: &Outgoing, dst: &mut [u8]) {
                 let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
                 (TIME, d.subsec_nanos(), d.as_secs())
             }
-            Value::Absent | Value::Foreign(_) => (ABSENT, 0, 0),
+            Value::Absent => (ABSENT, 0, 0),
+            Value::Foreign(_) => (PENDING, 0, 0),
         };
         w.u32(p as u32 | u32::from(tag) << 8);
         w.u32(a);
@@ -163,15 +168,12 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// The notification in `src`, and when it was made on the writer's
-    /// millisecond clock.
-    pub fn decode(
-        &mut self,
-        src: &[u8],
-    ) -> Result<(EventType, u32, Box<Body>, Arc<Config>), Corrupt> {
+    /// The notification in `src`.
+    pub fn decode(&mut self, src: &[u8]) -> Result<Decoded, Corrupt> {
         let mut r = Reader { src, at: 0 };
         let kind = EventType::from_bits(r.u32()?).ok_or(Corrupt)?;
         let made_ms = r.u32()?;
+        let seq = r.u64()?;
         let words = [r.u32()?, r.u32()?, r.u32()?, r.u32()?];
         let (plen, mlen) = (r.u16()? as usize, r.u16()? as usize);
         let (nvalues, nlist) = (r.u16()? as usize, r.u16()? as usize);
@@ -215,6 +217,7 @@ impl Decoder {
             return Err(Corrupt);
         }
         let mut v = Reader { src, at: values_at };
+        let mut pending = Vec::new();
         for _ in 0..nvalues {
             let head = v.u32()?;
             let a = v.u32()?;
@@ -230,13 +233,37 @@ impl Decoder {
                 JSON if span_ok(&body.text, &span) => Value::Json(span),
                 LIST if span.start <= span.end && span.end <= body.list.len() => Value::List(span),
                 ABSENT => Value::Absent,
+                PENDING => {
+                    pending.push(p);
+                    Value::Absent
+                }
                 TIME if a < 1_000_000_000 => Value::Time(UNIX_EPOCH + Duration::new(b, a)),
                 _ => return Err(Corrupt),
             };
             body.set(p, value);
         }
-        Ok((kind, made_ms, body, cfg))
+        Ok(Decoded {
+            kind,
+            made_ms,
+            seq,
+            body,
+            cfg,
+            pending,
+        })
     }
+}
+
+/// A record read back.
+pub struct Decoded {
+    pub kind: EventType,
+    /// When it was made, on the writing process's millisecond clock.
+    pub made_ms: u32,
+    pub seq: u64,
+    pub body: Box<Body>,
+    pub cfg: Arc<Config>,
+    /// Parameters left out: the caller's JSON values its process had not
+    /// yet written when it died.
+    pub pending: Vec<Param>,
 }
 
 /// A span of whole characters of `text`.
@@ -347,10 +374,18 @@ mod tests {
         let cfg = Arc::new(cfg);
         let out = sample(&cfg);
         let mut buf = vec![0xAA; encoded_len(&out)];
-        encode(&out, &mut buf);
+        encode(&out, 77, &mut buf);
         let mut d = Decoder::default();
-        let (kind, made, body, got_cfg) = d.decode(&buf).unwrap();
-        assert_eq!((kind, made), (out.kind, out.made_ms));
+        let Decoded {
+            kind,
+            made_ms,
+            seq,
+            body,
+            cfg: got_cfg,
+            pending,
+        } = d.decode(&buf).unwrap();
+        assert_eq!((kind, made_ms, seq), (out.kind, out.made_ms, 77));
+        assert!(pending.is_empty());
         let back = Outgoing::new(kind, body, Arc::clone(&got_cfg));
         assert_eq!(back.render().json, out.render().json);
         assert_eq!(
@@ -361,8 +396,51 @@ mod tests {
         assert_eq!(back.method(), "log");
         assert_eq!(got_cfg.max_age, Duration::from_secs(7));
         // The next record of the same route shares its options.
-        let (.., again) = d.decode(&buf).unwrap();
-        assert!(Arc::ptr_eq(&again, &got_cfg));
+        let again = d.decode(&buf).unwrap();
+        assert!(Arc::ptr_eq(&again.cfg, &got_cfg));
+    }
+
+    #[test]
+    fn a_callers_json_value_is_pending_until_resolved() {
+        use crate::foreign::{ForeignJson, WriteFn};
+        use libc::{c_int, c_void};
+        unsafe extern "C" fn dump(_: *const c_void, w: Option<WriteFn>, ctx: *mut c_void) -> c_int {
+            let text = b"{ \"id\" : \"M1\" }";
+            unsafe { w.unwrap()(text.as_ptr().cast(), text.len(), ctx) }
+        }
+        unsafe extern "C" fn release(_: *mut c_void) {}
+        let cfg = Arc::new(Config::default());
+        let mut out = sample(&cfg);
+        // SAFETY: a dummy object that dump and release never dereference.
+        let f = unsafe {
+            ForeignJson::new(
+                std::ptr::NonNull::<u8>::dangling().as_ptr().cast(),
+                dump,
+                release,
+            )
+        };
+        out.body.set(Param::JmapEmail, Value::Foreign(Arc::new(f)));
+        let mut d = Decoder::default();
+        let mut buf = vec![0; encoded_len(&out)];
+        encode(&out, 1, &mut buf);
+        let r = d.decode(&buf).unwrap();
+        assert_eq!(r.pending, vec![Param::JmapEmail]);
+        assert!(!render(r.kind, &r.body, r.cfg.timestamp_format)
+            .json
+            .contains("jmapEmail"));
+        assert!(has_foreign(&out.body));
+        resolve_foreign(&mut out.body);
+        assert!(!has_foreign(&out.body));
+        let mut buf = vec![0; encoded_len(&out)];
+        encode(&out, 1, &mut buf);
+        let r = d.decode(&buf).unwrap();
+        assert!(r.pending.is_empty());
+        let json = render(r.kind, &r.body, r.cfg.timestamp_format).json;
+        assert!(
+            json.contains(r#""vnd.fastmail.jmapEmail":{"id":"M1"}"#),
+            "{json}"
+        );
+        assert_eq!(json, out.render().json);
     }
 
     #[test]
@@ -370,7 +448,7 @@ mod tests {
         let cfg = Arc::new(Config::default());
         let out = sample(&cfg);
         let mut buf = vec![0; encoded_len(&out)];
-        encode(&out, &mut buf);
+        encode(&out, 1, &mut buf);
         let mut d = Decoder::default();
         assert_eq!(d.decode(&buf[..buf.len() - 8]).err(), Some(Corrupt));
         let mut bad = buf.clone();
@@ -382,8 +460,8 @@ mod tests {
         for i in 0..buf.len() {
             let mut b = buf.clone();
             b[i] ^= 0x5A;
-            if let Ok((k, _, body, c)) = d.decode(&b) {
-                let _ = render(k, &body, c.timestamp_format);
+            if let Ok(r) = d.decode(&b) {
+                let _ = render(r.kind, &r.body, r.cfg.timestamp_format);
             }
         }
     }

@@ -83,7 +83,10 @@ fn run(queue: &Queue) {
         adopter.run(queue);
         while pending.len() < PENDING_MAX {
             match queue.pop() {
-                Some(o) => pending.push_back((o, None)),
+                Some(mut o) => {
+                    spool::complete(&mut o);
+                    pending.push_back((o, None));
+                }
                 None => break,
             }
         }

@@ -28,12 +28,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A ring file mapped whole, with its lock (the open file).
 pub struct Mapped {
     pub journal: Journal,
+    /// The number of the next event this process spools.
+    seq: AtomicU64,
     pub path: PathBuf,
     pub fd: OwnedFd,
     base: NonNull<u8>,
@@ -81,6 +83,7 @@ impl Mapped {
     ) -> Mapped {
         Mapped {
             journal,
+            seq: AtomicU64::new(0),
             path,
             fd,
             base,
@@ -240,7 +243,10 @@ pub fn own_path() -> Option<&'static Path> {
 
 /// Copy a notification into this process's ring before it is queued; it
 /// then carries the mark that frees the copy. Without a ring (or room in
-/// it) the notification goes on in memory only, counted.
+/// it) the notification goes on in memory only, counted. The caller's JSON
+/// values (jmapEmail) are not written here, where writing them would cost
+/// the caller more than all the rest: the record marks them pending and
+/// the sender rewrites it with them (`complete`).
 pub fn keep(out: &mut Outgoing) {
     if out.cfg.spool_size == 0 {
         return;
@@ -249,14 +255,36 @@ pub fn keep(out: &mut Outgoing) {
         bump(Counter::Unspooled);
         return;
     };
-    if has_foreign(&out.body) {
-        resolve_foreign(&mut out.body);
+    let seq = m.seq.fetch_add(1, Ordering::Relaxed);
+    if !append(m, out, seq) {
+        bump(Counter::Unspooled);
     }
+}
+
+/// On the sender's thread: write the caller's JSON values of a spooled
+/// notification into a new record of it, which replaces the first (same
+/// number, so a reader keeps the order). Until then a death of the process
+/// sends the event without them (see `adopt`).
+pub fn complete(out: &mut Outgoing) {
+    if !out.body.spooled.is_set() || !has_foreign(&out.body) {
+        return;
+    }
+    resolve_foreign(&mut out.body);
+    let Some(Some(m)) = OWN.get() else { return };
+    let seq = out.body.spooled.seq();
+    append(m, out, seq);
+}
+
+/// Append `out` to `m`'s ring; its mark (dropping any earlier one, which
+/// frees the record replaced) once the copy is whole. False if full.
+fn append(m: &Mapped, out: &mut Outgoing, seq: u64) -> bool {
     let n = encoded_len(out);
-    match m.journal.append(n, |b| encode(out, b)) {
-        Some(mark) => out.body.spooled = mark,
+    match m.journal.append(n, seq, |b| encode(out, seq, b)) {
+        Some(mark) => {
+            out.body.spooled = mark;
+            true
+        }
         None => {
-            bump(Counter::Unspooled);
             static LOGGED: AtomicBool = AtomicBool::new(false);
             if !LOGGED.swap(true, Ordering::Relaxed) {
                 log::error(&format!(
@@ -266,6 +294,7 @@ pub fn keep(out: &mut Outgoing) {
                     m.journal.capacity()
                 ));
             }
+            false
         }
     }
 }
