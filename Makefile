@@ -22,10 +22,10 @@ lib:
 	ln -sf $(SONAME) $(LIBDIR)/libcyrus_mboxevent.so
 	install -m 0644 target/release/libcyrus_mboxevent.a $(LIBDIR)/
 
-$(B)/%: tests/c/%.c tests/c/harness.h include/cyrus_mboxevent.h | lib
+$(B)/%: tests/c/%.c tests/c/harness.h tests/c/rig.h include/cyrus_mboxevent.h | lib
 	gcc $(CFLAGS_TEST) -o $@ $< $(LINK)
 
-$(B)/%-san: tests/c/%.c tests/c/harness.h include/cyrus_mboxevent.h | lib
+$(B)/%-san: tests/c/%.c tests/c/harness.h tests/c/rig.h include/cyrus_mboxevent.h | lib
 	gcc $(CFLAGS_TEST) $(SAN) -o $@ $< $(LINK)
 
 $(B)/golden_test: tests/golden/golden_test.c include/cyrus_mboxevent.h | lib

@@ -486,6 +486,10 @@ int cmev_event_set_json(cmev_event *ev, uint32_t param, const char *json);
  * does) and return 0. The text is validated and written as
  * `cmev_event_set_json` writes text; if the dump fails or writes no valid
  * JSON, the parameter is left out (counted: `CMEV_COUNTER_JSON_LEFT_OUT`).
+ * The spool's copy of a queued event gets the text once the sender has
+ * written it: an event whose process dies before that (within about
+ * 10 ms of notify) is sent by another process without this parameter,
+ * counted the same way.
  *
  * Ownership: the call takes over one reference to `obj` in every case,
  * errors included, and gives it back exactly once with `release(obj)`,

@@ -1,8 +1,10 @@
 //! Taking over the spool rings of processes that ended without sending all
 //! they queued (killed, crashed, or gone while the listener was away). The
-//! sender of every process with a ring looks in the spool directory when it
-//! starts and every `SCAN_EVERY` after; a ring whose lock it can take has no
-//! living owner. Its events are copied into this process's own ring and
+//! directory is searched about every `SCAN_EVERY` by one of the senders, not
+//! by each (hundreds of imapd processes would each open every ring): the
+//! time of the last search is the modification time of `.scan`, and its
+//! lock says who searches now. A ring whose lock the searcher can take has
+//! no living owner. Its events are copied into this process's own ring and
 //! queue, oldest first, while the queue has room (`Queue::offer`), each
 //! marked done in the dead ring once it is safe in ours; the emptied ring
 //! is removed.
@@ -24,17 +26,21 @@ use crate::record::Decoder;
 use crate::spool::{self, map, open_rw, try_lock, Mapped};
 use std::collections::VecDeque;
 use std::fs;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// How often a sender looks for rings left by dead processes.
+/// How often the spool directory is searched for rings of dead processes.
 const SCAN_EVERY: Duration = Duration::from_secs(5);
+/// How often a sender looks whether a search is due (one `fstat`).
+const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// Rings this process has taken over and not yet emptied.
 #[derive(Default)]
 pub struct Adopter {
-    last_scan: Option<Instant>,
+    last_look: Option<Instant>,
+    /// `.scan` in the spool directory, opened on the first look.
+    schedule: Option<OwnedFd>,
     taken: Vec<Taken>,
 }
 
@@ -62,14 +68,49 @@ impl Adopter {
     /// Look for dead processes' rings when it is time, and move what they
     /// hold into `queue` while it has room.
     pub fn run(&mut self, queue: &Queue) {
-        let due = !self.last_scan.is_some_and(|t| t.elapsed() < SCAN_EVERY);
-        if due {
-            self.last_scan = Some(Instant::now());
+        if !self.last_look.is_some_and(|t| t.elapsed() < LOOK_EVERY) {
+            self.last_look = Some(Instant::now());
             if let Some(dir) = spool::own_dir() {
-                self.scan(&dir);
+                if self.search_due(&dir) {
+                    self.scan(&dir);
+                    if let Some(fd) = &self.schedule {
+                        // SAFETY: an open descriptor we locked.
+                        unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_UN) };
+                    }
+                }
             }
         }
         self.taken.retain_mut(|t| !drain(t, queue));
+    }
+
+    /// Whether this process searches now: the last search is older than
+    /// `SCAN_EVERY` (or this is the sender's first look: a process starting
+    /// may be the first alive since others died) and no one else searches.
+    /// Holds `.scan`'s lock and has set its time when true.
+    fn search_due(&mut self, dir: &Path) -> bool {
+        let first = self.schedule.is_none();
+        if first {
+            self.schedule = open_rw(&dir.join(".scan"), libc::O_CREAT).ok();
+        }
+        let Some(fd) = &self.schedule else {
+            return false;
+        };
+        let raw = fd.as_raw_fd();
+        // SAFETY: an open descriptor and a zeroed stat buffer.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(raw, &mut st) } != 0 {
+            return false;
+        }
+        let last = UNIX_EPOCH + Duration::new(st.st_mtime as u64, st.st_mtime_nsec as u32);
+        let recent = SystemTime::now()
+            .duration_since(last)
+            .is_ok_and(|age| age < SCAN_EVERY);
+        if (recent && !first) || !try_lock(fd) {
+            return false;
+        }
+        // SAFETY: NULL times: now, for the descriptor we hold.
+        unsafe { libc::futimens(raw, std::ptr::null()) };
+        true
     }
 
     fn scan(&mut self, dir: &Path) {
@@ -220,6 +261,9 @@ fn drain(t: &mut Taken, queue: &Queue) -> bool {
                 t.backlog.push_front(e);
                 break;
             }
+            // Accepted for delivery here, so that `enqueued = sent +
+            // dropped + queued` still holds in this process.
+            bump(Counter::Enqueued);
             bump(Counter::Adopted);
             t.adopted += 1;
             if e.pending > 0 {

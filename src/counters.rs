@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub enum Counter {
     /// Notifications produced by notify (after FlagsSet splitting), sent or not.
     Notified = 0,
-    /// Notifications accepted for delivery (queued, or sent directly in sync mode).
+    /// Notifications accepted for delivery (queued, or sent directly in sync
+    /// mode), those taken over from dead processes' spools included.
     Enqueued,
     /// Notifications the receiver accepted.
     Sent,
@@ -47,7 +48,8 @@ pub enum Counter {
     /// Queued without a copy in the spool (spool refused, unusable or full):
     /// lost if the process dies before sending them.
     Unspooled,
-    /// Taken over from the spool of a process that ended without sending them.
+    /// Taken over from the spool of a process that ended without sending
+    /// them (also counted in `Enqueued`).
     Adopted,
     /// Found in a dead process's spool but unreadable (half-written when it
     /// died, or the file damaged): lost.
