@@ -96,7 +96,8 @@ enum cmev_counter
    */
   CMEV_COUNTER_NOTIFIED = 0,
   /**
-   * Notifications accepted for delivery (queued, or sent directly in sync mode).
+   * Notifications accepted for delivery (queued, or sent directly in sync
+   * mode), those taken over from dead processes' spools included.
    */
   CMEV_COUNTER_ENQUEUED,
   /**
@@ -170,7 +171,8 @@ enum cmev_counter
    */
   CMEV_COUNTER_UNSPOOLED,
   /**
-   * Taken over from the spool of a process that ended without sending them.
+   * Taken over from the spool of a process that ended without sending
+   * them (also counted in `Enqueued`).
    */
   CMEV_COUNTER_ADOPTED,
   /**

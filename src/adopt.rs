@@ -252,7 +252,10 @@ fn drain(t: &mut Taken, queue: &Queue) -> bool {
     let j = &t.ring.journal;
     while let Some(mut e) = t.backlog.pop_front() {
         let age = clock_ms().wrapping_sub(e.out.made_ms);
+        // Each one taken counts as accepted for delivery here, so that
+        // `enqueued = sent + dropped + queued` still holds in this process.
         if Duration::from_millis(age.into()) > e.out.cfg.max_age {
+            bump(Counter::Enqueued);
             bump(Counter::DroppedExpired);
         } else {
             spool::keep(&mut e.out);
@@ -261,8 +264,6 @@ fn drain(t: &mut Taken, queue: &Queue) -> bool {
                 t.backlog.push_front(e);
                 break;
             }
-            // Accepted for delivery here, so that `enqueued = sent +
-            // dropped + queued` still holds in this process.
             bump(Counter::Enqueued);
             bump(Counter::Adopted);
             t.adopted += 1;
