@@ -69,8 +69,12 @@ pub(crate) fn flush(timeout: Duration) -> usize {
     log::pass_relayed();
     if left > 0 {
         COUNTERS.add(Counter::UnsentAtFlush, left as u64);
+        let kept = match spool::own_path() {
+            Some(p) => format!("; kept in {} for another process to send", p.display()),
+            None => String::new(),
+        };
         log::error(&format!(
-            "mboxevent: {left} events still queued after waiting {} ms to flush",
+            "mboxevent: {left} events still queued after waiting {} ms to flush{kept}",
             timeout.as_millis()
         ));
     }

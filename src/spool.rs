@@ -307,18 +307,12 @@ pub fn advance() {
 }
 
 /// At exit: an emptied ring goes; one still holding events stays for
-/// another process to send them.
+/// another process to send them (the flush has said so).
 pub fn close_at_exit() {
     let Some(Some(m)) = OWN.get() else { return };
     m.journal.advance();
-    match m.journal.used() {
-        0 => {
-            let _ = fs::remove_file(&m.path);
-        }
-        _ => log::error(&format!(
-            "mboxevent: events not yet sent stay in {} for another process to send",
-            m.path.display()
-        )),
+    if m.journal.used() == 0 {
+        let _ = fs::remove_file(&m.path);
     }
 }
 
