@@ -142,12 +142,13 @@ fn take(path: PathBuf) -> Option<Taken> {
         return None;
     }
     let len = fstat_len(&fd)?;
-    let opened = match (len, map(&fd, len.max(1))) {
-        (0, _) => Err("empty file"),
-        (_, Err(_)) => Err("cannot be mapped"),
+    let mapped = if len == 0 { None } else { map(&fd, len).ok() };
+    let opened = match mapped {
+        None if len == 0 => Err("empty file"),
+        None => Err("cannot be mapped"),
         // SAFETY: a mapping of the whole file, which we hold locked; only
         // this thread reads or writes it until it is unmapped.
-        (_, Ok(base)) => match unsafe { Journal::open(base, len) } {
+        Some(base) => match unsafe { Journal::open(base, len) } {
             Ok(j) => Ok(Mapped::new(j, path.clone(), fd, base, len)),
             Err(e) => {
                 // SAFETY: the mapping just made, not used after this.

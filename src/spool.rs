@@ -288,9 +288,10 @@ fn append(m: &Mapped, out: &mut Outgoing, seq: u64) -> bool {
             static LOGGED: AtomicBool = AtomicBool::new(false);
             if !LOGGED.swap(true, Ordering::Relaxed) {
                 log::error(&format!(
-                    "mboxevent: event spool {} is full ({} bytes): events beyond it are kept in \
-                     memory only (logged once)",
+                    "mboxevent: event spool {} has no room for an event of {n} bytes ({} of {} \
+                     bytes in use): events that do not fit are kept in memory only (logged once)",
                     m.path.display(),
+                    m.journal.used(),
                     m.journal.capacity()
                 ));
             }
