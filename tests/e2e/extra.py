@@ -36,7 +36,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,11 +43,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, HERE)
-from e2elib import (INTERNALDATE, Sandbox, Session, datagram_size, emailid, message)  # noqa: E402
+from e2elib import (GOLDEN_DEFAULT, INTERNALDATE, REPO, Box, Session, datagram_size, emailid,  # noqa: E402
+                    message)
 
-REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
-RUNNER = os.path.join(REPO, 'cyrus-patch', 'run-sandbox.sh')
-GOLDEN_DEFAULT = os.path.join(REPO, 'tests', 'golden', 'stock-3.6.1-default')
 QROOT = 'imap://cyrus-rig.test/user/alice'
 
 # JSON key order of enum event_param (docs/stock-cyrus.md, quirks we keep), for
@@ -82,57 +79,6 @@ def datagram_limit():
     b = s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
     s.close()
     return min(b // 10 - 32, 65536)
-
-
-class Box:
-    """A sandbox for the duration of a `with` block (down even on failure)."""
-
-    def __init__(self, prefix, extra_lines=(), profile=GOLDEN_DEFAULT, name='box'):
-        self.prefix, self.extra_lines, self.profile, self.name = prefix, extra_lines, profile, name
-        self.tmp = tempfile.mkdtemp(prefix='cmev-e2e-')
-        self.S = None
-
-    def __enter__(self):
-        extra = os.path.join(self.tmp, 'extra.conf')
-        with open(extra, 'w') as f:
-            f.write(''.join(l + '\n' for l in self.extra_lines))
-        dirfile = os.path.join(self.tmp, 'sandbox-dir')
-        env = dict(os.environ, SANDBOX_WATCH_PID=str(os.getpid()), SANDBOX_DIR_FILE=dirfile)
-        r = subprocess.run([RUNNER, 'up', self.prefix, self.profile, extra], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        if r.returncode != 0:
-            if os.path.exists(dirfile):
-                subprocess.run([RUNNER, 'down', open(dirfile).read().strip()], capture_output=True)
-            raise RuntimeError(f"run-sandbox up failed: {r.stderr.strip()}")
-        self.S = r.stdout.strip().splitlines()[-1]
-        self.sb = Sandbox(self.S)
-        self.sb.say(f"=== extra check sandbox '{self.name}' ({self.S}); extra conf: {list(self.extra_lines)}")
-        return self
-
-    def __exit__(self, *exc):
-        if self.S:
-            subprocess.run([RUNNER, 'down', self.S], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            logs = os.environ.get('E2E_LOGS')
-            if logs:   # keep what is needed to debug a failure, drop the mail spool
-                d = os.path.join(logs, 'extra-' + self.name)
-                shutil.rmtree(d, ignore_errors=True)
-                os.makedirs(d, exist_ok=True)
-                for f in ('events.jsonl', 'rig/syslog', 'rig/transcript.log', 'rig/imapd.conf',
-                          'rig/master.out', 'rig/tap.err', 'conf/cyrus.conf'):
-                    if os.path.exists(os.path.join(self.S, f)):
-                        shutil.copy(os.path.join(self.S, f), d)
-            if not os.environ.get('E2E_KEEP'):
-                shutil.rmtree(self.S, ignore_errors=True)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        return False
-
-    def runner(self, *args):
-        r = subprocess.run([RUNNER, *args, self.S], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"run-sandbox {' '.join(args)}: {r.stderr.strip()}")
-
-    def events(self, start=0):
-        return self.sb.events_json(start)
 
 
 def setup_alice(box, settle=None):
