@@ -105,7 +105,8 @@ demo-library: $(B)/demo
 	$(B)/demo
 
 # End to end: the patched Cyrus 3.6.1 against stock's golden events, plus the
-# checks stock cannot pass (needs root; about 3 minutes once Cyrus is built).
+# checks stock cannot pass (needs root; about 3 minutes once Cyrus is built, and
+# 1 to 2.5 more for durability.py: longer while events are lost, as it waits for them).
 e2e: cyrus cyrus-stock
 	tests/e2e/run.sh --no-build
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/e2e/run.sh — end-to-end tests of the patched Cyrus IMAP 3.6.1 (for `make check`).
 #
-#   tests/e2e/run.sh [--no-build] [--only runner,golden,selftest,extra]
+#   tests/e2e/run.sh [--no-build] [--only runner,golden,selftest,stock,extra,durable]
 #
 # 1. builds what it needs (cached): `make cyrus`, `cargo build --release` (cmev-tap)
 # 2. runner: cyrus-patch/run-sandbox.sh fails cleanly and leaves nothing behind
@@ -14,6 +14,8 @@
 #    all): proves the scenario replays what the golden run did
 # 5. extra: extra.py (quota, content modes, >datagram event, listener
 #    restart, dlist, notifyd)
+# 6. durable: durability.py (lmtpd and imapd SIGKILLed right after their replies,
+#    SIGTERM with the listener down: no event lost, one flush), both profiles
 # Every sandbox is stopped on exit, failure or signal. Logs: build/e2e/. Needs root.
 # Last line: `N passed, M failed`; exit status 1 if anything failed.
 set -uo pipefail
@@ -24,13 +26,13 @@ RUNNER=$REPO/cyrus-patch/run-sandbox.sh
 GOLDEN=${GOLDEN:-$REPO/tests/golden}
 PREFIX=$REPO/build/cyrus/patched
 LOGS=$REPO/build/e2e
-BUILD=1; ONLY=runner,golden,selftest,stock,extra
+BUILD=1; ONLY=runner,golden,selftest,stock,extra,durable
 STOCK_PREFIX=$REPO/build/cyrus/stock
 while [ $# -gt 0 ]; do
   case $1 in
     --no-build) BUILD=0 ;;
     --only) ONLY=$2; shift ;;
-    *) sed -n '2,16p' "$0"; exit 2 ;;
+    *) sed -n '2,18p' "$0"; exit 2 ;;
   esac
   shift
 done
@@ -192,6 +194,19 @@ if want extra; then
   PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
   if ! grep -q '^extra: ' <<<"$last"; then bad "extra.py did not finish: $last"; fi
   echo "e2e: extra checks $(( $(date +%s) - t )) s"
+fi
+
+# ------------------------------------------------------------------ durability
+if want durable; then
+  t=$(date +%s)
+  # durability.py downs its sandboxes itself; if it is killed (timeout), their watchdogs do
+  bg bash -c 'E2E_LOGS=$1 timeout -k 5 400 python3 "$2/durability.py" --prefix "$3" 2>&1 | tee "$1/durability.log" |
+               grep -E "^(PASS|FAIL|SKIP|Traceback|  File|[A-Za-z]*Error)"' _ "$LOGS" "$E2E" "$PREFIX"
+  p=$(grep -c '^PASS ' "$LOGS/durability.log"); f=$(grep -c '^FAIL ' "$LOGS/durability.log")
+  last=$(tail -n1 "$LOGS/durability.log")
+  PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+  if ! grep -q '^durability: ' <<<"$last"; then bad "durability.py did not finish: $last"; fi
+  echo "e2e: durability checks $(( $(date +%s) - t )) s"
 fi
 
 finish
