@@ -23,19 +23,6 @@
 #define CMEV_COUNTER_COUNT 21
 
 /**
- * A record's tag: being written, written whole, done with, or padding at
- * the end of the ring. Distinct words, so that a tag overwritten with
- * anything else is recognised as garbage.
- */
-#define WRITING 3286695937
-
-#define COMMITTED 3286695938
-
-#define DONE 3286695939
-
-#define PAD 3286695940
-
-/**
  * Number of per-type table slots (`EventType::slot`).
  */
 #define TYPE_SLOTS 28
@@ -64,11 +51,6 @@
 
 
 
-
-/**
- * Bytes before the first record: one cache line, shared by all writers.
- */
-#define HEADER 64
 
 /**
  * `cmev_mailbox_needs`: event_exclude_specialuse lists "all", so whether

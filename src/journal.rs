@@ -38,7 +38,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Bytes before the first record: one cache line, shared by all writers.
-pub const HEADER: usize = 64;
+pub(crate) const HEADER: usize = 64;
 const MAGIC: [u8; 8] = *b"cmevring";
 const VERSION: u32 = 1;
 /// A record's tag and length.

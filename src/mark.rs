@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// A record's tag: being written, written whole, done with, or padding at
 /// the end of the ring. Distinct words, so that a tag overwritten with
 /// anything else is recognised as garbage.
-pub const WRITING: u32 = 0xC3E7_0001;
-pub const COMMITTED: u32 = 0xC3E7_0002;
-pub const DONE: u32 = 0xC3E7_0003;
-pub const PAD: u32 = 0xC3E7_0004;
+pub(crate) const WRITING: u32 = 0xC3E7_0001;
+pub(crate) const COMMITTED: u32 = 0xC3E7_0002;
+pub(crate) const DONE: u32 = 0xC3E7_0003;
+pub(crate) const PAD: u32 = 0xC3E7_0004;
 
 /// Points at a record's tag in the process's spool mapping, which is never
 /// unmapped, so the pointer stays valid for the life of the process; with
