@@ -29,6 +29,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A ring file mapped whole, with its lock (the open file).
@@ -121,11 +122,14 @@ pub fn open_rw(path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
 pub fn check_dir(dir: &Path) -> Result<(), String> {
     let meta = match fs::metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::DirBuilder::new()
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| format!("cannot be made: {e}"))?;
-            fs::metadata(dir).map_err(|e| e.to_string())?
+            // Another process starting at the same time may make it first;
+            // it is then checked as any directory found.
+            match fs::DirBuilder::new().mode(0o700).create(dir) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    return Err(format!("cannot be made: {e}"))
+                }
+                _ => fs::metadata(dir).map_err(|e| e.to_string())?,
+            }
         }
         r => r.map_err(|e| e.to_string())?,
     };
@@ -209,36 +213,45 @@ fn make_ring(fd: OwnedFd, size: usize, pid: u32) -> Result<Mapped, String> {
 }
 
 /// This process's ring: made on the first queued event, once; `None` if
-/// the spool is off or could not be had (logged then).
-static OWN: ProcessLocal<Option<Mapped>> = ProcessLocal::new();
+/// the spool is off or could not be had (logged then). Threads queueing
+/// their first events at once wait for the one making it (`OnceLock`),
+/// where each making its own left the others' rings behind. The lock is
+/// process-local, so that a child forked while its parent made the ring
+/// does not wait for a thread it lacks.
+static OWN: ProcessLocal<OnceLock<Option<Mapped>>> = ProcessLocal::new();
+
+/// This process's ring, if it has one by now.
+fn mapped() -> Option<&'static Mapped> {
+    OWN.get()?.get()?.as_ref()
+}
 
 fn own(cfg: &Config) -> Option<&'static Mapped> {
     if cfg.spool_size == 0 {
         return None;
     }
-    OWN.get_or_init(|| {
-        let dir = cfg.spool_dir();
-        create(Path::new(&dir), cfg.spool_size)
-            .inspect_err(|why| {
-                log::error(&format!(
+    OWN.get_or_init(OnceLock::new)
+        .get_or_init(|| {
+            let dir = cfg.spool_dir();
+            create(Path::new(&dir), cfg.spool_size)
+                .inspect_err(|why| {
+                    log::error(&format!(
                     "mboxevent: event spool {dir} {why}: queued events are kept in memory only \
                      and lost if this process dies"
                 ))
-            })
-            .ok()
-    })
-    .as_ref()
+                })
+                .ok()
+        })
+        .as_ref()
 }
 
 /// The directory of this process's ring, if it has one.
 pub fn own_dir() -> Option<PathBuf> {
-    let m = OWN.get()?.as_ref()?;
-    m.path.parent().map(Path::to_path_buf)
+    mapped()?.path.parent().map(Path::to_path_buf)
 }
 
 /// The path of this process's ring, if it has one.
 pub fn own_path() -> Option<&'static Path> {
-    Some(&OWN.get()?.as_ref()?.path)
+    Some(&mapped()?.path)
 }
 
 /// Copy a notification into this process's ring before it is queued; it
@@ -270,7 +283,7 @@ pub fn complete(out: &mut Outgoing) {
         return;
     }
     resolve_foreign(&mut out.body);
-    let Some(Some(m)) = OWN.get() else { return };
+    let Some(m) = mapped() else { return };
     let seq = out.body.spooled.seq();
     append(m, out, seq);
 }
@@ -302,7 +315,7 @@ fn append(m: &Mapped, out: &mut Outgoing, seq: u64) -> bool {
 
 /// Free the ring's space of the records done with (the sender's job).
 pub fn advance() {
-    if let Some(Some(m)) = OWN.get() {
+    if let Some(m) = mapped() {
         m.journal.advance();
     }
 }
@@ -310,7 +323,7 @@ pub fn advance() {
 /// At exit: an emptied ring goes; one still holding events stays for
 /// another process to send them (the flush has said so).
 pub fn close_at_exit() {
-    let Some(Some(m)) = OWN.get() else { return };
+    let Some(m) = mapped() else { return };
     m.journal.advance();
     if m.journal.used() == 0 {
         let _ = fs::remove_file(&m.path);
@@ -320,7 +333,7 @@ pub fn close_at_exit() {
 /// In a forked child: the parent's ring stays the parent's. The child
 /// closes its copy of the descriptor, so that the lock goes with the parent.
 pub fn forget_in_child() {
-    if let Some(Some(m)) = OWN.get() {
+    if let Some(m) = mapped() {
         // SAFETY: the child's own copy of the descriptor; the parent's stays
         // open. The leaked `Mapped` never closes it again.
         unsafe { libc::close(m.fd.as_raw_fd()) };
