@@ -255,6 +255,13 @@ impl Journal {
         })
     }
 
+    /// Whether every record in use is done with: read only, so that it may
+    /// run beside the one thread that frees (`advance`).
+    pub fn all_done(&self) -> bool {
+        self.records()
+            .all(|r| matches!(r, Ok(f) if f.tag == DONE || f.tag == PAD))
+    }
+
     /// Mark the record at `at` done (a reader taking over the ring).
     pub fn set_done(&self, at: usize) {
         self.tag(at).store(DONE, Ordering::Release);
@@ -381,6 +388,20 @@ mod tests {
         assert_eq!(other.pid(), 7);
         assert_eq!(other.clock_start(), 1000);
         assert!(unsafe { Journal::open(base, len - 8) }.is_err());
+    }
+
+    #[test]
+    fn all_done_frees_nothing() {
+        let len = HEADER + 64;
+        let base = region(len);
+        let j = unsafe { Journal::format(base, len, 7, 0) };
+        let a = j.append(8, 0, |_| ()).unwrap();
+        let b = j.append(8, 0, |_| ()).unwrap();
+        drop(a);
+        assert!(!j.all_done());
+        drop(b);
+        assert!(j.all_done());
+        assert_eq!(j.used(), 32, "freeing is the sender's alone");
     }
 
     #[test]

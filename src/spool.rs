@@ -324,8 +324,9 @@ pub fn advance() {
 /// another process to send them (the flush has said so).
 pub fn close_at_exit() {
     let Some(m) = mapped() else { return };
-    m.journal.advance();
-    if m.journal.used() == 0 {
+    // Not `advance`: the sender may be freeing at this moment, and two
+    // threads freeing the same records subtract them from `used` twice.
+    if m.journal.all_done() {
         let _ = fs::remove_file(&m.path);
     }
 }
