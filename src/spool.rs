@@ -70,6 +70,12 @@ pub fn map(fd: &OwnedFd, len: usize) -> io::Result<NonNull<u8>> {
     if p == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
+    // A mapping holds its open file, and with it the file's lock: copied
+    // into a forked child, it kept a dead parent's ring locked for as long
+    // as the child lived. No reference into it survives in a child (see
+    // `forget_in_child`), and failing only costs that.
+    // SAFETY: the mapping just made, whole.
+    unsafe { libc::madvise(p, len, libc::MADV_DONTFORK) };
     Ok(NonNull::new(p.cast()).expect("mmap does not return NULL"))
 }
 
@@ -332,7 +338,9 @@ pub fn close_at_exit() {
 }
 
 /// In a forked child: the parent's ring stays the parent's. The child
-/// closes its copy of the descriptor, so that the lock goes with the parent.
+/// closes its copy of the descriptor and has no copy of the mapping (`map`),
+/// so that the lock goes with the parent; the marks pointing into it are on
+/// the parent's queued events, which the child never drops.
 pub fn forget_in_child() {
     if let Some(m) = mapped() {
         // SAFETY: the child's own copy of the descriptor; the parent's stays
