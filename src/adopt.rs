@@ -12,9 +12,10 @@
 //! At least once: the dead process may have sent its last batch without
 //! living to mark it done, so that batch arrives twice, byte for byte the
 //! same (same timestamp, pid and values), which is how a consumer tells a
-//! repeat. Records the dead process was still writing, and files that are
-//! not rings, are counted (`SpoolLost`) and logged; a damaged file is
-//! renamed `*.bad` for inspection, not read again.
+//! repeat. Records the dead process was still writing (or had reserved
+//! and not begun), and files that are not rings, are counted (`SpoolLost`)
+//! and logged; a file that is not a ring is renamed `*.bad` for
+//! inspection, not read again.
 
 use crate::counters::{bump, Counter, COUNTERS};
 use crate::journal::Journal;
@@ -48,8 +49,6 @@ struct Taken {
     ring: Mapped,
     /// Its events, read when it was taken, in the order they were made.
     backlog: VecDeque<Entry>,
-    /// A record could not be read: what follows it is lost.
-    damaged: bool,
     adopted: u64,
     lost: u64,
     left_out: u64,
@@ -175,33 +174,45 @@ fn read(ring: Mapped) -> Taken {
     let now = now_ms();
     let mut decoder = Decoder::default();
     let mut entries = Vec::new();
-    let (mut lost, mut damaged) = (0, false);
-    for r in j.records() {
-        let Ok(found) = r else {
-            damaged = true;
-            break;
-        };
-        let decoded = match found.tag {
-            COMMITTED => decoder.decode(found.payload).ok(),
-            WRITING => None,
-            _ => continue,
-        };
-        let Some(d) = decoded else {
-            bump(Counter::SpoolLost);
-            lost += 1;
-            j.set_done(found.at);
-            continue;
-        };
-        // Its age on our clock: the same wall-clock moment.
-        let age = now.saturating_sub(start + u64::from(d.made_ms));
-        let mut out = Outgoing::new(d.kind, d.body, d.cfg);
-        out.made_ms = clock_ms().wrapping_sub(age.min(u32::MAX.into()) as u32);
-        entries.push(Entry {
-            seq: d.seq,
-            records: vec![found.at],
-            out,
-            pending: d.pending.len(),
-        });
+    let mut lost = 0;
+    // Walked again from the oldest after each gap, which ends a walk.
+    'walk: loop {
+        entries.clear();
+        for r in j.records() {
+            let found = match r {
+                Ok(f) => f,
+                Err(off) => {
+                    // Reserved by a writer killed before it wrote the
+                    // record's head: that event is lost, not what follows.
+                    j.set_gap_done(off, j.gap(off));
+                    bump(Counter::SpoolLost);
+                    lost += 1;
+                    continue 'walk;
+                }
+            };
+            let decoded = match found.tag {
+                COMMITTED => decoder.decode(found.payload).ok(),
+                WRITING => None,
+                _ => continue,
+            };
+            let Some(d) = decoded else {
+                bump(Counter::SpoolLost);
+                lost += 1;
+                j.set_done(found.at);
+                continue;
+            };
+            // Its age on our clock: the same wall-clock moment.
+            let age = now.saturating_sub(start + u64::from(d.made_ms));
+            let mut out = Outgoing::new(d.kind, d.body, d.cfg);
+            out.made_ms = clock_ms().wrapping_sub(age.min(u32::MAX.into()) as u32);
+            entries.push(Entry {
+                seq: d.seq,
+                records: vec![found.at],
+                out,
+                pending: d.pending.len(),
+            });
+        }
+        break;
     }
     entries.sort_by_key(|e| (e.seq, e.pending));
     let mut backlog: VecDeque<Entry> = VecDeque::with_capacity(entries.len());
@@ -214,7 +225,6 @@ fn read(ring: Mapped) -> Taken {
     Taken {
         ring,
         backlog,
-        damaged,
         adopted: 0,
         lost,
         left_out: 0,
@@ -282,11 +292,7 @@ fn drain(t: &mut Taken, queue: &Queue) -> bool {
     if !t.backlog.is_empty() {
         return false;
     }
-    if t.damaged {
-        set_aside(&t.ring.path, "damaged records");
-    } else {
-        let _ = fs::remove_file(&t.ring.path);
-    }
+    let _ = fs::remove_file(&t.ring.path);
     report(t);
     true
 }

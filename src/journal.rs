@@ -31,7 +31,10 @@
 //! `COMMITTED` record is whole, a `WRITING` one is not (its length is
 //! already right: it is written before the payload), and the bytes
 //! reserved by a writer killed before it wrote its tag hold an old tag,
-//! which the reader either skips as done or cannot trust at all.
+//! which the reader either skips as done or cannot trust at all. Such a
+//! gap need not be the newest reservation (another thread may have written
+//! its record after it), so the reader looks past it (`gap`) rather than
+//! stopping there.
 
 use crate::mark::{DoneMark, COMMITTED, DONE, PAD, WRITING};
 use std::ptr::NonNull;
@@ -233,13 +236,10 @@ impl Journal {
             if left == 0 || broken {
                 return None;
             }
-            let tag = self.tag(off).load(Ordering::Acquire);
-            let len = self.len_at(off);
-            let known = matches!(tag, WRITING | COMMITTED | DONE | PAD);
-            if !known || len < RECORD_HEAD || len % 8 != 0 || len > left || off + len > self.cap {
+            let Some((tag, len)) = self.head_at(off, left) else {
                 broken = true;
                 return Some(Err(off));
-            }
+            };
             // SAFETY: inside the ring, checked above.
             let payload = unsafe {
                 std::slice::from_raw_parts(self.at(off + RECORD_HEAD), len - RECORD_HEAD)
@@ -253,6 +253,56 @@ impl Journal {
             off = (off + len) % self.cap;
             Some(Ok(found))
         })
+    }
+
+    /// The tag and length of a well-formed record head at `off`, with
+    /// `left` bytes in use from there on.
+    fn head_at(&self, off: usize, left: usize) -> Option<(u32, usize)> {
+        let tag = self.tag(off).load(Ordering::Acquire);
+        let len = self.len_at(off);
+        let known = matches!(tag, WRITING | COMMITTED | DONE | PAD);
+        let fits = len >= RECORD_HEAD && len % 8 == 0 && len <= left && off + len <= self.cap;
+        (known && fits).then_some((tag, len))
+    }
+
+    /// Whether well-formed records fill the `left` bytes from `off`.
+    fn chain_ok(&self, mut off: usize, mut left: usize) -> bool {
+        while left > 0 {
+            let Some((_, len)) = self.head_at(off, left) else {
+                return false;
+            };
+            left -= len;
+            off = (off + len) % self.cap;
+        }
+        true
+    }
+
+    /// In a ring whose writers are gone: the length of the gap at `off`,
+    /// where `records` found no record it can trust, up to the nearest
+    /// offset from which well-formed records lead exactly to the newest
+    /// reservation's end (at worst, that end). A writer killed between
+    /// reserving its bytes and writing their head leaves such a gap;
+    /// records that other threads reserved after it and finished must not
+    /// be lost with it.
+    pub fn gap(&self, off: usize) -> usize {
+        let (head, used) = split(self.header().word.load(Ordering::Acquire));
+        let oldest = (head + self.cap - used) % self.cap;
+        let left = used - (off + self.cap - oldest) % self.cap;
+        (RECORD_HEAD..left)
+            .step_by(8)
+            .find(|&d| self.chain_ok((off + d) % self.cap, left - d))
+            .unwrap_or(left)
+    }
+
+    /// Mark the `n` bytes of a gap at `at` done, as records that can be
+    /// freed: two when the gap crosses the end of the ring, which a record
+    /// never does.
+    pub fn set_gap_done(&self, at: usize, n: usize) {
+        let first = n.min(self.cap - at);
+        self.write_head(at, DONE, first);
+        if n > first {
+            self.write_head(0, DONE, n - first);
+        }
     }
 
     /// Whether every record in use is done with: read only, so that it may
@@ -388,6 +438,73 @@ mod tests {
         assert_eq!(other.pid(), 7);
         assert_eq!(other.clock_start(), 1000);
         assert!(unsafe { Journal::open(base, len - 8) }.is_err());
+    }
+
+    /// The tags a reader finds, with a gap made done wherever it stops.
+    fn tags_past_gaps(j: &Journal) -> (Vec<u32>, usize) {
+        let mut gaps = 0;
+        while let Some(off) = j.records().find_map(|r| r.err()) {
+            j.set_gap_done(off, j.gap(off));
+            gaps += 1;
+        }
+        (j.records().map(|r| r.unwrap().tag).collect(), gaps)
+    }
+
+    #[test]
+    fn a_reservation_never_written_is_a_gap_the_reader_steps_over() {
+        let len = HEADER + 256;
+        let base = region(len);
+        let j = unsafe { Journal::format(base, len, 7, 0) };
+        let marks: Vec<_> = (0..4)
+            .map(|i| j.append(24, 0, |b| b.fill(i)).unwrap())
+            .collect();
+        std::mem::forget(marks);
+        // The second writer was killed after reserving, before its head;
+        // the later two finished theirs.
+        j.write_head(32, 0, 0);
+        assert_eq!(
+            j.records().map(|r| r.is_ok()).collect::<Vec<_>>(),
+            [true, false]
+        );
+        assert_eq!(j.gap(32), 32);
+        let (tags, gaps) = tags_past_gaps(&j);
+        assert_eq!(
+            (tags, gaps),
+            (vec![COMMITTED, DONE, COMMITTED, COMMITTED], 1)
+        );
+
+        // The newest reservation, never written: a gap up to the end of use.
+        j.write_head(96, 0, 0);
+        assert_eq!(j.gap(96), 32);
+        let (tags, _) = tags_past_gaps(&j);
+        assert_eq!(tags, vec![COMMITTED, DONE, COMMITTED, DONE]);
+    }
+
+    #[test]
+    fn a_gap_may_cross_the_end_of_the_ring() {
+        let len = HEADER + 128;
+        let base = region(len);
+        let j = unsafe { Journal::format(base, len, 7, 0) };
+        let a = j.append(24, 0, |_| ()).unwrap(); // 0..32
+        let b = j.append(24, 0, |_| ()).unwrap(); // 32..64
+        std::mem::forget(j.append(24, 0, |_| ()).unwrap()); // 64..96
+        drop((a, b));
+        j.advance();
+        // 40 bytes do not fit in the 32 left at the end: padding at
+        // 96..128, the record at 0..40, neither head written.
+        std::mem::forget(j.append(32, 0, |_| ()).unwrap());
+        j.write_head(96, 0xdead_beef, 3);
+        j.write_head(0, 0, 0);
+        assert_eq!(
+            j.records().map(|r| r.is_ok()).collect::<Vec<_>>(),
+            [true, false]
+        );
+        assert_eq!(j.gap(96), 72);
+        let (tags, gaps) = tags_past_gaps(&j);
+        assert_eq!((tags, gaps), (vec![COMMITTED, DONE, DONE], 1));
+        j.set_done(64);
+        j.advance();
+        assert_eq!(j.used(), 0);
     }
 
     #[test]
