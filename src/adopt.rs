@@ -119,6 +119,10 @@ impl Adopter {
         let own = spool::own_path();
         for e in entries.flatten() {
             let path = e.path();
+            if path.extension().is_some_and(|x| x == "new") {
+                remove_if_abandoned(&path);
+                continue;
+            }
             let is_ring = path.extension().is_some_and(|x| x == "ring");
             if !is_ring || Some(path.as_path()) == own || self.holds(&path) {
                 continue;
@@ -131,6 +135,27 @@ impl Adopter {
 
     fn holds(&self, path: &Path) -> bool {
         self.taken.iter().any(|t| t.ring.path == path)
+    }
+}
+
+/// A ring still under its temporary name this long after it was made was
+/// abandoned: its maker names it within a few system calls, unless killed.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+
+/// Remove a ring its maker died making: it never held an event, but keeps
+/// its disk space (`event_spool_size`) for good. Its age tells it from one
+/// being made now, not yet locked; the lock, from one whose maker lives.
+fn remove_if_abandoned(path: &Path) {
+    let old = fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > ABANDONED_AFTER));
+    if !old {
+        return;
+    }
+    if let Ok(fd) = open_rw(path, 0) {
+        if try_lock(&fd) {
+            let _ = fs::remove_file(path);
+        }
     }
 }
 
