@@ -52,13 +52,15 @@ lint:
 test-rust:
 	cargo test --release
 
-test-c: $(B)/test_api $(B)/test_delivery
+test-c: $(B)/test_api $(B)/test_delivery $(B)/test_spool
 	$(B)/test_api
 	$(B)/test_delivery
+	$(B)/test_spool
 
-test-c-san: $(B)/test_api-san $(B)/test_delivery-san $(B)/golden_test-san
+test-c-san: $(B)/test_api-san $(B)/test_delivery-san $(B)/test_spool-san $(B)/golden_test-san
 	ASAN_OPTIONS=detect_leaks=1 $(B)/test_api-san
 	ASAN_OPTIONS=detect_leaks=1 $(B)/test_delivery-san
+	ASAN_OPTIONS=detect_leaks=1 $(B)/test_spool-san
 	ASAN_OPTIONS=detect_leaks=1 $(B)/golden_test-san tests/golden/cases.txt
 
 test-golden: $(B)/golden_test
