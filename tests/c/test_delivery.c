@@ -421,7 +421,7 @@ static void sender_thread(void)
  * the process's, so the sender's lines are written by the caller's thread. */
 static void sender_files(void)
 {
-    char dir[64], entry[400], target[128], mine[2][64];
+    char dir[64], entry[400], target[256], mine[2][64];
     struct pollfd pfd;
     struct dirent *de;
     struct stat st;
@@ -449,8 +449,10 @@ static void sender_files(void)
         snprintf(entry, sizeof(entry), "%s/%s", dir, de->d_name);
         n = readlink(entry, target, sizeof(target) - 1);
         target[n > 0 ? n : 0] = '\0';
+        /* its own: /dev/null, its sockets, and the spool's files (.scan) */
         if (!strcmp(target, mine[0]) || !strcmp(target, mine[1]) ||
-            (strcmp(target, "/dev/null") && strncmp(target, "socket:", 7))) {
+            (strcmp(target, "/dev/null") && strncmp(target, "socket:", 7) &&
+             strncmp(target, spool, strlen(spool)))) {
             printf("    the sender's table holds %s -> %s\n", de->d_name, target);
             foreign++;
         }
