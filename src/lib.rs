@@ -3,9 +3,12 @@
 //! thin adapter in Cyrus calls.
 //!
 //! An event is built on the caller's thread (`api`, `event`), checked and
-//! split as stock's notify does (`notify`), and queued (`queue`); the
-//! process's sender thread (`sender`) renders it (`render`), frames it
-//! (`frame`) and sends it to notifyd (`wire`, `transport`).
+//! split as stock's notify does (`notify`), copied into the process's spool
+//! ring (`spool`, `journal`, `record`) and queued (`queue`); the process's
+//! sender thread (`sender`) renders it (`render`), frames it (`frame`),
+//! sends it to notifyd (`wire`, `transport`) and marks its copy done
+//! (`mark`). Senders also send what dead processes left in their rings
+//! (`adopt`).
 //!
 //! # Layers
 //!
