@@ -8,6 +8,10 @@ CFLAGS_TEST := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Iinclude -pt
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LINK    := -L$(LIBDIR) -lcyrus_mboxevent -Wl,-rpath,$(CURDIR)/$(LIBDIR)
 C_TESTS := test_api golden_test
+# The Cyrus series of `make cyrus-stock` (3.6 or 3.10; only 3.6 has a patch series yet).
+# 3.6.1 builds in build/cyrus, 3.10.2 in build/cyrus-3.10.
+CYRUS   ?= 3.6
+CYRUS_OUT = $(CURDIR)/$(B)/$(if $(filter 3.6 3.6.1,$(CYRUS)),cyrus,cyrus-$(CYRUS))
 
 .PHONY: e2e patch-check demo-library bench bench-check cyrus cyrus-stock all lib check test-rust test-c test-c-san test-golden test-install header-check lint demo install clean
 
@@ -92,11 +96,12 @@ bench-check:
 MBOXEVENT := $(CURDIR)/$(B)/mboxevent
 cyrus: lib
 	$(MAKE) --no-print-directory install PREFIX=$(MBOXEVENT) >/dev/null
-	cyrus-patch/build-cyrus.sh --patched $(MBOXEVENT) $(CURDIR)/$(B)/cyrus
+	cyrus-patch/build-cyrus.sh --series $(CYRUS) --patched $(MBOXEVENT) $(CYRUS_OUT)
 
-# The same source, unpatched, for side-by-side comparisons.
+# The same source, unpatched, for side-by-side comparisons. `make cyrus-stock CYRUS=3.10`:
+# Debian trixie's 3.10.2 (upstream tarball, unpatched, with idled) in build/cyrus-3.10/stock.
 cyrus-stock:
-	cyrus-patch/build-cyrus.sh $(CURDIR)/$(B)/cyrus
+	cyrus-patch/build-cyrus.sh --series $(CYRUS) $(CYRUS_OUT)
 
 # The main demo: a patched Cyrus on loopback, a short real session, events live.
 demo: lib

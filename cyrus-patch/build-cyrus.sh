@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# build-cyrus.sh — robust, cached build of a minimal Cyrus IMAP 3.6.1
-# (docs/stock-cyrus.md, "Building a minimal Cyrus 3.6.1").
+# build-cyrus.sh — robust, cached build of a minimal Cyrus IMAP 3.6.1 or 3.10.2
+# (docs/stock-cyrus.md, "Building a minimal Cyrus 3.6.1" and "Cyrus 3.10").
 #
 # Usage:
 #   cyrus-patch/build-cyrus.sh [options] OUTDIR
 #   cyrus-patch/build-cyrus.sh --patched LIBDIR [options] OUTDIR
+#   cyrus-patch/build-cyrus.sh --series 3.10 [--fetch-only] OUTDIR
 #
 # Options:
+#   --series S        the Cyrus series: 3.6 (default: 3.6.1, Debian bookworm's source
+#                     package) or 3.10 (3.10.2, Debian trixie's: a deb-src entry for trixie
+#                     is added beside bookworm's if missing; configured with --enable-idled
+#                     too). Env CYRUS=S works too. `make cyrus-stock CYRUS=3.10` uses
+#                     OUTDIR build/cyrus-3.10; 3.6's is build/cyrus.
+#   --fetch-only      only get (or check the cached) source into OUTDIR/src and stop.
 #   --patched LIBDIR  build the patched variant: apply cyrus-patch/patches/series
 #                     (patch -p1, in order) and link LIBDIR/lib/libcyrus_mboxevent.so
 #                     (header LIBDIR/include/cyrus_mboxevent.h). Installs to OUTDIR/patched.
@@ -19,6 +26,9 @@
 # Layout under OUTDIR:
 #   src/            cached Debian source files (orig tarball, .dsc, debian.tar.xz if any)
 #                   + src/SOURCE-INFO (what was fetched, versions, sha256s)
+#                   + (3.10) src/debian-tree/cyrus-imapd-3.10.2: Debian's tree (the orig
+#                   with debian/ and debian/patches applied, by dpkg-source -x), for
+#                   checking patches against it; the build itself uses the upstream orig
 #   build/<variant> fresh build tree (recreated on every non-cached build)
 #   <variant>/      install prefix: stock/ or patched/ (libexec/ sbin/ bin/ lib/ ...)
 #   <variant>/.build-key      cache stamp (written only after a successful install)
@@ -29,11 +39,8 @@
 set -Eeuo pipefail
 
 RECIPE_VERSION=1            # bump when the recipe changes in a way the key does not capture
-CYRUS_VERSION=3.6.1
 SRC_PACKAGE=cyrus-imapd
-ORIG_TARBALL="${SRC_PACKAGE}_${CYRUS_VERSION}.orig.tar.gz"
-# Debian's orig tarball for 3.6.1 (same in every 3.6.1-4+deb12uN .dsc).
-EXPECTED_ORIG_SHA256=32d6926123667952d5df76831de7c4ed02f389f41ac0d9c88a2427f3343a8e79
+SERIES=${CYRUS:-3.6}        # --series overrides; the per-series values are set below
 
 # Why these flags: docs/stock-cyrus.md; keep the two in sync (the string is part of
 # the cache key).
@@ -42,6 +49,7 @@ CONFIGURE_FLAGS=(--disable-pcre --disable-http --disable-calalarmd --disable-jma
   --disable-unit-tests --disable-gssapi --without-ldap --without-mysql --without-pgsql
   --without-zephyr --without-clamav --without-krb --without-zeroskip --without-chardet
   --without-cld2 --without-perl)
+SERIES_FLAGS=()             # per series, appended to CONFIGURE_FLAGS (3.6: none)
 
 BUILD_DEPS=(build-essential pkg-config bison flex comerr-dev libsasl2-dev
   libjansson-dev libical-dev libsqlite3-dev libssl-dev uuid-dev zlib1g-dev libicu-dev patch)
@@ -81,9 +89,13 @@ usage() { sed -n '2,/^set -E/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------- arguments
 ORIG_ARGS="$*"
-LIBDIR=""; FORCE=0; JOBS=${JOBS:-2}; USE_APT=1; OUTDIR=""
+LIBDIR=""; FORCE=0; JOBS=${JOBS:-2}; USE_APT=1; OUTDIR=""; FETCH_ONLY=0
 while [ $# -gt 0 ]; do
   case $1 in
+    --series) [ $# -ge 2 ] || { STEP=args; die "--series needs an argument (3.6 or 3.10)"; }
+              SERIES=$2; shift 2 ;;
+    --series=*) SERIES=${1#*=}; shift ;;
+    --fetch-only) FETCH_ONLY=1; shift ;;
     --patched) [ $# -ge 2 ] || { STEP=args; die "--patched needs a LIBDIR argument"; }
                LIBDIR=$2; shift 2 ;;
     --patched=*) LIBDIR=${1#*=}; shift ;;
@@ -102,6 +114,36 @@ STEP=args
 [[ $JOBS =~ ^[0-9]+$ ]] && [ "$JOBS" -ge 1 ] || die "--jobs must be a positive integer (got '$JOBS')"
 
 if [ -n "$LIBDIR" ]; then VARIANT=patched; else VARIANT=stock; fi
+
+# ---------------------------------------------------------------- series
+# CYRUS_VERSION, the orig tarball (and its sha256, pinned), the apt-get source specs tried in
+# order, the suite whose deb-src entry they need, the Debian revision expected, flags.
+DEBIAN_TREE=0; EXPECTED_DEB_VERSION=""
+case $SERIES in
+  3.6|3.6.1)
+    SERIES=3.6; CYRUS_VERSION=3.6.1
+    ORIG_TARBALL="${SRC_PACKAGE}_${CYRUS_VERSION}.orig.tar.gz"; TAR_Z=z
+    # Debian's orig tarball for 3.6.1 (same in every 3.6.1-4+deb12uN .dsc).
+    EXPECTED_ORIG_SHA256=32d6926123667952d5df76831de7c4ed02f389f41ac0d9c88a2427f3343a8e79
+    # The bookworm (non-security) version first: on this mirror the security pool 404s for
+    # sources, and the debian.tar.xz of bookworm's version may 404 too — we only need the orig.
+    APT_SPECS=("$SRC_PACKAGE/bookworm" "$SRC_PACKAGE")
+    DEBSRC_SUITE=bookworm ;;
+  3.10|3.10.2)
+    SERIES=3.10; CYRUS_VERSION=3.10.2
+    ORIG_TARBALL="${SRC_PACKAGE}_${CYRUS_VERSION}.orig.tar.xz"; TAR_Z=J
+    # Debian's orig tarball for 3.10.2 (trixie's 3.10.2-1+deb13uN: the upstream release).
+    EXPECTED_ORIG_SHA256=f21d6e73d530b39498fed9c8a9182ab5c5b0fe1bbb27af881307258e8d32cd10
+    # trixie's source package; bookworm-backports lists 3.10.x sources whose files are gone.
+    APT_SPECS=("$SRC_PACKAGE/trixie")
+    DEBSRC_SUITE=trixie; EXPECTED_DEB_VERSION=3.10.2-1+deb13u2; DEBIAN_TREE=1
+    # idled: IMAP IDLE and NOTIFY are fed through mboxevent in 3.10 (tests/e2e/idle.py)
+    SERIES_FLAGS=(--enable-idled) ;;
+  *) STEP=args; die "unknown series '$SERIES' (3.6 or 3.10)" ;;
+esac
+CONFIGURE_FLAGS+=("${SERIES_FLAGS[@]}")
+INSTALLED_BINS=(libexec/master libexec/imapd libexec/lmtpd libexec/notifyd sbin/ctl_cyrusdb)
+[ ${#SERIES_FLAGS[@]} -gt 0 ] && [[ " ${SERIES_FLAGS[*]} " == *" --enable-idled "* ]] && INSTALLED_BINS+=(libexec/idled)
 
 # ---------------------------------------------------------------- 1. root
 STEP=root
@@ -123,6 +165,7 @@ say "variant=$VARIANT outdir=$OUTDIR prefix=$PREFIX"
 PATCHES=()
 if [ "$VARIANT" = patched ]; then
   STEP=patched-inputs
+  [ "$SERIES" = 3.6 ] || die "no patch series for Cyrus $SERIES yet (cyrus-patch/patches is for 3.6.1): build it unpatched (no --patched)"
   [ -d "$LIBDIR" ] || die "LIBDIR '$LIBDIR' is not a directory"
   LIBDIR=$(cd "$LIBDIR" && pwd)
   [ -f "$LIBDIR/lib/libcyrus_mboxevent.so" ] || die "missing $LIBDIR/lib/libcyrus_mboxevent.so (build the Rust library and install it there first)"
@@ -156,6 +199,65 @@ ensure_debsrc() {
   sed 's/^Types: deb$/Types: deb-src/' "$base" > /etc/apt/sources.list.d/debian-src.sources
   APT_UPDATED_NEEDED=1
 }
+# A deb-src entry for a suite other than bookworm (3.10: trixie), beside the machine's
+# bookworm one: same URIs, Components and Signed-By, only `Suites:` differs.
+# deb822 stanzas (*.sources) and one-line entries (*.list) are both understood.
+SUITE_SOURCES=/etc/apt/sources.list.d/debian-%s-src.sources
+have_debsrc_suite() {   # $1 = suite
+  local f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    awk -v s="$1" 'BEGIN { RS = ""; FS = "\n" }
+      { t = 0; u = 0; en = 1
+        for (i = 1; i <= NF; i++) { l = $i
+          if (l ~ /^[[:space:]]*#/) continue
+          if (l ~ /^Types:/ && l ~ /[[:space:]]deb-src([[:space:]]|$)/) t = 1
+          if (l ~ /^Suites:/) { n = split(substr(l, 8), a, /[[:space:]]+/); for (j = 1; j <= n; j++) if (a[j] == s) u = 1 }
+          if (l ~ /^Enabled:[[:space:]]*no/) en = 0 }
+        if (t && u && en) found = 1 }
+      END { exit !found }' "$f" && return 0
+  done
+  grep -Eqs "^[[:space:]]*deb-src[[:space:]]+(\[[^]]*\][[:space:]]+)?[^[:space:]]+[[:space:]]+$1[[:space:]]" \
+    /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null && return 0
+  return 1
+}
+ensure_debsrc_suite() {  # $1 = suite
+  local suite=$1 out f stanza line
+  have_debsrc_suite "$suite" && return 0
+  out=$(printf "$SUITE_SOURCES" "$suite")
+  # the machine's bookworm entry (deb or deb-src) for the main archive
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    stanza=$(awk 'BEGIN { RS = ""; FS = "\n" }
+      { b = 0; for (i = 1; i <= NF; i++) if ($i ~ /^Suites:/) { n = split(substr($i, 8), a, /[[:space:]]+/); for (j = 1; j <= n; j++) if (a[j] == "bookworm") b = 1 }
+        if (b) { print; exit } }' "$f")
+    [ -n "$stanza" ] && break
+  done
+  if [ -n "$stanza" ]; then
+    local uris comps signed
+    uris=$(sed -n 's/^URIs:[[:space:]]*//p' <<<"$stanza" | head -n1)
+    comps=$(sed -n 's/^Components:[[:space:]]*//p' <<<"$stanza" | head -n1)
+    signed=$(sed -n 's/^Signed-By:[[:space:]]*//p' <<<"$stanza" | head -n1)
+    [ -n "$uris" ] || die "the bookworm entry in $f has no URIs: add a deb-src entry for $suite by hand"
+    say "adding a deb-src entry for $suite beside $f's bookworm one -> $out"
+    { echo "# Added by cyrus-mboxevent's cyrus-patch/build-cyrus.sh: Debian $suite's source packages"
+      echo "# (apt-get source cyrus-imapd/$suite). Same URIs and Signed-By as the bookworm entry of $f."
+      echo "Types: deb-src"
+      echo "URIs: $uris"
+      echo "Suites: $suite"
+      echo "Components: ${comps:-main}"
+      [ -n "$signed" ] && echo "Signed-By: $signed"
+    } > "$out"
+  else
+    line=$(grep -hE '^[[:space:]]*deb(-src)?[[:space:]]+(\[[^]]*\][[:space:]]+)?[^[:space:]]+[[:space:]]+bookworm[[:space:]]' \
+             /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -n1 || true)
+    [ -n "$line" ] || die "no bookworm entry to derive a deb-src entry for $suite from; add one by hand"
+    out=${out%.sources}.list
+    say "adding a deb-src line for $suite beside the bookworm one -> $out"
+    sed -E "s/^[[:space:]]*deb(-src)?[[:space:]]/deb-src /; s/[[:space:]]bookworm[[:space:]]/ $suite /" <<<"$line" > "$out"
+  fi
+  APT_UPDATED_NEEDED=1
+}
 APT_UPDATED=0
 apt_update() {
   [ $APT_UPDATED -eq 1 ] && return 0
@@ -170,10 +272,10 @@ apt_update() {
 verify_tarball() {   # $1 = file; dies on mismatch
   local f=$1 got
   got=$(sha256 "$f")
-  [ "$got" = "$EXPECTED_ORIG_SHA256" ] || die "$f: sha256 $got != expected Debian 3.6.1 orig $EXPECTED_ORIG_SHA256"
+  [ "$got" = "$EXPECTED_ORIG_SHA256" ] || die "$f: sha256 $got != expected Debian $CYRUS_VERSION orig $EXPECTED_ORIG_SHA256"
   local v
-  v=$(tar -xzOf "$f" "cyrus-imapd-$CYRUS_VERSION/VERSION" 2>/dev/null | tr -d '[:space:]') \
-    || die "$f: no cyrus-imapd-$CYRUS_VERSION/VERSION inside (not a 3.6.1 tarball?)"
+  v=$(tar -x${TAR_Z}Of "$f" "cyrus-imapd-$CYRUS_VERSION/VERSION" 2>/dev/null | tr -d '[:space:]') \
+    || die "$f: no cyrus-imapd-$CYRUS_VERSION/VERSION inside (not a $CYRUS_VERSION tarball?)"
   [ "$v" = "$CYRUS_VERSION" ] || die "$f: VERSION says '$v', expected $CYRUS_VERSION"
   local dsc
   for dsc in "$SRCDIR"/${SRC_PACKAGE}_${CYRUS_VERSION}-*.dsc; do
@@ -187,20 +289,18 @@ verify_tarball() {   # $1 = file; dies on mismatch
 
 fetch_source() {
   [ $USE_APT -eq 1 ] || die "$TARBALL missing and --no-apt given"
-  ensure_debsrc
+  if [ "$DEBSRC_SUITE" = bookworm ]; then ensure_debsrc; else ensure_debsrc_suite "$DEBSRC_SUITE"; fi
   # (capture first: with pipefail, 'apt-cache | grep -q' fails on SIGPIPE)
   src_known() { local out; out=$(apt-cache showsrc "$SRC_PACKAGE" 2>/dev/null || true)
                 grep -q "^Version: $CYRUS_VERSION-" <<<"$out"; }
   if [ "${APT_UPDATED_NEEDED:-0}" = 1 ] || ! src_known; then
     apt_update
-    src_known || die "apt knows no source package $SRC_PACKAGE $CYRUS_VERSION-* even after apt-get update (deb-src entry for bookworm missing?)"
+    src_known || die "apt knows no source package $SRC_PACKAGE $CYRUS_VERSION-* even after apt-get update (deb-src entry for $DEBSRC_SUITE missing?)"
   fi
   local dl="$SRCDIR/download.$$"
   rm -rf "$dl"; mkdir -p "$dl"
-  # The bookworm (non-security) version first: on this mirror the security pool 404s for
-  # sources, and the debian.tar.xz of bookworm's version may 404 too — we only need the orig.
   local spec ok=0
-  for spec in "$SRC_PACKAGE/bookworm" "$SRC_PACKAGE"; do
+  for spec in "${APT_SPECS[@]}"; do
     say "apt-get source --download-only $spec"
     ( cd "$dl" && apt-get -o APT::Sandbox::User=root source --download-only "$spec" ) \
       >>"$LOGDIR/apt-source.log" 2>&1 || true
@@ -217,6 +317,22 @@ fetch_source() {
   rmdir "$dl"
 }
 
+# ensure_tools PKG...: packages the source step itself needs (3.10: xz for the .tar.xz,
+# dpkg-source for Debian's tree), installed before the build dependencies are.
+ensure_tools() {
+  local p miss=()
+  for p in "$@"; do
+    [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" = "ii " ] || miss+=("$p")
+  done
+  [ ${#miss[@]} -eq 0 ] && return 0
+  [ $USE_APT -eq 1 ] || die "missing packages and --no-apt given: ${miss[*]}"
+  say "installing ${miss[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${miss[@]}" >>"$LOGDIR/apt-install.log" 2>&1 \
+    || { apt_update; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${miss[@]}" >>"$LOGDIR/apt-install.log" 2>&1; } \
+    || die "could not install ${miss[*]} (log: $LOGDIR/apt-install.log)"
+}
+[ "$TAR_Z" = J ] && ensure_tools xz-utils
+
 if [ -f "$TARBALL" ] && [ "$(sha256 "$TARBALL")" = "$EXPECTED_ORIG_SHA256" ]; then
   say "source: cached $TARBALL"
 else
@@ -224,12 +340,16 @@ else
   fetch_source
   # record what we got
   {
-    echo "fetched: $(date -u +%FT%TZ)"
+    echo "fetched: $(date -u +%FT%TZ) (apt-get source --download-only ${APT_SPECS[*]})"
     for f in "$SRCDIR"/*; do
       case $f in *.dsc|*.tar.*) echo "$(sha256 "$f")  $(basename "$f")";; esac
     done
     if ls "$SRCDIR"/${SRC_PACKAGE}_${CYRUS_VERSION}-*.debian.tar.xz >/dev/null 2>&1; then
-      echo "debian.tar.xz: available (Debian patches NOT applied; build uses the upstream orig)"
+      if [ $DEBIAN_TREE -eq 1 ]; then
+        echo "debian.tar.xz: available (unpacked with debian/patches applied in src/debian-tree; the build uses the upstream orig)"
+      else
+        echo "debian.tar.xz: available (Debian patches NOT applied; build uses the upstream orig)"
+      fi
     else
       echo "debian.tar.xz: not available from this mirror (404) — optional, not used"
     fi
@@ -238,6 +358,35 @@ fi
 verify_tarball "$TARBALL"
 TARBALL_SHA=$(sha256 "$TARBALL")
 say "source: $ORIG_TARBALL verified (sha256 ${TARBALL_SHA:0:16}…, VERSION $CYRUS_VERSION)"
+
+# Debian's own tree (3.10): orig + debian.tar.xz, debian/patches applied by dpkg-source -x,
+# for a later check that our patches apply to what Debian builds too. Not used by the build.
+if [ $DEBIAN_TREE -eq 1 ]; then
+  STEP=debian-tree
+  DSC=$(ls "$SRCDIR"/${SRC_PACKAGE}_${CYRUS_VERSION}-*.dsc 2>/dev/null | sort -V | tail -n1 || true)
+  [ -n "$DSC" ] || die "no ${SRC_PACKAGE}_${CYRUS_VERSION}-*.dsc in $SRCDIR (remove $TARBALL to refetch)"
+  DEB_VERSION=$(sed -n 's/^Version:[[:space:]]*//p' "$DSC" | head -n1)
+  [ -z "$EXPECTED_DEB_VERSION" ] || [ "$DEB_VERSION" = "$EXPECTED_DEB_VERSION" ] \
+    || warn "Debian's source package is $DEB_VERSION, not $EXPECTED_DEB_VERSION (same upstream orig: the build is unaffected)"
+  DEBTAR="$SRCDIR/${SRC_PACKAGE}_${DEB_VERSION}.debian.tar.xz"
+  [ -f "$DEBTAR" ] || die "$DEBTAR missing (apt-get source did not deliver it; log: $LOGDIR/apt-source.log)"
+  DTREE="$SRCDIR/debian-tree/cyrus-imapd-$CYRUS_VERSION"
+  DKEY="$(sha256 "$DSC") $(sha256 "$DEBTAR") $TARBALL_SHA"
+  if [ -f "$DTREE/.debian-tree-key" ] && [ "$(cat "$DTREE/.debian-tree-key")" = "$DKEY" ]; then
+    say "debian tree: cached $DTREE ($DEB_VERSION)"
+  else
+    ensure_tools dpkg-dev
+    rm -rf "$SRCDIR/debian-tree"; mkdir -p "$SRCDIR/debian-tree"
+    run_logged debian-tree dpkg-source -x "$DSC" "$DTREE"
+    [ -f "$DTREE/debian/patches/series" ] || die "$DTREE/debian/patches/series missing after dpkg-source -x"
+    echo "$DKEY" > "$DTREE/.debian-tree-key"
+    say "debian tree: $DTREE ($DEB_VERSION, $(grep -cvE '^[[:space:]]*(#|$)' "$DTREE/debian/patches/series") Debian patches applied)"
+  fi
+fi
+if [ $FETCH_ONLY -eq 1 ]; then
+  say "source ready in $SRCDIR (--fetch-only, $(elapsed) s)"
+  exit 0
+fi
 
 # ---------------------------------------------------------------- 3. packages + cyrus user
 STEP=deps
@@ -313,7 +462,7 @@ say "building (key ${KEY:0:16}$( [ $FORCE -eq 1 ] && echo ', --force'))"
 STEP=extract
 rm -f "$STAMP"
 rm -rf "$BUILDROOT"; mkdir -p "$BUILDROOT"
-tar -xzf "$TARBALL" -C "$BUILDROOT" --no-same-owner || die "extracting $TARBALL failed"
+tar -x${TAR_Z}f "$TARBALL" -C "$BUILDROOT" --no-same-owner || die "extracting $TARBALL failed"
 TREE="$BUILDROOT/cyrus-imapd-$CYRUS_VERSION"
 [ -x "$TREE/configure" ] || die "$TREE/configure missing after extraction"
 
@@ -344,7 +493,7 @@ STEP=install
 say "make install"
 rm -rf "$PREFIX"
 run_logged install make -C "$TREE" install
-for b in libexec/master libexec/imapd libexec/lmtpd libexec/notifyd sbin/ctl_cyrusdb; do
+for b in "${INSTALLED_BINS[@]}"; do
   [ -x "$PREFIX/$b" ] || die "expected $PREFIX/$b after make install, not found"
 done
 if [ "$VARIANT" = patched ]; then

@@ -10,7 +10,10 @@ ORIG="$SRC/cyrus-imapd_3.6.1.orig.tar.gz"
 [ -f "$ORIG" ] || { echo "check-apply: $ORIG missing (run make cyrus first)" >&2; exit 1; }
 DEB=$(ls "$SRC"/cyrus-imapd_3.6.1-*.debian.tar.xz 2>/dev/null | sort -V | tail -1 || true)
 if [ -z "$DEB" ]; then
-    ( cd "$SRC" && apt-get source --download-only -qq cyrus-imapd >/dev/null 2>&1 || true )
+    # the newest 3.6.1 Debian revision apt knows (not just the newest version: with the
+    # trixie deb-src entry of `make cyrus-stock CYRUS=3.10` that would be 3.10.2)
+    V=$(apt-cache showsrc cyrus-imapd 2>/dev/null | sed -n 's/^Version: \(3\.6\.1-.*\)$/\1/p' | sort -V | tail -1 || true)
+    ( cd "$SRC" && apt-get source --download-only -qq "cyrus-imapd${V:+=$V}" >/dev/null 2>&1 || true )
     DEB=$(ls "$SRC"/cyrus-imapd_3.6.1-*.debian.tar.xz 2>/dev/null | sort -V | tail -1 || true)
 fi
 [ -n "$DEB" ] || { echo "check-apply: Debian's debian.tar.xz could not be fetched" >&2; exit 1; }
