@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# run-sandbox.sh — run a Cyrus IMAP 3.6.1 built by build-cyrus.sh in a throw-away directory,
-# with the event listener (cmev-tap) bound at notifysocket.
+# run-sandbox.sh — run a Cyrus IMAP 3.6.1 or 3.10.2 built by build-cyrus.sh in a throw-away
+# directory, with the event listener (cmev-tap) bound at notifysocket.
 #
 #   cyrus-patch/run-sandbox.sh up PREFIX PROFILE_DIR [EXTRA_CONF_FILE]   # prints the sandbox dir S
 #   cyrus-patch/run-sandbox.sh down S [S...]     # stop master, tap, syslog listener (by PID)
@@ -9,10 +9,14 @@
 #   cyrus-patch/run-sandbox.sh tap-restart S [SECONDS]   # stop, wait SECONDS (default 1), start
 #   cyrus-patch/run-sandbox.sh status S          # what runs, where the logs are
 #
-# PREFIX      build/cyrus/patched or build/cyrus/stock (libexec/{master,imapd,lmtpd}, sbin/).
+# PREFIX      build/cyrus/patched or build/cyrus/stock (libexec/{master,imapd,lmtpd}, sbin/),
+#             or build/cyrus-3.10/stock.
 # PROFILE_DIR a folder with imapd.conf + cyrus.conf using @SANDBOX@, e.g.
 #             tests/golden/stock-3.6.1-default. cyrus.conf's /usr/lib/cyrus/bin/ paths
-#             are rewritten to PREFIX, the imap port to a free loopback port.
+#             are rewritten to PREFIX, the imap port to a free loopback port. If PREFIX has
+#             libexec/idled (3.10 builds: --enable-idled), master also starts idled from
+#             cyrus.conf's DAEMON section (listening at idlesocket), unless SANDBOX_IDLED=0.
+#             3.6.1 and 3.10.2 take the same imapd.conf and cyrus.conf otherwise.
 # EXTRA_CONF_FILE  imapd.conf lines (@SANDBOX@ allowed) added to the profile's; an option that
 #             the profile already sets is replaced (Cyrus refuses an option given twice).
 #
@@ -26,6 +30,8 @@
 #   SANDBOX_STOP_TIMEOUT  seconds master gets after SIGTERM before SIGKILL (default 5).
 #   SANDBOX_BASE       where S is made (default /tmp); make bench uses a tmpfs, so that disk
 #                      flushes do not drown the CPU cost it measures.
+#   SANDBOX_IDLED      0 = no idled even if PREFIX has one (IMAP IDLE then polls); 1 = require
+#                      it (fail if PREFIX has none); default: idled when PREFIX has it.
 #
 # Layout of S (owned by cyrus:mail, mode 750): conf/ (imapd.conf, cyrus.conf, sasldb2),
 # var/ spool/ sieve/ socket/ (lmtp, notify), events.jsonl (cmev-tap --envelope lines), and
@@ -175,6 +181,14 @@ do_up() {
   for b in libexec/master libexec/imapd libexec/lmtpd sbin/ctl_cyrusdb; do
     [ -x "$PREFIX/$b" ] || die "$PREFIX/$b missing (make cyrus builds it)"
   done
+  # idled (3.10 builds): IMAP IDLE and NOTIFY are pushed through it (fed by mboxevent)
+  local idled=0
+  case ${SANDBOX_IDLED:-auto} in
+    0) ;;
+    1) [ -x "$PREFIX/libexec/idled" ] || die "SANDBOX_IDLED=1 but $PREFIX/libexec/idled does not exist (built without --enable-idled)"
+       idled=1 ;;
+    *) [ -x "$PREFIX/libexec/idled" ] && idled=1 ;;
+  esac
   [ -f "$G/imapd.conf" ] && [ -f "$G/cyrus.conf" ] || die "$G: imapd.conf and cyrus.conf expected"
   G=$(cd "$G" && pwd)
   [ -z "$EXTRA" ] || [ -f "$EXTRA" ] || die "extra config $EXTRA not found"
@@ -221,6 +235,16 @@ do_up() {
       -e "s|/usr/lib/cyrus/bin/|$PREFIX/libexec/|g" \
       -e "s|listen=\"127.0.0.1:[0-9]*\"|listen=\"127.0.0.1:$PORT\"|" \
       "$G/cyrus.conf" > "$S/conf/cyrus.conf"
+  if [ $idled -eq 1 ] && ! grep -q 'cmd="[^"]*idled' "$S/conf/cyrus.conf"; then
+    local iline="  idled    cmd=\"$PREFIX/libexec/idled -C $conf\""
+    if grep -q '^DAEMON[[:space:]]*{' "$S/conf/cyrus.conf"; then
+      awk -v l="$iline" '{ print } /^DAEMON[[:space:]]*\{/ { print l }' "$S/conf/cyrus.conf" > "$S/conf/cyrus.conf.new"
+      mv "$S/conf/cyrus.conf.new" "$S/conf/cyrus.conf"
+    else
+      printf 'DAEMON {\n%s\n}\n' "$iline" >> "$S/conf/cyrus.conf"
+    fi
+  fi
+  echo "$idled" > "$R/idled"
   local u
   for u in "${USERS[@]}"; do
     echo "${u#*:}" | saslpasswd2 -p -c -f "$S/conf/sasldb2" -u "$REALM" "${u%%:*}"
@@ -276,12 +300,19 @@ do_up() {
     echo $! > "$R/watchdog.pid"
   fi
 
-  local ok=0 lmtp
+  local ok=0 lmtp idlesock=""
   lmtp=$(sed -n 's/^[[:space:]]*lmtpsocket:[[:space:]]*//p' "$conf" | tail -n1)
+  if [ "$idled" -eq 1 ]; then
+    idlesock=$(sed -n 's/^[[:space:]]*idlesocket:[[:space:]]*//p' "$conf" | tail -n1)
+    if [ -z "$idlesock" ]; then
+      idlesock=$(sed -n 's/^[[:space:]]*configdirectory:[[:space:]]*//p' "$conf" | tail -n1 | sed 's/[[:space:]]*$//')
+      idlesock="${idlesock:-/var/lib/cyrus}/socket/idle"
+    fi
+  fi
   for _ in $(seq 150); do
     alive "$(cat "$R/master.pid")" || break
     if python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT),0.2).close()" 2>/dev/null \
-       && { [ -z "$lmtp" ] || [ -S "$lmtp" ]; }; then ok=1; break; fi
+       && { [ -z "$lmtp" ] || [ -S "$lmtp" ]; } && { [ -z "$idlesock" ] || [ -S "$idlesock" ]; }; then ok=1; break; fi
     sleep 0.1
   done
   if [ $ok -ne 1 ]; then
@@ -298,7 +329,7 @@ do_status() {
   local S=$1 R=$1/rig f pid
   [ -d "$R" ] || die "$S: not a sandbox"
   echo "sandbox  $S (profile $(cat "$R/profile"), prefix $(cat "$R/prefix"))"
-  echo "imap     127.0.0.1:$(cat "$R/port")   notifysocket $(cat "$R/notifysocket")"
+  echo "imap     127.0.0.1:$(cat "$R/port")   notifysocket $(cat "$R/notifysocket")   idled $( [ "$(cat "$R/idled" 2>/dev/null)" = 1 ] && echo yes || echo no)"
   for f in master tap syslog watchdog; do
     pid=$(pidof_file "$R/$f.pid")
     if [ -z "$pid" ]; then echo "$f: -"; elif alive "$pid"; then echo "$f: running ($pid)"; else echo "$f: dead ($pid)"; fi
