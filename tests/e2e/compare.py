@@ -4,7 +4,10 @@
     compare.py GOLDEN_DIR S [--steps S/steps.json] [--events S/events.jsonl]
 
 GOLDEN_DIR is e.g. tests/golden/stock-3.6.1-all (events.jsonl, steps.md,
-transcript.log); S is the sandbox scenario.py ran in.
+transcript.log); S is the sandbox scenario.py ran in. GOLDEN_DIR may be another series'
+capture (tests/golden/stock-3.10.1-all: same steps, some events in another order, see
+tests/golden/README.md): its name gives the profile and the default-profile folder of the
+same version. The unpatched 3.10.2 is compared with --strict only (no 3.10 adapter yet).
 
 Per-run values are masked (tests/golden/README.md): timestamp, pid, serverPort, clientPort,
 vnd.cmu.sessionId, vnd.fastmail.sessionId, mailboxID, UIDVALIDITY in uri/oldMailboxID,
@@ -385,9 +388,11 @@ def main():
     o = ap.parse_args()
 
     gdir = os.path.abspath(o.golden)
-    profile = os.path.basename(gdir).replace('stock-3.6.1-', '')
+    # stock-<version>-<profile>: stock-3.6.1-all, stock-3.10.1-default, ...
+    m = re.match(r'^(stock-\d+(?:\.\d+)+)-(.+)$', os.path.basename(gdir))
+    version_dir, profile = (m.group(1), m.group(2)) if m else ('stock-3.6.1', os.path.basename(gdir))
     gsteps, gevents = golden_by_step(gdir)
-    ddir = o.default_golden or os.path.join(os.path.dirname(gdir), 'stock-3.6.1-default')
+    ddir = o.default_golden or os.path.join(os.path.dirname(gdir), version_dir + '-default')
     dsteps = {s['n']: s for s in golden_by_step(ddir)[0]} if os.path.isdir(ddir) else {}
     run = json.load(open(o.steps or os.path.join(o.sandbox, 'steps.json')))
     osteps = {s['n']: s for s in run['steps']}
