@@ -222,7 +222,7 @@ have_debsrc_suite() {   # $1 = suite
   return 1
 }
 ensure_debsrc_suite() {  # $1 = suite
-  local suite=$1 out f stanza line
+  local suite=$1 out f stanza="" line
   have_debsrc_suite "$suite" && return 0
   out=$(printf "$SUITE_SOURCES" "$suite")
   # the machine's bookworm entry (deb or deb-src) for the main archive
