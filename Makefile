@@ -118,7 +118,8 @@ e2e: cyrus cyrus-stock
 	tests/e2e/run.sh --no-build
 
 # The unpatched Cyrus 3.10.2 replays the 3.10.1 golden scenario exactly (both profiles,
-# compare.py --strict; about a minute once built). No 3.10 adapter yet.
+# compare.py --strict), and tells IDLE/NOTIFY clients of every change through idled
+# (tests/e2e/idle.py); about a minute and a half once built. No 3.10 adapter yet.
 e2e-3.10:
 	$(MAKE) --no-print-directory cyrus-stock CYRUS=3.10
 	cargo build --release --bin cmev-tap

@@ -2,7 +2,7 @@
 # tests/e2e/run.sh — end-to-end tests of the patched Cyrus IMAP 3.6.1 (for `make check`).
 #
 #   tests/e2e/run.sh [--no-build] [--only runner,golden,selftest,stock,extra,durable]
-#   tests/e2e/run.sh --series 3.10 [--no-build] [--only runner,stock]
+#   tests/e2e/run.sh --series 3.10 [--no-build] [--only runner,stock,idle]
 #
 # 1. builds what it needs (cached): `make cyrus`, `cargo build --release` (cmev-tap)
 # 2. runner: cyrus-patch/run-sandbox.sh fails cleanly and leaves nothing behind
@@ -20,7 +20,9 @@
 # --series 3.10 (`make e2e-3.10`): no adapter for 3.10 yet, so only the runner checks
 #    (with the unpatched build) and the unpatched replay: the unpatched 3.10.2 of
 #    `make cyrus-stock CYRUS=3.10` (idled running) must reproduce
-#    tests/golden/stock-3.10.1-default and -all exactly (compare.py --strict). Logs: build/e2e-3.10/.
+#    tests/golden/stock-3.10.1-default and -all exactly (compare.py --strict); idle: idle.py
+#    (IDLE and NOTIFY clients told of 100 LMTP deliveries and 100 flag changes through idled,
+#    event_notifier unset): none missed, p50/p99 printed. Logs: build/e2e-3.10/.
 # Every sandbox is stopped on exit, failure or signal. Logs: build/e2e/. Needs root.
 # Last line: `N passed, M failed`; exit status 1 if anything failed.
 set -uo pipefail
@@ -51,7 +53,7 @@ case $SERIES in
     ALL_CHECKS=runner,golden,selftest,stock,extra,durable ;;
   3.10|3.10.2)
     SERIES=3.10; GOLDEN_VERSION=3.10.1; STOCK_PROFILES="default all"
-    ALL_CHECKS=runner,stock
+    ALL_CHECKS=runner,stock,idle
     STOCK_PREFIX=$REPO/build/cyrus-3.10/stock
     PREFIX=$STOCK_PREFIX          # no patched 3.10 yet: the runner checks use the stock build
     LOGS=$REPO/build/e2e-3.10 ;;
@@ -213,6 +215,16 @@ if want stock; then
     echo "SKIP stock: $STOCK_PREFIX not built (make cyrus-stock) — the unpatched replay is not run"
   else
     bad "stock: $STOCK_PREFIX not built (make cyrus-stock CYRUS=$SERIES)"
+  fi
+fi
+
+# ------------------------------------------------------------------ IDLE / NOTIFY through idled
+if [ "$SERIES" != 3.6 ] && want idle; then
+  t=$(date +%s)
+  if bg bash -c 'E2E_LOGS=$1 timeout -k 5 300 python3 "$2/idle.py" --prefix "$3" --json "$1/idle.json" >"$1/idle.log" 2>&1' _ "$LOGS" "$E2E" "$STOCK_PREFIX"; then
+    ok "idle: $(grep -c ' 0 missed' "$LOGS/idle.log") measurements, nothing missed; $(grep -E '^(idle|notify)-(exists|fetch|status):' "$LOGS/idle.log" | sed -E 's/^([a-z-]+): .*p50 ([0-9.-]+) p99 ([0-9.-]+).*/\1 p50 \2 p99 \3 ms/' | paste -sd, - | sed 's/,/, /g') ($(( $(date +%s) - t )) s)"
+  else
+    cat "$LOGS/idle.log"; bad "idle: idle.py (log $LOGS/idle.log)"
   fi
 fi
 
