@@ -25,12 +25,12 @@
 /**
  * Number of per-type table slots (`EventType::slot`).
  */
-#define TYPE_SLOTS 28
+#define TYPE_SLOTS 29
 
 /**
- * Number of parameters; `MessageContent` is the last one.
+ * Number of parameters.
  */
-#define CMEV_PARAM_COUNT 71
+#define CMEV_PARAM_COUNT 77
 
 
 
@@ -51,6 +51,32 @@
 
 
 
+
+
+
+/**
+ * `cmev_set_cyrus_series`: the library's own numbering (`cmev_param`), the
+ * default; for the parameters Cyrus 3.6 has, the same as 3.6's.
+ */
+#define CMEV_CYRUS_OWN 0
+
+/**
+ * `cmev_set_cyrus_series`: Cyrus 3.6's `enum event_param`.
+ */
+#define CMEV_CYRUS_3_6 774
+
+/**
+ * `cmev_set_cyrus_series`: Cyrus 3.8's and 3.10's `enum event_param`.
+ */
+#define CMEV_CYRUS_3_10 778
+
+/**
+ * Entries of each series' `enum event_param` (`MAX_PARAM + 1` there), for
+ * the adapter's static assertions.
+ */
+#define CMEV_CYRUS_3_6_PARAM_COUNT 71
+
+#define CMEV_CYRUS_3_10_PARAM_COUNT 77
 
 /**
  * `cmev_mailbox_needs`: event_exclude_specialuse lists "all", so whether
@@ -192,6 +218,10 @@ typedef enum {
    * An internal error was caught at the boundary; nothing was changed.
    */
   CMEV_ERROR_PANIC = 8,
+  /**
+   * `cmev_set_cyrus_series` does not know that series.
+   */
+  CMEV_ERROR_UNKNOWN_SERIES = 9,
 } cmev_error;
 
 /**
@@ -237,14 +267,18 @@ enum cmev_event_type
   CMEV_EVENT_TYPE_APPLE_PUSH_SERVICE = (1 << 23),
   CMEV_EVENT_TYPE_APPLE_PUSH_SERVICE_DAV = (1 << 24),
   CMEV_EVENT_TYPE_MAILBOX_MODSEQ = (1 << 25),
+  /**
+   * Cyrus 3.8 on (caldav_alarm.c: scheduled sends that failed).
+   */
+  CMEV_EVENT_TYPE_MESSAGES_UNSCHEDULED = (1 << 26),
 };
 #ifndef __cplusplus
 typedef uint32_t cmev_event_type;
 #endif // __cplusplus
 
 /**
- * Event parameters with the numbering of Cyrus 3.6.1's `enum event_param`;
- * output order is this order.
+ * Event parameters: 0-70 with the numbering of Cyrus 3.6.1's `enum
+ * event_param`, later ones after them; output order is `OUTPUT_ORDER`.
  */
 enum cmev_param
 #ifdef __cplusplus
@@ -322,6 +356,18 @@ enum cmev_param
   CMEV_PARAM_APS_DAV_MAILBOX_UNIQUE_ID = 68,
   CMEV_PARAM_APS_DAV_EXPIRY = 69,
   CMEV_PARAM_MESSAGE_CONTENT = 70,
+  /**
+   * Cyrus 3.8 on: calendar alarms.
+   */
+  CMEV_PARAM_CALENDAR_ALERT_ID = 71,
+  CMEV_PARAM_CALENDAR_CALENDAR_OWNER = 72,
+  CMEV_PARAM_CALENDAR_RECURRENCE_ID = 73,
+  CMEV_PARAM_CALENDAR_EVENT_ID = 74,
+  /**
+   * Cyrus 3.8 on: MessagesUnscheduled.
+   */
+  CMEV_PARAM_UNSCHEDULED_USER_ID = 75,
+  CMEV_PARAM_UNSCHEDULED_COUNT = 76,
 };
 #ifndef __cplusplus
 typedef uint32_t cmev_param;
@@ -573,6 +619,22 @@ bool cmev_event_content_wanted(const cmev_event *ev,
                                size_t size,
                                size_t header_size,
                                size_t *wanted);
+
+/**
+ * Say which Cyrus series' `enum event_param` numbers every `param`
+ * argument is in from now on, for the whole process: `CMEV_CYRUS_3_6`,
+ * `CMEV_CYRUS_3_10`, or `CMEV_CYRUS_OWN` (the default). The adapter calls
+ * it once, before its first event. Returns 0, or
+ * `CMEV_ERROR_UNKNOWN_SERIES` and nothing changes.
+ */
+int cmev_set_cyrus_series(uint32_t series);
+
+/**
+ * The event type Cyrus 3.10's `name_to_mboxevent()` finds for `name`:
+ * any name an event is written with, ASCII case ignored, and
+ * "CalendarEventNew"; 0 (Cancelled) if unknown or NULL.
+ */
+uint32_t cmev_event_type_from_name(const char *name);
 
 /**
  * What `cmev_mailbox_enabled` looks at under the current

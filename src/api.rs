@@ -12,6 +12,7 @@ use crate::foreign::ForeignJson;
 use crate::json::is_valid;
 use crate::log::{self, OncePerType};
 use crate::notify::{prepare, CALLBACK_TYPES};
+use crate::series::{self, Series};
 use crate::settings::{self, Callback};
 use crate::{deliver, pool, process};
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub enum Refused {
     WrongKind,
     /// The text given as JSON does not parse.
     InvalidJson,
+    /// Not a Cyrus series this library knows.
+    UnknownSeries,
 }
 
 static INCOMPLETE_LOGGED: OncePerType = OncePerType::new();
@@ -47,22 +50,39 @@ pub fn parse_type(bits: u32) -> Result<EventType, Refused> {
     EventType::from_bits(bits).ok_or(Refused::UnknownType)
 }
 
+/// A parameter by its number in the series the adapter speaks.
 pub fn parse_param(n: u32) -> Result<Param, Refused> {
-    Param::from_index(n).ok_or(Refused::UnknownParam)
+    series::param(n).ok_or(Refused::UnknownParam)
+}
+
+/// The type's C value for a name as Cyrus 3.10's `name_to_mboxevent()`
+/// reads it; 0 (Cancelled) if unknown.
+pub fn type_from_name(name: &[u8]) -> u32 {
+    std::str::from_utf8(name)
+        .ok()
+        .and_then(EventType::from_name)
+        .map_or(0, EventType::bits)
+}
+
+/// The Cyrus series whose parameter numbers the caller passes from now on.
+pub fn set_series(v: u32) -> Result<(), Refused> {
+    series::set(Series::from_c(v).ok_or(Refused::UnknownSeries)?);
+    Ok(())
 }
 
 pub fn is_expected(kind: EventType, p: Param) -> bool {
     settings::config().expects(kind, p)
 }
 
-/// A new event, or `None` when nobody would receive it: notification off,
-/// or the type's group off and no IMAP NOTIFY callback registered.
+/// A new event, or `None` when nobody would receive it: neither notifyd
+/// (event_notifier set and the type's group on) nor the IMAP IDLE/NOTIFY
+/// callback (registered, for its types; Cyrus 3.10 registers it whether
+/// event_notifier is set or not).
 pub fn event_new(kind: EventType) -> Option<Box<Event>> {
     let cfg = settings::config();
-    cfg.notifier.as_ref()?;
-    if cfg.enabled_types & kind.bits() == 0
-        && !(settings::callback().is_some() && kind.is_in(CALLBACK_TYPES))
-    {
+    let to_notifyd = cfg.notifier.is_some() && cfg.enabled_types & kind.bits() != 0;
+    let to_callback = settings::callback().is_some() && kind.is_in(CALLBACK_TYPES);
+    if !to_notifyd && !to_callback {
         return None;
     }
     process::install_hooks();

@@ -2,7 +2,7 @@
 //! text buffer for every string instead of an allocation per parameter, so
 //! building an event costs no allocation once the buffers have grown to size.
 
-use crate::catalogue::{Param, ALL_PARAMS, PARAM_COUNT};
+use crate::catalogue::{Param, OUTPUT_ORDER, PARAM_COUNT};
 use crate::foreign::ForeignJson;
 use crate::mark::DoneMark;
 use crate::seqset::SeqSet;
@@ -46,15 +46,15 @@ pub enum Value {
 #[derive(Clone, Debug, Default)]
 pub struct Body {
     /// Values of the filled parameters in the order they were filled; few
-    /// are filled, so a short vector beats a 71-slot table of values here.
+    /// are filled, so a short vector beats a table of every parameter here.
     /// Change only through `set` and `unset`, which keep `at` and `filled`
     /// in step.
     values: Vec<Value>,
     /// Where each filled parameter's value is in `values`, by parameter
     /// number. Read only for the bits of `filled`, so never cleared.
     at: Slots,
-    /// The filled parameters as a bitmask by number: rendering walks it, so
-    /// they come out in parameter order without sorting.
+    /// The filled parameters as a set (`Param::bit`): rendering walks it, so
+    /// they come out in output order without sorting.
     filled: u128,
     pub text: String,
     /// Strings of `Value::List`s.
@@ -156,9 +156,9 @@ impl Body {
             if bits == 0 {
                 return None;
             }
-            let n = bits.trailing_zeros() as usize;
+            let p = OUTPUT_ORDER[bits.trailing_zeros() as usize];
             bits &= bits - 1;
-            Some((ALL_PARAMS[n], &self.values[self.at.0[n] as usize]))
+            Some((p, &self.values[self.at.0[p as usize] as usize]))
         })
     }
 
@@ -317,7 +317,7 @@ impl Default for Slots {
 }
 
 fn bit(p: Param) -> u128 {
-    1u128 << p as u32
+    p.bit()
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
-//! The catalogue of Cyrus 3.6.1's events: the event types and parameters
-//! with the bit values, numbering, JSON names and kinds of
-//! `imap/mboxevent.h` and `mboxevent.c`. Facts to match, nothing to decide.
+//! The catalogue of Cyrus's events, 3.6.1 to 3.10: the event types and
+//! parameters with the bit values, JSON names and kinds of `imap/mboxevent.h`
+//! and `mboxevent.c`. Facts to match, nothing to decide. Parameters keep
+//! the numbers of 3.6.1 and later ones are numbered after them, so that the
+//! C ABI only grows; their output order is Cyrus's (`OUTPUT_ORDER`), and
+//! each Cyrus series' own numbering is mapped in `series`.
 
 /// RFC 5423 event types, with the bit values of Cyrus's `enum event_type`.
 #[repr(u32)]
@@ -37,6 +40,8 @@ pub enum EventType {
     ApplePushService = 1 << 23,
     ApplePushServiceDav = 1 << 24,
     MailboxModseq = 1 << 25,
+    /// Cyrus 3.8 on (caldav_alarm.c: scheduled sends that failed).
+    MessagesUnscheduled = 1 << 26,
 }
 
 /// Bit masks of related event types (`MESSAGE_EVENTS` etc. in mboxevent.c).
@@ -60,12 +65,13 @@ pub mod mask {
     pub const ACCESS: u32 = T::Login as u32 | T::Logout as u32 | T::AclChange as u32;
     pub const CALENDAR: u32 = T::CalendarAlarm as u32;
     pub const APPLEPUSHSERVICE: u32 = T::ApplePushService as u32 | T::ApplePushServiceDav as u32;
+    pub const JMAP: u32 = T::MessagesUnscheduled as u32;
     /// MessageNew and MessageAppend: their UID goes into the uri, not uidset.
     pub const NEW_OR_APPEND: u32 = T::MessageNew as u32 | T::MessageAppend as u32;
 }
 
 /// Every type that can stand alone, in bit order.
-pub const ALL_TYPES: [EventType; 25] = {
+pub const ALL_TYPES: [EventType; 26] = {
     use EventType::*;
     [
         MessageAppend,
@@ -93,22 +99,23 @@ pub const ALL_TYPES: [EventType; 25] = {
         ApplePushService,
         ApplePushServiceDav,
         MailboxModseq,
+        MessagesUnscheduled,
     ]
 };
 
 /// Number of per-type table slots (`EventType::slot`).
-pub const TYPE_SLOTS: usize = 28;
+pub const TYPE_SLOTS: usize = 29;
 
 /// Every type an event can have, including Cancelled and MessageNew|Calendar.
-pub const ALL_TYPES_AND_COMBINATIONS: [EventType; 27] = {
-    let mut a = [EventType::Cancelled; 27];
+pub const ALL_TYPES_AND_COMBINATIONS: [EventType; 28] = {
+    let mut a = [EventType::Cancelled; 28];
     let mut i = 0;
     while i < ALL_TYPES.len() {
         a[i] = ALL_TYPES[i];
         i += 1;
     }
-    a[25] = EventType::MessageNewCalendar;
-    a[26] = EventType::Calendar;
+    a[26] = EventType::MessageNewCalendar;
+    a[27] = EventType::Calendar;
     a
 };
 
@@ -116,8 +123,8 @@ impl EventType {
     /// A distinct index 0..TYPE_SLOTS for per-type tables.
     pub fn slot(self) -> usize {
         match self {
-            EventType::Cancelled => 26,
-            EventType::MessageNewCalendar => 27,
+            EventType::Cancelled => 27,
+            EventType::MessageNewCalendar => 28,
             t => t.bit_index() as usize,
         }
     }
@@ -171,10 +178,26 @@ impl EventType {
             ApplePushService => "ApplePushService",
             ApplePushServiceDav => "ApplePushServiceDAV",
             MailboxModseq => "MailboxModseq",
+            MessagesUnscheduled => "MessagesUnscheduled",
         }
     }
 
-    /// Index 0..25 of the type's bit, for per-type tables (log-once masks).
+    /// The type stock's `name_to_mboxevent()` (3.10) finds for `name`,
+    /// ASCII case ignored: every name it writes, and "CalendarEventNew".
+    pub fn from_name(name: &str) -> Option<EventType> {
+        if name.eq_ignore_ascii_case("CalendarEventNew") {
+            return Some(EventType::Calendar);
+        }
+        if name.eq_ignore_ascii_case("Cancelled") {
+            return Some(EventType::Cancelled);
+        }
+        ALL_TYPES
+            .iter()
+            .copied()
+            .find(|t| t.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Index 0..26 of the type's bit, for per-type tables (log-once masks).
     pub fn bit_index(self) -> u32 {
         (self as u32).trailing_zeros().min(31)
     }
@@ -191,8 +214,8 @@ pub enum Kind {
     Address(&'static str, &'static str),
 }
 
-/// Event parameters with the numbering of Cyrus 3.6.1's `enum event_param`;
-/// output order is this order.
+/// Event parameters: 0-70 with the numbering of Cyrus 3.6.1's `enum
+/// event_param`, later ones after them; output order is `OUTPUT_ORDER`.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Param {
@@ -267,10 +290,18 @@ pub enum Param {
     ApsDavMailboxUniqueId = 68,
     ApsDavExpiry = 69,
     MessageContent = 70,
+    /// Cyrus 3.8 on: calendar alarms.
+    CalendarAlertId = 71,
+    CalendarCalendarOwner = 72,
+    CalendarRecurrenceId = 73,
+    CalendarEventId = 74,
+    /// Cyrus 3.8 on: MessagesUnscheduled.
+    UnscheduledUserId = 75,
+    UnscheduledCount = 76,
 }
 
-/// Number of parameters; `MessageContent` is the last one.
-pub const PARAM_COUNT: usize = 71;
+/// Number of parameters.
+pub const PARAM_COUNT: usize = 77;
 
 /// JSON key and kind of every parameter, indexed by its number.
 const PARAM_TABLE: [(Param, &str, Kind); PARAM_COUNT] = [
@@ -361,7 +392,110 @@ const PARAM_TABLE: [(Param, &str, Kind); PARAM_COUNT] = [
     (Param::ApsDavMailboxUniqueId, "mailboxUniqueId", Kind::Str),
     (Param::ApsDavExpiry, "expiry", Kind::Int),
     (Param::MessageContent, "messageContent", Kind::Str),
+    (Param::CalendarAlertId, "alertId", Kind::Str),
+    (Param::CalendarCalendarOwner, "calendarOwner", Kind::Str),
+    (Param::CalendarRecurrenceId, "recurrenceId", Kind::Str),
+    (Param::CalendarEventId, "calendarEventId", Kind::Str),
+    (Param::UnscheduledUserId, "userId", Kind::Str),
+    (Param::UnscheduledCount, "count", Kind::Int),
 ];
+
+/// The order stock writes parameters in: its `enum event_param`, the
+/// parameters of every series merged (each series only inserts, so one
+/// order serves all; messageContent stays last).
+pub const OUTPUT_ORDER: [Param; PARAM_COUNT] = {
+    use Param::*;
+    [
+        Timestamp,
+        Service,
+        ServerAddress,
+        ClientAddress,
+        OldMailboxId,
+        OldUidset,
+        MailboxId,
+        Uri,
+        Modseq,
+        QuotaStorage,
+        DiskUsed,
+        QuotaMessages,
+        Messages,
+        UnseenMessages,
+        Uidnext,
+        Uidset,
+        Midset,
+        FlagNames,
+        Pid,
+        AclSubject,
+        AclRights,
+        User,
+        MessageSize,
+        Mbtype,
+        ServerFqdn,
+        MailboxAcl,
+        DavFilename,
+        DavUid,
+        Envelope,
+        CmuSessionId,
+        BodyStructure,
+        ClientId,
+        FastmailSessionId,
+        ConvExists,
+        ConvUnseen,
+        MessageCid,
+        Counters,
+        MessageEmailId,
+        MessageThreadId,
+        JmapEmail,
+        JmapStates,
+        CalendarAlarmTime,
+        CalendarAlarmRecipients,
+        CalendarAlertId,
+        CalendarUserId,
+        CalendarCalendarId,
+        CalendarCalendarName,
+        CalendarCalendarColor,
+        CalendarCalendarOwner,
+        CalendarUid,
+        CalendarRecurrenceId,
+        CalendarEventId,
+        CalendarAction,
+        CalendarSummary,
+        CalendarDescription,
+        CalendarLocation,
+        CalendarTimezone,
+        CalendarStart,
+        CalendarEnd,
+        CalendarAllDay,
+        CalendarAttendeeNames,
+        CalendarAttendeeEmails,
+        CalendarAttendeeStatus,
+        CalendarOrganizer,
+        ApsVersion,
+        ApsAccountId,
+        ApsDeviceToken,
+        ApsSubtopic,
+        ApsMailboxes,
+        ApsDavTopic,
+        ApsDavDeviceToken,
+        ApsDavMailboxUser,
+        ApsDavMailboxUniqueId,
+        ApsDavExpiry,
+        UnscheduledUserId,
+        UnscheduledCount,
+        MessageContent,
+    ]
+};
+
+/// Each parameter's position in `OUTPUT_ORDER`, by number.
+const RANK: [u8; PARAM_COUNT] = {
+    let mut r = [0u8; PARAM_COUNT];
+    let mut i = 0;
+    while i < PARAM_COUNT {
+        r[OUTPUT_ORDER[i] as usize] = i as u8;
+        i += 1;
+    }
+    r
+};
 
 /// Every parameter, indexed by its number.
 pub const ALL_PARAMS: [Param; PARAM_COUNT] = {
@@ -387,6 +521,22 @@ impl Param {
     pub fn kind(self) -> Kind {
         PARAM_TABLE[self as usize].2
     }
+
+    /// Its position in the output (`OUTPUT_ORDER`).
+    pub fn rank(self) -> u32 {
+        RANK[self as usize].into()
+    }
+
+    /// Its bit in sets of parameters (`u128` masks), by output rank:
+    /// walking a set's bits gives its parameters in the order stock writes.
+    pub fn bit(self) -> u128 {
+        1u128 << self.rank()
+    }
+
+    /// The parameter of bit `n` of a set.
+    pub fn at_rank(n: u32) -> Option<Param> {
+        OUTPUT_ORDER.get(n as usize).copied()
+    }
 }
 
 #[cfg(test)]
@@ -398,8 +548,40 @@ mod tests {
         for (i, p) in ALL_PARAMS.iter().enumerate() {
             assert_eq!(*p as usize, i);
         }
-        assert_eq!(ALL_PARAMS[PARAM_COUNT - 1], Param::MessageContent);
-        assert_eq!(Param::from_index(71), None);
+        assert_eq!(Param::from_index(PARAM_COUNT as u32), None);
+    }
+
+    #[test]
+    fn output_order_has_every_parameter_once_and_content_last() {
+        let mut seen = [false; PARAM_COUNT];
+        for (i, p) in OUTPUT_ORDER.iter().enumerate() {
+            assert!(!seen[*p as usize], "{p:?} twice");
+            seen[*p as usize] = true;
+            assert_eq!(p.rank() as usize, i);
+        }
+        assert_eq!(OUTPUT_ORDER[PARAM_COUNT - 1], Param::MessageContent);
+        // 3.6.1's parameters keep their relative order.
+        let old: Vec<_> = OUTPUT_ORDER.iter().filter(|p| (**p as u32) < 71).collect();
+        assert!(old.windows(2).all(|w| *w[0] < *w[1]));
+    }
+
+    #[test]
+    fn names_find_types_as_name_to_mboxevent_does() {
+        for t in ALL_TYPES {
+            assert_eq!(
+                EventType::from_name(&t.name().to_ascii_uppercase()),
+                Some(t)
+            );
+        }
+        assert_eq!(
+            EventType::from_name("calendareventnew"),
+            Some(EventType::Calendar)
+        );
+        assert_eq!(
+            EventType::from_name("Cancelled"),
+            Some(EventType::Cancelled)
+        );
+        assert_eq!(EventType::from_name("MessageNews"), None);
     }
 
     #[test]
@@ -413,7 +595,7 @@ mod tests {
         );
         assert_eq!(EventType::from_bits(1 << 21), None);
         assert_eq!(EventType::from_bits(3), None);
-        assert_eq!(EventType::from_bits(1 << 26), None);
+        assert_eq!(EventType::from_bits(1 << 27), None);
         assert_eq!(EventType::MailboxUnsubscribe.name(), "MailboxUnSubscribe");
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 const DLIST: &str = "dlist:";
 
 /// Groups of `event_groups`, in the bit order of stock's BITFIELD.
-pub const GROUP_NAMES: [&str; 8] = [
+pub const GROUP_NAMES: [&str; 9] = [
     "message",
     "quota",
     "flags",
@@ -24,6 +24,8 @@ pub const GROUP_NAMES: [&str; 8] = [
     "subscription",
     "calendar",
     "applepushservice",
+    // Cyrus 3.8 on: MessagesUnscheduled.
+    "jmap",
 ];
 
 /// The largest datagram this library sends, whatever the socket buffer or
@@ -182,7 +184,7 @@ fn parse_words(s: &str, names: &[&str]) -> Result<u32, String> {
 }
 
 fn groups_to_types(groups: u32) -> u32 {
-    const BY_GROUP: [u32; 8] = [
+    const BY_GROUP: [u32; GROUP_NAMES.len()] = [
         mask::MESSAGE,
         mask::QUOTA,
         mask::FLAGS,
@@ -191,6 +193,7 @@ fn groups_to_types(groups: u32) -> u32 {
         mask::SUBSCRIPTION,
         mask::CALENDAR,
         mask::APPLEPUSHSERVICE,
+        mask::JMAP,
     ];
     BY_GROUP
         .iter()
@@ -203,6 +206,26 @@ fn parse_size(s: &str) -> Result<u64, String> {
     s.trim()
         .parse::<u64>()
         .map_err(|_| "expected a non-negative integer".to_owned())
+}
+
+/// A size in bytes as Cyrus 3.10's `config_getbytesize` reads it: digits,
+/// then optionally `B`, `K`, `M` or `G` (powers of 1024, any case).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err("expected bytes, optionally with a unit B, K, M or G".to_owned()),
+    };
+    parse_size(digits)?
+        .checked_mul(1 << shift)
+        .ok_or_else(|| "too large".to_owned())
 }
 
 /// An integer option within `range`.
@@ -224,7 +247,7 @@ impl Config {
             table[t.slot()] = ALL_PARAMS
                 .iter()
                 .filter(|p| expected(t, **p, self.extra))
-                .fold(0, |m, p| m | 1u128 << *p as u32);
+                .fold(0, |m, p| m | p.bit());
         }
         self.expected = table;
         self
@@ -233,10 +256,10 @@ impl Config {
     /// Whether events of type `t` carry parameter `p` (stock's
     /// `mboxevent_expected_param`), from the table.
     pub fn expects(&self, t: EventType, p: Param) -> bool {
-        self.expected[t.slot()] & (1u128 << p as u32) != 0
+        self.expected[t.slot()] & p.bit() != 0
     }
 
-    /// All parameters events of type `t` carry, as a bitmask by number.
+    /// All parameters events of type `t` carry, as a set (`Param::bit`).
     pub fn expected_mask(&self, t: EventType) -> u128 {
         self.expected[t.slot()]
     }
@@ -352,13 +375,16 @@ impl Config {
                     ("block", Overflow::Block),
                 ],
             ),
-            "event_content_size" => number(
-                &mut self.content_size,
-                d.content_size,
-                v,
-                0..=u64::MAX,
-                |n| n,
-            ),
+            "event_content_size" => match parse_bytes(v) {
+                Ok(n) => {
+                    self.content_size = n;
+                    Ok(())
+                }
+                Err(e) => {
+                    self.content_size = d.content_size;
+                    Err(e)
+                }
+            },
             "event_max_datagram_size" => match parse_size(v) {
                 Ok(n) if n == 0 || (64..=DATAGRAM_MAX as u64).contains(&n) => {
                     self.max_datagram = n as usize;
@@ -537,7 +563,23 @@ mod tests {
         assert!(c.extra.has(Extra::Timestamp) && !c.extra.has(Extra::Service));
 
         c.set("event_content_size", "100").unwrap();
-        for bad in ["12k", "-1", "", "18446744073709551616"] {
+        for (v, n) in [
+            ("12k", 12 << 10),
+            ("1M", 1 << 20),
+            ("3g", 3 << 30),
+            ("7B", 7),
+        ] {
+            c.set("event_content_size", v).unwrap();
+            assert_eq!(c.content_size, n);
+        }
+        for bad in [
+            "12x",
+            "-1",
+            "",
+            "1KB",
+            "18446744073709551616",
+            "17179869184G",
+        ] {
             assert!(c.set("event_content_size", bad).is_err(), "{bad}");
             assert_eq!(c.content_size, 0);
         }

@@ -102,6 +102,8 @@ pub enum Error {
     InvalidJson = 7,
     /// An internal error was caught at the boundary; nothing was changed.
     Panic = 8,
+    /// `cmev_set_cyrus_series` does not know that series.
+    UnknownSeries = 9,
 }
 
 impl From<Refused> for Error {
@@ -112,6 +114,7 @@ impl From<Refused> for Error {
             Refused::UnknownParam => Error::UnknownParam,
             Refused::WrongKind => Error::WrongKind,
             Refused::InvalidJson => Error::InvalidJson,
+            Refused::UnknownSeries => Error::UnknownSeries,
         }
     }
 }
@@ -618,6 +621,39 @@ fn put_wanted(wanted: *mut usize, n: Option<usize>) -> bool {
     // writable size_t.
     unsafe { *wanted = n.unwrap_or(0) };
     n.is_some()
+}
+
+/// `cmev_set_cyrus_series`: the library's own numbering (`cmev_param`), the
+/// default; for the parameters Cyrus 3.6 has, the same as 3.6's.
+pub const CYRUS_OWN: c_uint = 0;
+/// `cmev_set_cyrus_series`: Cyrus 3.6's `enum event_param`.
+pub const CYRUS_3_6: c_uint = 0x306;
+/// `cmev_set_cyrus_series`: Cyrus 3.8's and 3.10's `enum event_param`.
+pub const CYRUS_3_10: c_uint = 0x30a;
+/// Entries of each series' `enum event_param` (`MAX_PARAM + 1` there), for
+/// the adapter's static assertions.
+pub const CYRUS_3_6_PARAM_COUNT: c_uint = 71;
+pub const CYRUS_3_10_PARAM_COUNT: c_uint = 77;
+
+ffi_fn! {
+    /// Say which Cyrus series' `enum event_param` numbers every `param`
+    /// argument is in from now on, for the whole process: `CMEV_CYRUS_3_6`,
+    /// `CMEV_CYRUS_3_10`, or `CMEV_CYRUS_OWN` (the default). The adapter calls
+    /// it once, before its first event. Returns 0, or
+    /// `CMEV_ERROR_UNKNOWN_SERIES` and nothing changes.
+    fn cmev_set_cyrus_series(series: u32) -> c_int {
+        status(api::set_series(series))
+    } ?= Error::Panic as c_int
+}
+
+ffi_fn! {
+    /// The event type Cyrus 3.10's `name_to_mboxevent()` finds for `name`:
+    /// any name an event is written with, ASCII case ignored, and
+    /// "CalendarEventNew"; 0 (Cancelled) if unknown or NULL.
+    fn cmev_event_type_from_name(name: *const c_char) -> u32 {
+        // SAFETY: NULL or a NUL-terminated string.
+        unsafe { bytes(name) }.map_or(0, api::type_from_name)
+    } ?= 0
 }
 
 /// `cmev_mailbox_needs`: event_exclude_specialuse lists "all", so whether

@@ -25,6 +25,7 @@ pub mod mark;
 // What an event is: Cyrus's catalogue, which parameters a type carries,
 // the options, and the event's contents.
 pub mod catalogue;
+mod series;
 mod rules;
 pub mod timestamp;
 pub mod config;

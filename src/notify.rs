@@ -137,11 +137,11 @@ fn prepare_one(ev: &mut Event, out: &mut impl FnMut(Outgoing, Vec<Param>)) {
 
 fn finish(ev: &mut Event, kind: EventType, last: bool) -> (Outgoing, Vec<Param>) {
     let cfg = Arc::clone(&ev.cfg);
-    // By the set bits, not by all 71 parameters: this runs on every event.
+    // By the set bits, not by every parameter: this runs on every event.
     let mut unfilled = cfg.expected_mask(kind) & !ev.filled_mask();
     let mut missing = Vec::new();
     while unfilled != 0 {
-        let p = Param::from_index(unfilled.trailing_zeros());
+        let p = Param::at_rank(unfilled.trailing_zeros());
         unfilled &= unfilled - 1;
         let standard = cfg.content_mode == ContentMode::Standard;
         let (filled, messages) = (ev.filled_mask(), ev.message_count());

@@ -40,9 +40,10 @@ impl Outgoing {
         }
     }
 
-    /// The event's group is enabled: it goes to the notify socket.
+    /// event_notifier is set and the event's group enabled: it goes to the
+    /// notify socket.
     pub fn send(&self) -> bool {
-        self.cfg.enabled_types & self.kind.bits() != 0
+        self.cfg.notifier.is_some() && self.cfg.enabled_types & self.kind.bits() != 0
     }
 
     pub fn render(&self) -> Rendered {

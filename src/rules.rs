@@ -93,6 +93,7 @@ pub fn expected(t: EventType, p: Param, extras: Extras) -> bool {
 
     match t {
         T::CalendarAlarm => return is_calendar_param(p) || p == P::ServerFqdn,
+        T::MessagesUnscheduled => return matches!(p, P::UnscheduledUserId | P::UnscheduledCount),
         T::ApplePushService => {
             return matches!(
                 p,
@@ -198,7 +199,7 @@ pub fn may_be_missing(
     filled: u128,
     messages: u64,
 ) -> bool {
-    let has = |q: Param| filled & (1u128 << q as u32) != 0;
+    let has = |q: Param| filled & q.bit() != 0;
     match p {
         Param::FlagNames => t.is_in(mask::NEW_OR_APPEND),
         Param::MessageContent => standard_content,
@@ -349,6 +350,7 @@ mod tests {
                 EventType::CalendarAlarm
                     | EventType::ApplePushService
                     | EventType::ApplePushServiceDav
+                    | EventType::MessagesUnscheduled
             );
             assert_eq!(expected(t, Param::Uri, c), !fixed, "{t:?}");
             assert_eq!(expected(t, Param::Pid, c), !fixed, "{t:?}");

@@ -297,8 +297,9 @@ static void test_type_values(void)
 {
     CHECK_EQ_INT(CMEV_EVENT_TYPE_MAILBOX_MODSEQ, 1 << 25);
     CHECK_EQ_INT(CMEV_EVENT_TYPE_ACL_CHANGE, 1 << 20);
+    CHECK_EQ_INT(CMEV_EVENT_TYPE_MESSAGES_UNSCHEDULED, 1 << 26);
     CHECK_EQ_INT(CMEV_PARAM_MESSAGE_CONTENT, 70);
-    CHECK_EQ_INT(CMEV_PARAM_COUNT, 71);
+    CHECK_EQ_INT(CMEV_PARAM_COUNT, 77);
     CHECK_EQ_INT(CMEV_PARAM_SERVER_FQDN, 24);
     CHECK_EQ_INT(CMEV_PARAM_APS_DAV_EXPIRY, 69);
 }
@@ -620,6 +621,72 @@ static void test_callback(void)
     CHECK(cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_EXPUNGE) == NULL);
 }
 
+/* Cyrus 3.6's and 3.10's numberings of the same parameters: each series'
+ * numbers land on the right keys, written in stock's order. */
+static void test_series(void)
+{
+    cmev_event *ev;
+
+    base_config();
+    config("event_groups", "calendar jmap");
+    CHECK_EQ_INT(cmev_set_cyrus_series(0x307), CMEV_ERROR_UNKNOWN_SERIES);
+    /* 43: userId in 3.6, alertId in 3.10 (3.8 inserted it) */
+    CHECK_EQ_INT(cmev_set_cyrus_series(CMEV_CYRUS_3_6), 0);
+    ev = cmev_event_new(CMEV_EVENT_TYPE_CALENDAR_ALARM);
+    CHECK_EQ_INT(cmev_event_set_string(ev, 43, "u1"), 0);
+    CHECK_EQ_INT(cmev_event_set_string(ev, 44, "c1"), 0);
+    CHECK_EQ_INT(cmev_event_set_string(ev, 74, "x"), CMEV_ERROR_UNKNOWN_PARAM);
+    expect_one(ev, "{\"event\":\"CalendarAlarm\",\"pid\":%d,\"serverFQDN\":\"h\",\"userId\":\"u1\",\"calendarId\":\"c1\"}");
+    CHECK_EQ_INT(cmev_set_cyrus_series(CMEV_CYRUS_3_10), 0);
+    ev = cmev_event_new(CMEV_EVENT_TYPE_CALENDAR_ALARM);
+    CHECK_EQ_INT(cmev_event_set_string(ev, 44, "u1"), 0);
+    CHECK_EQ_INT(cmev_event_set_string(ev, 43, "a1"), 0);
+    CHECK_EQ_INT(cmev_event_set_string(ev, 48, "o1"), 0);
+    expect_one(ev, "{\"event\":\"CalendarAlarm\",\"pid\":%d,\"serverFQDN\":\"h\",\"alertId\":\"a1\",\"userId\":\"u1\",\"calendarOwner\":\"o1\"}");
+    /* MessagesUnscheduled (3.8): userId 74 and count 75, before
+     * messageContent (76) */
+    ev = cmev_event_new(CMEV_EVENT_TYPE_MESSAGES_UNSCHEDULED);
+    CHECK(ev != NULL);
+    CHECK_EQ_INT(cmev_event_set_uint(ev, 75, 3), 0);
+    CHECK_EQ_INT(cmev_event_set_string(ev, 74, "alice"), 0);
+    CHECK_EQ_INT(cmev_event_set_string(ev, 76, "m"), 0);
+    CHECK(cmev_expected(CMEV_EVENT_TYPE_MESSAGES_UNSCHEDULED, 74));
+    CHECK(!cmev_expected(CMEV_EVENT_TYPE_MESSAGES_UNSCHEDULED, 7));
+    expect_one(ev, "{\"event\":\"MessagesUnscheduled\",\"pid\":%d,\"userId\":\"alice\",\"count\":3,\"messageContent\":\"m\"}");
+    CHECK_EQ_INT(cmev_set_cyrus_series(CMEV_CYRUS_OWN), 0);
+    CHECK_EQ_INT(CMEV_CYRUS_3_6_PARAM_COUNT, 71);
+    CHECK_EQ_INT(CMEV_CYRUS_3_10_PARAM_COUNT, 77);
+    /* name_to_mboxevent() of 3.10 */
+    CHECK_EQ_INT(cmev_event_type_from_name("messagesunscheduled"), CMEV_EVENT_TYPE_MESSAGES_UNSCHEDULED);
+    CHECK_EQ_INT(cmev_event_type_from_name("vnd.cmu.MessageCopy"), CMEV_EVENT_TYPE_MESSAGE_COPY);
+    CHECK_EQ_INT(cmev_event_type_from_name("CalendarEventNew"), CMEV_EVENT_TYPE_CALENDAR);
+    CHECK_EQ_INT(cmev_event_type_from_name("MailboxUnSubscribe"), CMEV_EVENT_TYPE_MAILBOX_UNSUBSCRIBE);
+    CHECK_EQ_INT(cmev_event_type_from_name("nope"), 0);
+    CHECK_EQ_INT(cmev_event_type_from_name(NULL), 0);
+}
+
+/* Cyrus 3.10 feeds IMAP IDLE and NOTIFY through the callback whether
+ * event_notifier is set or not: events are built for it, nothing is sent. */
+static void test_callback_without_notifier(void)
+{
+    static const uint32_t u1[] = { 1 };
+    size_t longest = 0;
+    cmev_event *ev;
+
+    base_config();
+    config("event_notifier", "");
+    CHECK(cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_NEW) == NULL);
+    cmev_set_notify_callback(longest_cb, &longest);
+    ev = message_event(CMEV_EVENT_TYPE_MESSAGE_NEW, u1, 1);
+    CHECK(cmev_notify(&ev, 1) == 0);
+    cmev_event_free(ev);
+    CHECK(longest > 0);
+    CHECK(cmev_event_new(CMEV_EVENT_TYPE_LOGIN) == NULL); /* not the callback's */
+    CHECK_EQ_INT(cmev_flush(2000), 0);
+    expect_nothing();
+    cmev_set_notify_callback(NULL, NULL);
+}
+
 static void test_bad_input(void)
 {
     static const uint32_t u1[] = { 1 };
@@ -677,13 +744,13 @@ static void test_bad_input(void)
 
     /* unknown ids and wrong kinds */
     CHECK(cmev_event_new(3) == NULL);
-    CHECK(cmev_event_new(1u << 26) == NULL);
+    CHECK(cmev_event_new(1u << 27) == NULL);
     CHECK(cmev_event_new(0xffffffffu) == NULL);
     CHECK(!cmev_expected(3, CMEV_PARAM_URI));
-    CHECK(!cmev_expected(CMEV_EVENT_TYPE_LOGIN, 71));
+    CHECK(!cmev_expected(CMEV_EVENT_TYPE_LOGIN, 77));
     CHECK_EQ_INT(cmev_event_set_type(ev, 12345), CMEV_ERROR_UNKNOWN_TYPE);
     CHECK_EQ_INT(cmev_event_get_type(ev), CMEV_EVENT_TYPE_MESSAGE_EXPUNGE);
-    CHECK_EQ_INT(cmev_event_set_string(ev, 71, "x"), CMEV_ERROR_UNKNOWN_PARAM);
+    CHECK_EQ_INT(cmev_event_set_string(ev, 77, "x"), CMEV_ERROR_UNKNOWN_PARAM);
     CHECK_EQ_INT(cmev_event_set_string(ev, 0xffffffffu, "x"), CMEV_ERROR_UNKNOWN_PARAM);
     CHECK_EQ_INT(cmev_event_set_string(ev, CMEV_PARAM_MODSEQ, "x"), CMEV_ERROR_WRONG_KIND);
     CHECK_EQ_INT(cmev_event_set_uint(ev, CMEV_PARAM_URI, 1), CMEV_ERROR_WRONG_KIND);
@@ -871,6 +938,8 @@ int main(void)
     test_datagram_limit();
     test_content_wanted();
     test_callback();
+    test_series();
+    test_callback_without_notifier();
     test_bad_input();
     test_json_object();
     listener_close(&L);
