@@ -8,6 +8,7 @@ use crate::catalogue::{
 };
 use crate::rules::{expected, Extras, EXTRA_NAMES};
 use crate::timestamp::TimestampFormat;
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -265,10 +266,10 @@ impl Config {
     }
 
     /// Where datagrams (or, with a `dlist:` prefix, stream connections) go.
-    pub fn socket_path(&self) -> String {
+    pub fn socket_path(&self) -> Cow<'_, str> {
         match &self.notifysocket {
-            Some(p) => p.clone(),
-            None => format!("{}/socket/notify", self.configdirectory),
+            Some(p) => Cow::Borrowed(p),
+            None => Cow::Owned(format!("{}/socket/notify", self.configdirectory)),
         }
     }
 
@@ -287,7 +288,7 @@ impl Config {
         let p = self.socket_path();
         match p.strip_prefix(DLIST) {
             Some(rest) => (rest.to_owned(), true),
-            None => (p, false),
+            None => (p.into_owned(), false),
         }
     }
 

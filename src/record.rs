@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::outgoing::Outgoing;
 use crate::render::foreign_failed;
 use crate::timestamp::TimestampFormat;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -68,23 +69,37 @@ pub fn has_foreign(body: &Body) -> bool {
     body.params().any(|(_, v)| matches!(v, Value::Foreign(_)))
 }
 
+/// Where a notification goes, as a record carries it: read once per
+/// record, for both `encoded_len` and `encode`.
+pub struct Target<'a> {
+    path: Cow<'a, str>,
+    method: &'a str,
+}
+
+impl<'a> Target<'a> {
+    pub fn of(out: &'a Outgoing) -> Target<'a> {
+        Target {
+            path: out.cfg.socket_path(),
+            method: out.method(),
+        }
+    }
+}
+
 /// Bytes `encode` writes for `out`.
-pub fn encoded_len(out: &Outgoing) -> usize {
-    let (path, method) = (out.cfg.socket_path(), out.method());
-    HEAD + round8(path.len() + method.len())
-        + VALUE * out.body.params().count()
+pub fn encoded_len(out: &Outgoing, to: &Target) -> usize {
+    HEAD + round8(to.path.len() + to.method.len())
+        + VALUE * out.body.filled_mask().count_ones() as usize
         + SPAN * out.body.list.len()
         + round8(out.body.text.len())
 }
 
 /// Write `out`, the process's `seq`th spooled event, into `dst`, exactly
-/// `encoded_len(out)` bytes.
-pub fn encode(out: &Outgoing, seq: u64, dst: &mut [u8]) {
+/// `encoded_len(out, to)` bytes.
+pub fn encode(out: &Outgoing, to: &Target, seq: u64, dst: &mut [u8]) {
     let cfg = &out.cfg;
-    let path = cfg.socket_path();
-    let method = out.method();
+    let (path, method) = (&to.path, to.method);
     let body = &out.body;
-    let nvalues = body.params().count();
+    let nvalues = body.filled_mask().count_ones() as usize;
     let mut w = Writer { dst, at: 0 };
     w.u32(out.kind as u32);
     w.u32(out.made_ms);
@@ -373,8 +388,9 @@ mod tests {
         cfg.set("event_queue_max_age", "7").unwrap();
         let cfg = Arc::new(cfg);
         let out = sample(&cfg);
-        let mut buf = vec![0xAA; encoded_len(&out)];
-        encode(&out, 77, &mut buf);
+        let to = Target::of(&out);
+        let mut buf = vec![0xAA; encoded_len(&out, &to)];
+        encode(&out, &to, 77, &mut buf);
         let mut d = Decoder::default();
         let Decoded {
             kind,
@@ -421,8 +437,9 @@ mod tests {
         };
         out.body.set(Param::JmapEmail, Value::Foreign(Arc::new(f)));
         let mut d = Decoder::default();
-        let mut buf = vec![0; encoded_len(&out)];
-        encode(&out, 1, &mut buf);
+        let to = Target::of(&out);
+        let mut buf = vec![0; encoded_len(&out, &to)];
+        encode(&out, &to, 1, &mut buf);
         let r = d.decode(&buf).unwrap();
         assert_eq!(r.pending, vec![Param::JmapEmail]);
         assert!(!render(r.kind, &r.body, r.cfg.timestamp_format)
@@ -431,8 +448,9 @@ mod tests {
         assert!(has_foreign(&out.body));
         resolve_foreign(&mut out.body);
         assert!(!has_foreign(&out.body));
-        let mut buf = vec![0; encoded_len(&out)];
-        encode(&out, 1, &mut buf);
+        let to = Target::of(&out);
+        let mut buf = vec![0; encoded_len(&out, &to)];
+        encode(&out, &to, 1, &mut buf);
         let r = d.decode(&buf).unwrap();
         assert!(r.pending.is_empty());
         let json = render(r.kind, &r.body, r.cfg.timestamp_format).json;
@@ -447,8 +465,9 @@ mod tests {
     fn damaged_records_are_refused_not_trusted() {
         let cfg = Arc::new(Config::default());
         let out = sample(&cfg);
-        let mut buf = vec![0; encoded_len(&out)];
-        encode(&out, 1, &mut buf);
+        let to = Target::of(&out);
+        let mut buf = vec![0; encoded_len(&out, &to)];
+        encode(&out, &to, 1, &mut buf);
         let mut d = Decoder::default();
         assert_eq!(d.decode(&buf[..buf.len() - 8]).err(), Some(Corrupt));
         let mut bad = buf.clone();

@@ -19,7 +19,7 @@ use crate::journal::{Journal, HEADER};
 use crate::log;
 use crate::outgoing::{clock_ms, Outgoing};
 use crate::process_local::ProcessLocal;
-use crate::record::{encode, encoded_len, has_foreign, resolve_foreign};
+use crate::record::{encode, encoded_len, has_foreign, resolve_foreign, Target};
 use std::ffi::CString;
 use std::fs;
 use std::io;
@@ -297,8 +297,11 @@ pub fn complete(out: &mut Outgoing) {
 /// Append `out` to `m`'s ring; its mark (dropping any earlier one, which
 /// frees the record replaced) once the copy is whole. False if full.
 fn append(m: &Mapped, out: &mut Outgoing, seq: u64) -> bool {
-    let n = encoded_len(out);
-    match m.journal.append(n, seq, |b| encode(out, seq, b)) {
+    let to = Target::of(out);
+    let n = encoded_len(out, &to);
+    let mark = m.journal.append(n, seq, |b| encode(out, &to, seq, b));
+    drop(to);
+    match mark {
         Some(mark) => {
             out.body.spooled = mark;
             true
