@@ -1,5 +1,5 @@
-//! RFC 5423 message store events for Cyrus IMAP 3.6.1, written byte for byte
-//! as stock `imap/mboxevent.c` writes them, behind a C ABI (`ffi`) that a
+//! RFC 5423 message store events for Cyrus IMAP 3.6 and 3.10, written byte
+//! for byte as stock `imap/mboxevent.c` writes them, behind a C ABI (`ffi`) that a
 //! thin adapter in Cyrus calls.
 //!
 //! An event is built on the caller's thread (`api`, `event`), checked and
