@@ -123,8 +123,8 @@ static void null_pointers(void)
 
 static void unknown_ids(void)
 {
-    static const uint32_t bad_types[] = { 3, 1u << 21, 1u << 26, 1u << 27, 1u << 31, 0xffffffffu, 0x0a, 0x7ffffff };
-    static const uint32_t bad_params[] = { 71, 72, 127, 128, 1000, 0x80000000u, 0xffffffffu };
+    static const uint32_t bad_types[] = { 3, 1u << 21, 1u << 27, 1u << 28, 1u << 31, 0xffffffffu, 0x0a, 0x7ffffff };
+    static const uint32_t bad_params[] = { 77, 78, 127, 128, 1000, 0x80000000u, 0xffffffffu };
     const char *one[] = { "x" };
     cmev_event *ev;
     size_t i;
@@ -605,7 +605,7 @@ static const struct bad_option bad_options[] = {
     { "event_groups", "access", { "message bogus", "MESSAGE", "message,mailbox", "\xff", NULL } },
     { "event_extra_params", "service", { "timestamp nope", "Timestamp", "uidset", "\xff", NULL } },
     { "event_content_inclusion_mode", "body", { "full", "", "Standard", "standard extra", NULL } },
-    { "event_content_size", "4", { "", "-1", "12k", "1.5", "0x10", "18446744073709551616", "lots", NULL } },
+    { "event_content_size", "4", { "", "-1", "12x", "1KB", "0x10", "18446744073709551616", "lots", NULL } },
     { "event_timestamp_format", "epoch", { "unix", "", "ISO8601", NULL } },
     { "event_max_datagram_size", "2000", { "10", "63", "65537", "-1", "x", "99999999999999999999", NULL } },
     { "event_delivery", "sync", { "async", "", "SYNC", NULL } },

@@ -377,6 +377,29 @@ static void s_set_client_id(void)
     cmev_set_client_id(NULL);
 }
 
+static void s_set_cyrus_series(void)
+{
+    cmev_event *ev;
+    setup(L.path);
+    /* panics: the numbering stays the library's own, where 43 is userId */
+    CHECK_EQ_INT(cmev_set_cyrus_series(CMEV_CYRUS_3_10), CMEV_ERROR_PANIC);
+    config("event_groups", "calendar mailbox");
+    ev = cmev_event_new(CMEV_EVENT_TYPE_CALENDAR_ALARM);
+    CHECK_EQ_INT(cmev_event_set_string(ev, 43, "v"), 0);
+    expect_json(ev, "\"userId\":\"v\"", NULL);
+    CHECK_EQ_INT(cmev_set_cyrus_series(CMEV_CYRUS_3_10), 0);
+    ev = cmev_event_new(CMEV_EVENT_TYPE_CALENDAR_ALARM);
+    CHECK_EQ_INT(cmev_event_set_string(ev, 43, "v"), 0);
+    expect_json(ev, "\"alertId\":\"v\"", NULL);
+    CHECK_EQ_INT(cmev_set_cyrus_series(CMEV_CYRUS_OWN), 0);
+}
+
+static void s_event_type_from_name(void)
+{
+    CHECK_EQ_INT(cmev_event_type_from_name("FlagsSet"), 0); /* panics: 0 */
+    CHECK_EQ_INT(cmev_event_type_from_name("FlagsSet"), CMEV_EVENT_TYPE_FLAGS_SET);
+}
+
 static int calls;
 static void count_cb(const char *json, size_t len, void *rock)
 {
@@ -473,6 +496,8 @@ static const struct scenario scenarios[] = {
     { "cmev_notify", s_notify },
     { "cmev_set_client_id", s_set_client_id },
     { "cmev_set_notify_callback", s_set_notify_callback },
+    { "cmev_set_cyrus_series", s_set_cyrus_series },
+    { "cmev_event_type_from_name", s_event_type_from_name },
     { "cmev_flush", s_flush },
     { "cmev_counters_get", s_counters_get },
 };
