@@ -123,14 +123,16 @@ done
 
 # ------------------------------------------------------------------ runner robustness
 if want runner; then
-  devlog_before=$([ -e /dev/log ] && echo yes || echo no)
+  # Compared is whether someone listens at /dev/log: `up` may remove a stale socket there.
+  devlog_live() { python3 -c 'import socket; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.connect("/dev/log")' 2>/dev/null && echo live || echo none; }
+  devlog_before=$(devlog_live)
   out=$("$RUNNER" up /nonexistent/prefix "$GOLDEN/stock-$GOLDEN_VERSION-default" 2>&1)
   if [ $? -ne 0 ] && grep -q "does not exist" <<<"$out"; then ok "runner: missing PREFIX refused ($out)"; else bad "runner: missing PREFIX: $out"; fi
   out=$(CMEV_TAP=/bin/false SANDBOX_DIR_FILE=$TMPD/sdir.failing "$RUNNER" up "$PREFIX" "$GOLDEN/stock-$GOLDEN_VERSION-default" 2>&1)
   rc=$?; S=$(cat "$TMPD/sdir.failing" 2>/dev/null)
   left=""
   for f in "$S"/rig/*.pid; do [ -e "$f" ] && left="$left $(basename "$f")"; done
-  devlog_after=$([ -e /dev/log ] && echo yes || echo no)
+  devlog_after=$(devlog_live)
   if [ $rc -ne 0 ] && [ -z "$left" ] && [ "$devlog_after" = "$devlog_before" ] && grep -q "did not bind" <<<"$out"; then
     ok "runner: a failing up (listener cannot start) stops what it started, /dev/log as before"
   else
