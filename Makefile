@@ -92,7 +92,8 @@ bench: lib
 bench-check:
 	benches/run.sh check
 
-# A patched Cyrus 3.6.1 linked to this library (cached: seconds when nothing changed).
+# A patched Cyrus linked to this library, with cyrus-patch/patches/$(CYRUS)
+# (cached: seconds when nothing changed).
 MBOXEVENT := $(CURDIR)/$(B)/mboxevent
 cyrus: lib
 	$(MAKE) --no-print-directory install PREFIX=$(MBOXEVENT) >/dev/null
@@ -125,9 +126,9 @@ e2e-3.10:
 	cargo build --release --bin cmev-tap
 	tests/e2e/run.sh --no-build --series 3.10
 
-# The patch series also applies to Debian's patched tree.
+# Each series' patches apply to the upstream tarball and to Debian's patched tree.
 patch-check: cyrus
-	cyrus-patch/check-apply.sh $(B)/cyrus/src
+	cyrus-patch/check-apply.sh --series 3.6 $(B)/cyrus/src
 
 $(B)/demo: examples/demo.c tests/c/harness.h include/cyrus_mboxevent.h | lib
 	gcc $(CFLAGS_TEST) -o $@ $< $(LINK)

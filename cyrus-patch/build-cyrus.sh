@@ -14,14 +14,15 @@
 #                     too). Env CYRUS=S works too. `make cyrus-stock CYRUS=3.10` uses
 #                     OUTDIR build/cyrus-3.10; 3.6's is build/cyrus.
 #   --fetch-only      only get (or check the cached) source into OUTDIR/src and stop.
-#   --patched LIBDIR  build the patched variant: apply cyrus-patch/patches/series
-#                     (patch -p1, in order) and link LIBDIR/lib/libcyrus_mboxevent.so
-#                     (header LIBDIR/include/cyrus_mboxevent.h). Installs to OUTDIR/patched.
+#   --patched LIBDIR  build the patched variant: apply the series' patches,
+#                     cyrus-patch/patches/<series>/series (patch -p1, in order), and link
+#                     LIBDIR/lib/libcyrus_mboxevent.so (header
+#                     LIBDIR/include/cyrus_mboxevent.h). Installs to OUTDIR/patched.
 #   --force           ignore the cache stamp and rebuild.
 #   --jobs N          make parallelism (default 2; env JOBS works too).
 #   --no-apt          never call apt (fail instead if something is missing).
 #   -h, --help        this text.
-# Environment: JOBS (make -j), CYRUS_PATCH_DIR (patch dir instead of cyrus-patch/patches).
+# Environment: JOBS (make -j), CYRUS_PATCH_DIR (patch dir instead of cyrus-patch/patches/<series>).
 #
 # Layout under OUTDIR:
 #   src/            cached Debian source files (orig tarball, .dsc, debian.tar.xz if any)
@@ -58,7 +59,6 @@ RUNTIME_DEPS=(sasl2-bin libsasl2-modules python3)
 AUTORECONF_DEPS=(autoconf automake libtool)
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-PATCH_DIR="${CYRUS_PATCH_DIR:-$SCRIPT_DIR/patches}"   # env override for tests
 
 # ---------------------------------------------------------------- helpers
 STEP=init
@@ -142,6 +142,7 @@ case $SERIES in
   *) STEP=args; die "unknown series '$SERIES' (3.6 or 3.10)" ;;
 esac
 CONFIGURE_FLAGS+=("${SERIES_FLAGS[@]}")
+PATCH_DIR="${CYRUS_PATCH_DIR:-$SCRIPT_DIR/patches/$SERIES}"   # env override for tests
 INSTALLED_BINS=(libexec/master libexec/imapd libexec/lmtpd libexec/notifyd sbin/ctl_cyrusdb)
 [ ${#SERIES_FLAGS[@]} -gt 0 ] && [[ " ${SERIES_FLAGS[*]} " == *" --enable-idled "* ]] && INSTALLED_BINS+=(libexec/idled)
 
@@ -165,12 +166,11 @@ say "variant=$VARIANT outdir=$OUTDIR prefix=$PREFIX"
 PATCHES=()
 if [ "$VARIANT" = patched ]; then
   STEP=patched-inputs
-  [ "$SERIES" = 3.6 ] || die "no patch series for Cyrus $SERIES yet (cyrus-patch/patches is for 3.6.1): build it unpatched (no --patched)"
   [ -d "$LIBDIR" ] || die "LIBDIR '$LIBDIR' is not a directory"
   LIBDIR=$(cd "$LIBDIR" && pwd)
   [ -f "$LIBDIR/lib/libcyrus_mboxevent.so" ] || die "missing $LIBDIR/lib/libcyrus_mboxevent.so (build the Rust library and install it there first)"
   [ -f "$LIBDIR/include/cyrus_mboxevent.h" ] || die "missing $LIBDIR/include/cyrus_mboxevent.h"
-  [ -f "$PATCH_DIR/series" ] || die "--patched given but $PATCH_DIR/series does not exist (create it; an empty series = link-only build)"
+  [ -f "$PATCH_DIR/series" ] || die "--patched given but there is no patch series for Cyrus $SERIES ($PATCH_DIR/series; an empty series = link-only build)"
   while IFS= read -r line || [ -n "$line" ]; do
     line=${line%%#*}; line=$(echo "$line" | xargs)   # strip comments/whitespace
     [ -n "$line" ] || continue
