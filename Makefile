@@ -8,7 +8,8 @@ CFLAGS_TEST := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Iinclude -pt
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LINK    := -L$(LIBDIR) -lcyrus_mboxevent -Wl,-rpath,$(CURDIR)/$(LIBDIR)
 C_TESTS := test_api golden_test
-# The Cyrus series of `make cyrus-stock` (3.6 or 3.10; only 3.6 has a patch series yet).
+# The Cyrus series of `make cyrus`, `make cyrus-stock` and `make demo`: 3.6 (3.6.1) or
+# 3.10 (3.10.2), each with its patch series in cyrus-patch/patches/<series>/.
 # 3.6.1 builds in build/cyrus, 3.10.2 in build/cyrus-3.10.
 CYRUS   ?= 3.6
 CYRUS_OUT = $(CURDIR)/$(B)/$(if $(filter 3.6 3.6.1,$(CYRUS)),cyrus,cyrus-$(CYRUS))
@@ -126,9 +127,12 @@ e2e-3.10:
 	cargo build --release --bin cmev-tap
 	tests/e2e/run.sh --no-build --series 3.10
 
-# Each series' patches apply to the upstream tarball and to Debian's patched tree.
+# Each series' patches apply to the upstream tarball and to Debian's patched tree
+# (bookworm's 3.6.1, trixie's 3.10.2).
 patch-check: cyrus
+	cyrus-patch/build-cyrus.sh --series 3.10 --fetch-only $(B)/cyrus-3.10 >/dev/null
 	cyrus-patch/check-apply.sh --series 3.6 $(B)/cyrus/src
+	cyrus-patch/check-apply.sh --series 3.10 $(B)/cyrus-3.10/src
 
 $(B)/demo: examples/demo.c tests/c/harness.h include/cyrus_mboxevent.h | lib
 	gcc $(CFLAGS_TEST) -o $@ $< $(LINK)
