@@ -7,7 +7,8 @@ GOLDEN_DIR is e.g. tests/golden/stock-3.6.1-all (events.jsonl, steps.md,
 transcript.log); S is the sandbox scenario.py ran in. GOLDEN_DIR may be another series'
 capture (tests/golden/stock-3.10.1-all: same steps, some events in another order, see
 tests/golden/README.md): its name gives the profile and the default-profile folder of the
-same version. The unpatched 3.10.2 is compared with --strict only (no 3.10 adapter yet).
+same version. The patched 3.10.2 is compared with the same rules as 3.6.1, the unpatched
+3.10.2 with --strict.
 
 Per-run values are masked (tests/golden/README.md): timestamp, pid, serverPort, clientPort,
 vnd.cmu.sessionId, vnd.fastmail.sessionId, mailboxID, UIDVALIDITY in uri/oldMailboxID,
@@ -23,8 +24,8 @@ corrected for the lengths of the session ID and of a Message-ID lmtpd made up, i
 constant for every LMTP delivery.
 
 Everything else must match: events per step, their order, each event's keys in order and
-values, the notifyd envelope. The only differences accepted are stock 3.6.1 bugs that
-we fix (docs/stock-cyrus.md, stock bugs 7, 9, 10), each recognised by a named rule and
+values, the notifyd envelope. The only differences accepted are stock bugs (3.6.1's,
+still in 3.10) that we fix (docs/stock-cyrus.md, stock bugs 7, 9, 10), each recognised by a named rule and
 printed. Anything else is an
 unexplained difference: exit status 1.
 """

@@ -3,13 +3,17 @@
 
     idle.py [--prefix build/cyrus-3.10/stock] [--n 100] [--flags 100] [--json FILE]
             [--profile tests/golden/stock-3.10.1-default] [--no-notify] [--no-idled]
+            [--notifier] [--label NAME]
+    idle.py --table RESULT.json...      # p50/p99 of several runs side by side
 
 From Cyrus 3.8 on, IMAP IDLE and NOTIFY (RFC 5465) are fed by mboxevent: imapd's and
 lmtpd's idle_init() registers an idle notifier (mboxevent_set_idlenotifier), every
 MESSAGE/FLAGS/MAILBOX/SUBS event goes to idled as JSON, and idled wakes the imapd
 processes whose clients wait. This runs a sandbox (cyrus-patch/run-sandbox.sh) with idled
 in cyrus.conf's DAEMON section and `event_notifier` UNSET (the profile's imapd.conf minus
-that line: no event goes to notifyd, so only the idle path is measured), then:
+that line: no event goes to notifyd, so only the idle path is measured; with --notifier it
+stays set, events also go to notifyd's socket, where cmev-tap listens, and every delivery
+must also have reached it as a MessageNew), then:
 
 - idle-exists: a client in IDLE on alice's INBOX; N LMTP deliveries to alice, one at a
   time; per delivery the time from lmtpd's reply to DATA (250) to the untagged EXISTS
@@ -23,6 +27,9 @@ that line: no event goes to notifyd, so only the idle path is measured), then:
 
 Prints min / p50 / p99 / max in milliseconds and how many notifications were missed (none
 within --wait seconds: without idled, IDLE only polls, every imapidlepoll seconds).
+The patched Cyrus (build/cyrus-3.10/patched) feeds idled through the library's callback
+(cmev_set_notify_callback); the unpatched one through stock mboxevent.c: run both, with and
+without --notifier, and `--table` their --json files to compare.
 A negative time means the client heard of the change before the changing side's reply
 arrived. --no-idled is the control: the same without idled (expect misses). Needs root;
 exit status 1 if anything was missed or failed (with --no-idled: if nothing was missed).
@@ -220,6 +227,7 @@ class Probe:
         self.results = {}
         self.seq = 0          # messages in alice's INBOX
         self.msgno = 1000
+        self.delivered = 0    # LMTP deliveries made
         self.flagged = set()  # sequence numbers carrying \Flagged
 
     def session(self, name, user='alice'):
@@ -237,6 +245,7 @@ class Probe:
             t_data, t_quit = lmtp_deliver(self.sb.lmtp, message(self.msgno, f'idle probe {self.msgno}',
                                                                  date_sec=self.msgno % 60))
             self.seq += 1
+            self.delivered += 1
             r = watcher.wait(pred_for(self.seq), start, self.o.wait)
             if r is None:
                 missed += 1
@@ -312,6 +321,36 @@ class Probe:
         return ok
 
 
+def notifyd_check(sb, p):
+    """With event_notifier set, notifyd's socket must have had a MessageNew per delivery."""
+    want = p.delivered
+    n = sb.wait_quiet(0.5, min_count=want)
+    got = sum(1 for e in sb.events_json() if e['message'].get('event') == 'MessageNew')
+    p.results['notifyd_message_new'] = {'got': got, 'want': want}
+    print(f"notifyd: {got}/{want} MessageNew ({n} events in all)")
+    return got == want
+
+
+def table(files):
+    """p50 / p99 (ms) of each run's measurements, the runs as columns."""
+    runs = [json.load(open(f)) for f in files]
+    names = []
+    for r in runs:
+        names += [k for k, v in r.items() if isinstance(v, dict) and 'stats' in v and k not in names]
+    print('| measurement | ' + ' | '.join(r.get('label', '?') for r in runs) + ' |')
+    print('|---|' + '---|' * len(runs))
+    for k in names:
+        cells = []
+        for r in runs:
+            v = r.get(k)
+            st = v and v['stats']
+            cells.append('-' if not v else (f"missed {v['missed']}/{v['total']}" if not st else
+                         f"{st['p50']:.2f} / {st['p99']:.2f}" + (f" ({v['missed']} missed)" if v['missed'] else '')))
+        print(f'| {k} | ' + ' | '.join(cells) + ' |')
+    print('(ms from the change to the client\'s untagged response, p50 / p99)')
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--prefix', default=PREFIX_DEFAULT)
@@ -324,26 +363,44 @@ def main():
     ap.add_argument('--no-notify', action='store_true')
     ap.add_argument('--no-idled', action='store_true', help='control run: no idled (IDLE polls)')
     ap.add_argument('--json', help='write the results here')
+    ap.add_argument('--notifier', action='store_true',
+                    help="keep the profile's event_notifier: events go to notifyd's socket too")
+    ap.add_argument('--label', help='name of this run in --table (default: the build and the notifier)')
+    ap.add_argument('--table', nargs='+', metavar='JSON', help='print p50/p99 of these runs side by side')
     o = ap.parse_args()
+    if o.table:
+        return table(o.table)
     if os.geteuid() != 0:
         print("idle.py: must run as root (Cyrus runs as user cyrus)")
         return 2
     tmp = tempfile.mkdtemp(prefix='cmev-idle-profile-')
     try:
         with open(os.path.join(o.profile, 'imapd.conf')) as f:
-            conf = [l for l in f if not re.match(r'\s*event_notifier\s*:', l)]
+            conf = list(f)
+        notifier = [l for l in conf if re.match(r'\s*event_notifier\s*:', l)]
+        if o.notifier and not notifier:
+            print(f"idle.py: --notifier, but {o.profile}/imapd.conf sets no event_notifier")
+            return 2
+        if not o.notifier:
+            conf = [l for l in conf if l not in notifier] + ['# idle.py: event_notifier unset\n']
+            os.environ['CMEV_TAP'] = 'none'   # nothing goes to notifyd anyway
         with open(os.path.join(tmp, 'imapd.conf'), 'w') as f:
-            f.write(''.join(conf) + '# idle.py: event_notifier unset\n')
+            f.write(''.join(conf))
         shutil.copy(os.path.join(o.profile, 'cyrus.conf'), tmp)
         os.environ['SANDBOX_IDLED'] = '0' if o.no_idled else '1'   # 1: fail if the build has no idled
-        os.environ['CMEV_TAP'] = 'none'       # nothing goes to notifyd anyway
         t0 = time.monotonic()
-        with Box(os.path.abspath(o.prefix), profile=tmp, name='idle', logs_prefix='') as box:
+        name = 'idle-notifier' if o.notifier else 'idle'
+        with Box(os.path.abspath(o.prefix), profile=tmp, name=name, logs_prefix='') as box:
             print(f"idle.py: {o.prefix}, sandbox {box.S}, {'NO idled (control)' if o.no_idled else 'idled running'}, "
-                  "event_notifier unset")
+                  f"event_notifier {notifier[0].split(':', 1)[1].strip() if o.notifier else 'unset'}")
             p = Probe(box.sb, o)
             ok = p.run()
+            if o.notifier:
+                ok = notifyd_check(box.sb, p) and ok
         p.results['prefix'] = os.path.abspath(o.prefix)
+        p.results['notifier'] = o.notifier
+        p.results['label'] = o.label or (f"{os.path.basename(os.path.abspath(o.prefix))}, event_notifier "
+                                         f"{'set' if o.notifier else 'unset'}")
         if o.json:
             with open(o.json, 'w') as f:
                 json.dump(p.results, f, indent=1)
