@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Durability of queued events when Cyrus processes die, under both golden profiles.
 
-    durability.py [--prefix build/cyrus/patched] [--profiles default,all] [--only lmtp,imap,term]
-                  [--conf 'OPTION: VALUE' ...]
+    durability.py [--prefix build/cyrus/patched] [--series 3.6|3.10] [--profiles default,all]
+                  [--only lmtp,imap,term] [--conf 'OPTION: VALUE' ...]
 
 Each check runs in a fresh sandbox (cyrus-patch/run-sandbox.sh) of the profile
-tests/golden/stock-3.6.1-<profile> as it is (event_spool_dir and event_spool_size at their
+tests/golden/stock-3.6.1-<profile> (--series 3.10: stock-3.10.1-<profile>, the same
+imapd.conf; the 3.10 build also runs idled, so every event is handed to it too) as it is (event_spool_dir and event_spool_size at their
 defaults), on /dev/shm unless SANDBOX_BASE says otherwise: on a tmpfs lmtpd's fsyncs cost
 nothing, so its events follow each other closer than the sender's 10 ms nap, as on a busy
 server (on a disk, the sender is idle between deliveries and sends each at once). What is
@@ -257,8 +258,12 @@ def message_new_uids(items):
 
 
 # ------------------------------------------------------------------------ Cyrus
+GOLDEN_VERSION = {'3.6': '3.6.1', '3.10': '3.10.1'}
+SERIES = '3.6'
+
+
 def profile_dir(profile):
-    return os.path.join(GOLDEN, f'stock-3.6.1-{profile}')
+    return os.path.join(GOLDEN, f'stock-{GOLDEN_VERSION[SERIES]}-{profile}')
 
 
 def msgid(tag, i):
@@ -607,7 +612,10 @@ def main():
     ap.add_argument('--only', default=','.join(CHECKS))
     ap.add_argument('--conf', action='append', default=[], metavar='LINE',
                     help="an imapd.conf line added to the profile's (repeatable), e.g. 'event_spool_size: 0'")
+    ap.add_argument('--series', default='3.6', choices=sorted(GOLDEN_VERSION))
     o = ap.parse_args()
+    global SERIES
+    SERIES = o.series
     t_all = time.time()
     for profile in o.profiles.split(','):
         for check in o.only.split(','):

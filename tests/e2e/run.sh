@@ -2,7 +2,7 @@
 # tests/e2e/run.sh — end-to-end tests of the patched Cyrus IMAP 3.6.1 and 3.10.2 (for `make check`).
 #
 #   tests/e2e/run.sh [--no-build] [--only runner,golden,selftest,stock,extra,durable]
-#   tests/e2e/run.sh --series 3.10 [--no-build] [--only runner,golden,selftest,stock,idle]
+#   tests/e2e/run.sh --series 3.10 [--no-build] [--only runner,golden,selftest,stock,idle,extra,durable]
 #
 # 1. builds what it needs (cached): `make cyrus`, `cargo build --release` (cmev-tap)
 # 2. runner: cyrus-patch/run-sandbox.sh fails cleanly and leaves nothing behind
@@ -22,7 +22,8 @@
 #    stock: the unpatched 3.10.2 of `make cyrus-stock CYRUS=3.10` must reproduce both 3.10.1
 #    profiles exactly (compare.py --strict); idle: idle.py on ours and on stock, event_notifier
 #    unset and set (IDLE and NOTIFY clients told of 100 LMTP deliveries and 100 flag changes
-#    through idled): none missed, p50/p99 printed side by side. Logs: build/e2e-3.10/.
+#    through idled): none missed, p50/p99 printed side by side; extra and durable as for 3.6
+#    (extra.py and durability.py --series 3.10). Logs: build/e2e-3.10/.
 # Every sandbox is stopped on exit, failure or signal. Logs: build/e2e/. Needs root.
 # Last line: `N passed, M failed`; exit status 1 if anything failed.
 set -uo pipefail
@@ -53,7 +54,7 @@ case $SERIES in
     ALL_CHECKS=runner,golden,selftest,stock,extra,durable ;;
   3.10|3.10.2)
     SERIES=3.10; GOLDEN_VERSION=3.10.1; STOCK_PROFILES="default all"
-    ALL_CHECKS=runner,golden,selftest,stock,idle
+    ALL_CHECKS=runner,golden,selftest,stock,idle,extra,durable
     STOCK_PREFIX=$REPO/build/cyrus-3.10/stock
     PREFIX=$REPO/build/cyrus-3.10/patched
     LOGS=$REPO/build/e2e-3.10 ;;
@@ -247,8 +248,8 @@ fi
 if want extra; then
   t=$(date +%s)
   # extra.py downs its sandboxes itself; if it is killed (timeout), their watchdogs do
-  bg bash -c 'E2E_LOGS=$1 timeout -k 5 600 python3 "$2/extra.py" --prefix "$3" 2>&1 | tee "$1/extra.log" |
-               grep -E "^(PASS|FAIL|SKIP|Traceback|  File|[A-Za-z]*Error)"' _ "$LOGS" "$E2E" "$PREFIX"
+  bg bash -c 'E2E_LOGS=$1 timeout -k 5 600 python3 "$2/extra.py" --prefix "$3" --series "$4" 2>&1 | tee "$1/extra.log" |
+               grep -E "^(PASS|FAIL|SKIP|Traceback|  File|[A-Za-z]*Error)"' _ "$LOGS" "$E2E" "$PREFIX" "$SERIES"
   p=$(grep -c '^PASS ' "$LOGS/extra.log"); f=$(grep -c '^FAIL ' "$LOGS/extra.log")
   last=$(tail -n1 "$LOGS/extra.log")
   PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
@@ -260,8 +261,8 @@ fi
 if want durable; then
   t=$(date +%s)
   # durability.py downs its sandboxes itself; if it is killed (timeout), their watchdogs do
-  bg bash -c 'E2E_LOGS=$1 timeout -k 5 400 python3 "$2/durability.py" --prefix "$3" 2>&1 | tee "$1/durability.log" |
-               grep -E "^(PASS|FAIL|SKIP|Traceback|  File|[A-Za-z]*Error)"' _ "$LOGS" "$E2E" "$PREFIX"
+  bg bash -c 'E2E_LOGS=$1 timeout -k 5 400 python3 "$2/durability.py" --prefix "$3" --series "$4" 2>&1 | tee "$1/durability.log" |
+               grep -E "^(PASS|FAIL|SKIP|Traceback|  File|[A-Za-z]*Error)"' _ "$LOGS" "$E2E" "$PREFIX" "$SERIES"
   p=$(grep -c '^PASS ' "$LOGS/durability.log"); f=$(grep -c '^FAIL ' "$LOGS/durability.log")
   last=$(tail -n1 "$LOGS/durability.log")
   PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
