@@ -105,9 +105,10 @@ cyrus: lib
 cyrus-stock:
 	cyrus-patch/build-cyrus.sh --series $(CYRUS) $(CYRUS_OUT)
 
-# The main demo: a patched Cyrus on loopback, a short real session, events live.
+# The main demo: a patched Cyrus on loopback, a short real session, events live
+# (`make demo CYRUS=3.10`: Cyrus 3.10.2, an IDLE client told of the changes too).
 demo: lib
-	cyrus-patch/demo.sh
+	CYRUS=$(CYRUS) cyrus-patch/demo.sh
 
 # The library alone: one event of each type into a listener, no Cyrus.
 demo-library: $(B)/demo

@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
-# demo.sh — `make demo`: a real Cyrus IMAP 3.6.1 (patched to send its events through
-# libcyrus_mboxevent) in a throw-away sandbox, a short IMAP/LMTP session, and every event
-# printed LIVE as cmev-tap receives it. Needs root (Cyrus runs as user cyrus).
+# demo.sh — `make demo`: a real Cyrus IMAP 3.6.1 or 3.10.2 (patched to send its events
+# through libcyrus_mboxevent) in a throw-away sandbox, a short IMAP/LMTP session, and every
+# event printed LIVE as cmev-tap receives it. Needs root (Cyrus runs as user cyrus).
 #
 #   cyrus-patch/demo.sh [--raw]      # --raw: the event JSON instead of one summary line
+#   CYRUS=3.10 cyrus-patch/demo.sh   # `make demo CYRUS=3.10`: Cyrus 3.10.2, with idled
 #
 # Builds what it needs (cached: seconds when nothing changed): `make cyrus`, cmev-tap.
-# Environment: DEMO_NO_BUILD=1 skips the build; DEMO_PROFILE (default: golden `all`).
+# Environment: CYRUS (3.6, the default, or 3.10); DEMO_NO_BUILD=1 skips the build;
+# DEMO_PROFILE (default: the series' golden `all`).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-PROFILE=${DEMO_PROFILE:-$REPO/tests/golden/stock-3.6.1-all}
+case ${CYRUS:-3.6} in
+  3.6|3.6.1)   SERIES=3.6;  VERSION=3.6.1;  PREFIX=$REPO/build/cyrus/patched ;;
+  3.10|3.10.2) SERIES=3.10; VERSION=3.10.2; PREFIX=$REPO/build/cyrus-3.10/patched ;;
+  *) echo "demo: unknown CYRUS '$CYRUS' (3.6 or 3.10)" >&2; exit 2 ;;
+esac
+GOLDEN_VERSION=$([ $SERIES = 3.6 ] && echo 3.6.1 || echo 3.10.1)
+PROFILE=${DEMO_PROFILE:-$REPO/tests/golden/stock-$GOLDEN_VERSION-all}
 RAW=${1:-}
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (Cyrus runs as user cyrus; the sandbox is chowned to it)" >&2; exit 1; }
 
 if [ -z "${DEMO_NO_BUILD:-}" ]; then
   echo "demo: building (cached) ..."
-  ( cd "$REPO" && make --no-print-directory cyrus >/tmp/cmev-demo-build.log 2>&1 && cargo build --release -q ) \
+  ( cd "$REPO" && make --no-print-directory cyrus CYRUS=$SERIES >/tmp/cmev-demo-build.log 2>&1 && cargo build --release -q ) \
     || { tail -n 30 /tmp/cmev-demo-build.log >&2; echo "demo: build failed (log /tmp/cmev-demo-build.log)" >&2; exit 1; }
 fi
 
@@ -31,17 +39,61 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-S=$(SANDBOX_WATCH_PID=$$ SANDBOX_DIR_FILE=$SDIR "$HERE/run-sandbox.sh" up "$REPO/build/cyrus/patched" "$PROFILE")
-echo "demo: Cyrus 3.6.1 + libcyrus_mboxevent running in $S (imap 127.0.0.1:$(cat "$S/rig/port"), profile $(basename "$PROFILE"))"
+S=$(SANDBOX_WATCH_PID=$$ SANDBOX_DIR_FILE=$SDIR "$HERE/run-sandbox.sh" up "$PREFIX" "$PROFILE")
+echo "demo: Cyrus $VERSION + libcyrus_mboxevent running in $S (imap 127.0.0.1:$(cat "$S/rig/port"), profile $(basename "$PROFILE")$([ "$(cat "$S/rig/idled" 2>/dev/null)" = 1 ] && echo ", idled running"))"
 echo "demo: cmev-tap listens at $(cat "$S/rig/notifysocket"); events appear below as they arrive"
 echo
 python3 "$REPO/tests/e2e/pretty.py" --follow ${RAW:+--raw} "$S/events.jsonl" &
 FOLLOW=$!
 
-PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$REPO/tests/e2e" python3 - "$S" <<'EOF'
-import sys, time
+PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$REPO/tests/e2e" python3 - "$S" "$SERIES" <<'EOF'
+import socket, sys, time
 from e2elib import Sandbox, Session, message, INTERNALDATE
 sb = Sandbox(sys.argv[1])
+idle = None
+
+
+class Idler:
+    """Cyrus 3.10: another alice connection in IMAP IDLE on INBOX; idled wakes it
+    with what mboxevent hands over (event_notifier or not)."""
+    def __init__(self):
+        self.s = socket.create_connection(('127.0.0.1', sb.port), timeout=5)
+        self.buf = b''
+        self.line()
+        for tag, cmd in (('i1', f'LOGIN alice {sb.users["alice"]}'), ('i2', 'SELECT INBOX'), ('i3', 'IDLE')):
+            self.s.sendall(f'{tag} {cmd}\r\n'.encode())
+            while not self.line().startswith((tag.encode(), b'+')):
+                pass
+
+    def line(self, timeout=5):
+        self.s.settimeout(timeout)
+        while b'\r\n' not in self.buf:
+            d = self.s.recv(4096)
+            if not d:
+                raise EOFError
+            self.buf += d
+        l, self.buf = self.buf.split(b'\r\n', 1)
+        return l
+
+    def heard(self):
+        lines = []
+        try:
+            while True:
+                lines.append(self.line(0.3).decode())
+        except (socket.timeout, EOFError):
+            pass
+        print(f"  IDLE  alice's other connection heard: {'; '.join(lines) or 'nothing'}", flush=True)
+
+    def close(self):
+        self.s.sendall(b'DONE\r\ni4 LOGOUT\r\n')
+        try:
+            while not self.line().startswith(b'i4 '):
+                pass
+        except (socket.timeout, EOFError):
+            pass
+        self.s.close()
+
+
 def say(text):
     sb.wait_quiet(0.4)
     print(f"\n> {text}", flush=True)
@@ -51,20 +103,29 @@ say("admin logs in and creates user/alice")
 admin.connect(); admin.do("CREATE", lambda m: m.create('user/alice'))
 say("alice logs in, creates INBOX/Projects")
 alice.connect(); alice.do("CREATE", lambda m: m.create('INBOX/Projects'))
+if sys.argv[2] == '3.10':
+    say("alice's second connection SELECTs INBOX and waits in IDLE (idled wakes it)")
+    idle = Idler()
 say("alice APPENDs a message to INBOX")
 alice.do("APPEND", lambda m: m.append('INBOX', None, INTERNALDATE, message(1, "hello from the demo")))
+idle and idle.heard()
 say("an MTA delivers a message to alice over LMTP")
 sb.lmtp_deliver(message(2, "delivered by LMTP"))
+idle and idle.heard()
 say("alice selects INBOX and flags message 1 \\Flagged, marks message 2 \\Seen")
 alice.select('INBOX')
 alice.do("STORE", lambda m: m.store('1', '+FLAGS', '(\\Flagged)'))
 alice.do("STORE", lambda m: m.store('2', '+FLAGS', '(\\Seen)'))
+idle and idle.heard()
 say("alice MOVEs message 1 to INBOX/Projects")
 alice.do("MOVE", lambda m: m.uid('MOVE', '1', 'INBOX/Projects'))
 say("alice deletes message 2 and EXPUNGEs")
 alice.do("STORE", lambda m: m.store('1', '+FLAGS', '(\\Deleted)'))
 alice.do("EXPUNGE", lambda m: m.expunge())
+idle and idle.heard()
 say("alice and admin log out")
+if idle:
+    idle.close()
 alice.logout(); admin.logout()
 n = sb.wait_quiet(0.6)
 print(f"\ndemo: {n} events received", flush=True)
