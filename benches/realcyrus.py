@@ -1,5 +1,7 @@
-"""Real Cyrus, side by side: the stock 3.6.1 build and the patched one (same
-source, same configure flags), each in a sandbox of cyrus-patch/run-sandbox.sh.
+"""Real Cyrus, side by side: the stock build of one Cyrus series (3.6.1 by
+default, --series 3.10 for 3.10.2) and the patched one (same source, same
+configure flags), each in a sandbox of cyrus-patch/run-sandbox.sh, with that
+series' golden configurations.
 
 Six sandboxes run at once, one per build and event profile (off, default,
 all). Their work is interleaved in chunks: N LMTP deliveries on one
@@ -20,7 +22,7 @@ processes alike in every way differ by a few µs per message (placement in
 memory, in the caches), a bias interleaving cannot cancel. The overhead is
 given per round and as the median of the rounds with their min-max.
 
-usage: realcyrus.py RESULTS_MD [N] [CHUNKS] [ROUNDS]
+usage: realcyrus.py [--series 3.6|3.10] RESULTS_MD [N] [CHUNKS] [ROUNDS]
 """
 import contextlib
 import os
@@ -38,8 +40,22 @@ from e2elib import Sandbox, Session, message  # noqa: E402
 
 RUNNER = os.path.join(REPO, "cyrus-patch", "run-sandbox.sh")
 GOLDEN = os.path.join(REPO, "tests", "golden")
-BUILDS = {"stock": os.path.join(REPO, "build", "cyrus", "stock"),
-          "patched": os.path.join(REPO, "build", "cyrus", "patched")}
+# Per series: where `make cyrus[-stock] CYRUS=S` installs it, the version built, and
+# the version its golden capture (whose configurations are used) was taken from.
+SERIES = {"3.6": ("cyrus", "3.6.1", "3.6.1"), "3.10": ("cyrus-3.10", "3.10.2", "3.10.1")}
+BUILDS = {}
+VERSION = GOLDEN_VERSION = None
+
+
+def use_series(series):
+    """Point BUILDS and the profiles at one Cyrus series' builds and goldens."""
+    global VERSION, GOLDEN_VERSION
+    out, VERSION, GOLDEN_VERSION = SERIES[series]
+    for build in ("stock", "patched"):
+        BUILDS[build] = os.path.join(REPO, "build", out, build)
+
+
+use_series("3.6")
 PROFILES = ("off", "default", "all")
 
 CORES = os.cpu_count() or 1
@@ -56,7 +72,7 @@ def profile_off(tmp):
     """The default profile without event_notifier: events off."""
     d = os.path.join(tmp, "off")
     os.makedirs(d, exist_ok=True)
-    src = os.path.join(GOLDEN, "stock-3.6.1-default")
+    src = os.path.join(GOLDEN, f"stock-{GOLDEN_VERSION}-default")
     with open(os.path.join(src, "imapd.conf")) as f:
         conf = [l for l in f if not l.startswith("event_notifier")]
     with open(os.path.join(d, "imapd.conf"), "w") as f:
@@ -75,8 +91,8 @@ def discard(path):
 def profiles(tmp):
     """The configuration directory of each event profile (off lives in tmp)."""
     return {"off": profile_off(tmp),
-            "default": os.path.join(GOLDEN, "stock-3.6.1-default"),
-            "all": os.path.join(GOLDEN, "stock-3.6.1-all")}
+            "default": os.path.join(GOLDEN, f"stock-{GOLDEN_VERSION}-default"),
+            "all": os.path.join(GOLDEN, f"stock-{GOLDEN_VERSION}-all")}
 
 
 @contextlib.contextmanager
@@ -265,7 +281,7 @@ def report(rounds, n, chunks):
     def pooled(build, prof, work, i):
         return [v for t in ts for v in t[(build, prof)].per_message(work, i, per)]
 
-    lines = [f"### Real Cyrus: {n} LMTP deliveries and {n} single-message STOREs, in {chunks} interleaved chunks, "
+    lines = [f"### Real Cyrus {VERSION}: {n} LMTP deliveries and {n} single-message STOREs, in {chunks} interleaved chunks, "
              f"{len(rounds)} rounds\n",
              "Six sandboxes (stock and patched × events off, default, all) run side by side; each chunk of "
              f"{per} messages goes to the six in turn. Each round starts six new sandboxes: two processes "
@@ -340,10 +356,14 @@ def run_round(n, chunks, label):
 
 
 def main():
-    out = sys.argv[1]
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
-    chunks = int(sys.argv[3]) if len(sys.argv) > 3 else 100
-    nrounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+    args = sys.argv[1:]
+    if args[:1] == ["--series"]:
+        use_series(args[1])
+        args = args[2:]
+    out = args[0]
+    n = int(args[1]) if len(args) > 1 else 2000
+    chunks = int(args[2]) if len(args) > 2 else 100
+    nrounds = int(args[3]) if len(args) > 3 else 3
     rounds = [run_round(n, chunks, f"round {r + 1}/{nrounds}") for r in range(nrounds)]
     with open(out, "w") as f:
         f.write(report(rounds, n, chunks))

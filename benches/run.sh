@@ -32,6 +32,11 @@ echo "bench: real Cyrus, stock and patched builds (several minutes)"
 make --no-print-directory cyrus cyrus-stock >/dev/null
 cargo build --release -q
 python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
+echo "bench: real Cyrus 3.10.2, stock and patched builds (several minutes)"
+make --no-print-directory cyrus cyrus-stock CYRUS=3.10 >/dev/null
+python3 benches/realcyrus.py --series 3.10 "$OUT/realcyrus-3.10.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
+echo "bench: IMAP IDLE and NOTIFY latency on Cyrus 3.10.2, stock and patched"
+python3 benches/idlelatency.py "$OUT/idle-3.10.md" "${BENCH_IDLE:-300}" "${BENCH_IDLE_ROUNDS:-2}"
 echo "bench: real Cyrus at a low rate (STOREs 30 ms apart)"
 python3 benches/lowrate.py "$OUT/lowrate.md" "$OUT/onoff.so" "${BENCH_LOWRATE:-200}"
 
@@ -46,6 +51,10 @@ python3 benches/lowrate.py "$OUT/lowrate.md" "$OUT/onoff.so" "${BENCH_LOWRATE:-2
     cat "$OUT/throughput.md"
     echo
     cat "$OUT/realcyrus.md"
+    echo
+    cat "$OUT/realcyrus-3.10.md"
+    echo
+    cat "$OUT/idle-3.10.md"
     echo
     cat "$OUT/lowrate.md"
     echo

@@ -273,7 +273,7 @@ class Probe:
         self.report(label, lat, missed, n)
 
     def report(self, label, lat, missed, total):
-        self.results[label] = {'stats': stats(lat), 'missed': missed, 'total': total}
+        self.results[label] = {'stats': stats(lat), 'missed': missed, 'total': total, 'ms': lat}
         print(fmt(label, stats(lat), missed, total), flush=True)
 
     def exists(self, count):
