@@ -175,8 +175,9 @@ test-hardening: $(B)/test_panic $(B)/test_hostile $(B)/test_faults
 	$(B)/test_hostile
 	$(B)/test_faults
 
+# CMEV_TEST_SLOW: time bounds x3 under the sanitizers (and a loaded CI host).
 test-hardening-san: $(B)/test_hostile-san $(B)/test_faults-san
-	ASAN_OPTIONS=detect_leaks=1 $(B)/test_hostile-san
+	ASAN_OPTIONS=detect_leaks=1 CMEV_TEST_SLOW=3 $(B)/test_hostile-san
 	ASAN_OPTIONS=detect_leaks=1 CMEV_FAULTS_SCALE=0.3 $(B)/test_faults-san
 
 # Plain (non-ASan) builds under memcheck; fails on any valgrind error in any process.
