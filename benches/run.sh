@@ -32,6 +32,8 @@ echo "bench: real Cyrus, stock and patched builds (several minutes)"
 make --no-print-directory cyrus cyrus-stock >/dev/null
 cargo build --release -q
 python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
+echo "bench: events lost to killed Cyrus processes, stock, patched without and with its spool"
+python3 benches/crashloss.py "$OUT/crashloss.md"
 echo "bench: real Cyrus 3.10.2, stock and patched builds (several minutes)"
 make --no-print-directory cyrus cyrus-stock CYRUS=3.10 >/dev/null
 python3 benches/realcyrus.py --series 3.10 "$OUT/realcyrus-3.10.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
@@ -51,6 +53,8 @@ python3 benches/lowrate.py "$OUT/lowrate.md" "$OUT/onoff.so" "${BENCH_LOWRATE:-2
     cat "$OUT/throughput.md"
     echo
     cat "$OUT/realcyrus.md"
+    echo
+    cat "$OUT/crashloss.md"
     echo
     cat "$OUT/realcyrus-3.10.md"
     echo
