@@ -14,7 +14,7 @@ C_TESTS := test_api golden_test
 CYRUS   ?= 3.6
 CYRUS_OUT = $(CURDIR)/$(B)/$(if $(filter 3.6 3.6.1,$(CYRUS)),cyrus,cyrus-$(CYRUS))
 
-.PHONY: e2e e2e-3.10 patch-check demo-library bench bench-check cyrus cyrus-stock all lib check test-rust test-c test-c-san test-golden test-install header-check lint demo install clean
+.PHONY: relay test-relay demo-relay e2e e2e-3.10 patch-check demo-library bench bench-check cyrus cyrus-stock all lib check test-rust test-c test-c-san test-golden test-install header-check lint demo install clean
 
 all: lib
 
@@ -39,7 +39,7 @@ $(B)/golden_test: tests/golden/golden_test.c include/cyrus_mboxevent.h | lib
 $(B)/golden_test-san: tests/golden/golden_test.c include/cyrus_mboxevent.h | lib
 	gcc $(CFLAGS_TEST) $(SAN) -o $@ $< $(LINK)
 
-check: lib header-check lint test-rust test-c test-c-san test-golden test-install test-hardening test-hardening-san e2e e2e-3.10 patch-check bench-check
+check: lib header-check lint test-rust test-relay test-c test-c-san test-golden test-install test-hardening test-hardening-san e2e e2e-3.10 patch-check bench-check
 	@echo "make check: all passed"
 
 # The committed header must be what build.rs generates.
@@ -50,12 +50,22 @@ header-check: lib
 # up with the library (running them needs nightly: make fuzz).
 lint:
 	python3 tests/layers.py
-	cargo fmt --check
+	cargo fmt --all --check
 	cargo clippy --all-targets --release -- -D warnings
+	cargo clippy -p cmev-relay --all-targets --release -- -D warnings
 	cargo check --manifest-path fuzz/Cargo.toml --bins
 
 test-rust:
 	cargo test --release
+
+# cmev-relay (relay/README.md): its unit tests, then the real parts: a
+# nats-server with JetStream and authentication, the relay binary, an HTTP
+# receiver (needs nats-server, and root for the disk test's tmpfs; about 1 minute).
+relay:
+	cargo build --release -p cmev-relay
+
+test-relay:
+	cargo test --release -p cmev-relay
 
 test-c: $(B)/test_api $(B)/test_delivery $(B)/test_spool
 	$(B)/test_api

@@ -85,7 +85,7 @@ async fn nats_server_down_ten_seconds() {
     let dir = TestDir::new("b");
     let mut nats = NatsServer::start(&dir);
     let dgram = dir.path("notify");
-    let relay = Relay::start(&dir, &relay_toml(&dir, &nats), &[dgram.clone()]);
+    let relay = Relay::start(&dir, &relay_toml(&dir, &nats), std::slice::from_ref(&dgram));
     // 2 producers, 500 events/s each: 6 s of traffic, the outage inside it.
     let producers: Vec<_> = (0..2)
         .map(|p| {
@@ -122,7 +122,7 @@ async fn relay_sigkilled_and_restarted() {
     let dir = TestDir::new("c");
     let nats = NatsServer::start(&dir);
     let dlist = dir.path("notify-dlist");
-    let mut relay = Relay::start(&dir, &relay_toml(&dir, &nats), &[dlist.clone()]);
+    let mut relay = Relay::start(&dir, &relay_toml(&dir, &nats), std::slice::from_ref(&dlist));
     let producers: Vec<_> = (0..2)
         .map(|p| {
             let dlist = dlist.clone();
@@ -185,7 +185,7 @@ async fn wrong_password_is_a_clear_error() {
     let nats = NatsServer::start(&dir);
     let dgram = dir.path("notify");
     let toml = relay_toml(&dir, &nats).replace(PASSWORD, "not-the-password");
-    let relay = Relay::start(&dir, &toml, &[dgram.clone()]);
+    let relay = Relay::start(&dir, &toml, std::slice::from_ref(&dgram));
     send_datagrams(&dgram, 0, 0..10, Duration::ZERO);
     relay.wait_stat("stored", 10, Duration::from_secs(10));
     relay.wait_stat("nats_errors", 1, Duration::from_secs(10));
