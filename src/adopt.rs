@@ -16,6 +16,12 @@
 //! and not begun), and files that are not rings, are counted (`SpoolLost`)
 //! and logged; a file that is not a ring is renamed `*.bad` for
 //! inspection, not read again.
+//!
+//! Another program can take rings over the same way and deliver their
+//! events itself (`Claimed`, which cmev-relay uses): it reads them rendered
+//! as their process would have sent them, keeps them safe, and only then
+//! marks them done, so that a claimer that dies leaves the ring to the
+//! next with nothing lost.
 
 use crate::counters::{bump, Counter, COUNTERS};
 use crate::journal::Journal;
@@ -280,6 +286,70 @@ fn set_aside(path: &Path, why: &str) {
         path.display(),
         bad.display()
     ));
+}
+
+/// A dead process's ring, taken over (locked) by a program that delivers
+/// its events itself. Dropped without `done`, it is unlocked with its
+/// events still in it, for the next claimer.
+pub struct Claimed(Taken);
+
+/// One event of a claimed ring.
+pub struct ClaimedEvent {
+    /// Its number in its process: with the ring's name, it names the event.
+    pub seq: u64,
+    /// The event's type, as in its JSON (`MessageNew`).
+    pub name: &'static str,
+    /// The JSON its process would have sent, byte for byte.
+    pub json: String,
+    /// Its process died before writing the caller's JSON values (jmapEmail):
+    /// the JSON is without them.
+    pub incomplete: bool,
+}
+
+impl Claimed {
+    /// Take over the ring at `path` if its process is gone; `None` if it
+    /// lives (or another took it), or if the file is not a ring (then set
+    /// aside as `*.bad`, logged and counted).
+    pub fn claim(path: &Path) -> Option<Claimed> {
+        take(path.to_path_buf()).map(Claimed)
+    }
+
+    /// The process that wrote the ring.
+    pub fn pid(&self) -> u32 {
+        self.0.ring.journal.pid()
+    }
+
+    /// Records that could not be read (its process was writing them).
+    pub fn lost(&self) -> u64 {
+        self.0.lost
+    }
+
+    /// Its events in the order they were made, each once, rendered (a
+    /// ring holds only events its process queued to send).
+    pub fn events(&self) -> Vec<ClaimedEvent> {
+        self.0
+            .backlog
+            .iter()
+            .map(|e| ClaimedEvent {
+                seq: e.seq,
+                name: e.out.kind.name(),
+                json: e.out.render().json,
+                incomplete: e.pending > 0,
+            })
+            .collect()
+    }
+
+    /// Every event is safe elsewhere: mark them done and remove the ring.
+    pub fn done(mut self) {
+        let t = &mut self.0;
+        for e in t.backlog.drain(..) {
+            for at in e.records {
+                t.ring.journal.set_done(at);
+            }
+        }
+        t.ring.journal.advance();
+        let _ = fs::remove_file(&t.ring.path);
+    }
 }
 
 /// Move what `t` holds into `queue`, as far as there is room; true once

@@ -48,7 +48,7 @@ mod ring;
 pub mod journal;
 mod queue;
 mod spool;
-mod adopt;
+pub mod adopt;
 mod sender;
 pub mod deliver;
 // The process: its settings, fork and exit, and the operations and C ABI.

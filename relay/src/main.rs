@@ -12,6 +12,7 @@ mod event;
 mod input;
 mod log;
 mod nats;
+mod spool;
 mod stats;
 mod store;
 mod webhook;
@@ -104,6 +105,13 @@ async fn run(cfg: Config) -> Result<(), String> {
         inputs.push(tokio::spawn(input::serve_dlist(l, Arc::clone(&store))));
         sockets.push(p.clone());
     }
+    if let Some(dir) = &cfg.input.spool_dir {
+        inputs.push(tokio::spawn(spool::serve(
+            dir.clone(),
+            host.clone(),
+            Arc::clone(&store),
+        )));
+    }
     let maintainer = {
         let store = Arc::clone(&store);
         let stats_file = cfg.stats_file.clone();
@@ -117,14 +125,20 @@ async fn run(cfg: Config) -> Result<(), String> {
             }
         })
     };
+    let spool = cfg
+        .input
+        .spool_dir
+        .iter()
+        .map(|d| format!("spool {}", d.display()));
+    let named: Vec<String> = sockets
+        .iter()
+        .map(|p| p.display().to_string())
+        .chain(spool)
+        .collect();
     log::info(&format!(
         "relaying events of host {host}: store {}, inputs {}",
         cfg.store.dir.display(),
-        sockets
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        named.join(", ")
     ));
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;

@@ -160,6 +160,8 @@ impl Relay {
     }
 
     pub fn restart(&mut self) {
+        // Counters start again with the process: no stale ones are read.
+        let _ = std::fs::remove_file(&self.stats);
         for p in &self.wait_for {
             let _ = std::fs::remove_file(p);
         }
