@@ -39,6 +39,8 @@ make --no-print-directory cyrus cyrus-stock CYRUS=3.10 >/dev/null
 python3 benches/realcyrus.py --series 3.10 "$OUT/realcyrus-3.10.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
 echo "bench: IMAP IDLE and NOTIFY latency on Cyrus 3.10.2, stock and patched"
 python3 benches/idlelatency.py "$OUT/idle-3.10.md" "${BENCH_IDLE:-300}" "${BENCH_IDLE_ROUNDS:-2}"
+echo "bench: cmev-relay into NATS JetStream, beside a minimal publisher"
+benches/relay.sh "$OUT/relay.md"
 echo "bench: real Cyrus at a low rate (STOREs 30 ms apart)"
 python3 benches/lowrate.py "$OUT/lowrate.md" "$OUT/onoff.so" "${BENCH_LOWRATE:-200}"
 
@@ -61,6 +63,8 @@ python3 benches/lowrate.py "$OUT/lowrate.md" "$OUT/onoff.so" "${BENCH_LOWRATE:-2
     cat "$OUT/idle-3.10.md"
     echo
     cat "$OUT/lowrate.md"
+    echo
+    cat "$OUT/relay.md"
     echo
     echo "![cost growth](growth.png)"
 } > "$OUT/results.md"

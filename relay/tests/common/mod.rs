@@ -128,6 +128,17 @@ impl Drop for NatsServer {
     }
 }
 
+/// The relay binary: Cargo's for the tests; `CMEV_RELAY` for the benchmark
+/// (an example, for which Cargo names no binary).
+pub fn relay_bin() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_cmev-relay") {
+        Some(p) => p.into(),
+        None => std::env::var_os("CMEV_RELAY")
+            .expect("CMEV_RELAY names the relay binary")
+            .into(),
+    }
+}
+
 /// The relay binary under test, with its configuration file.
 pub struct Relay {
     pub config: PathBuf,
@@ -138,6 +149,10 @@ pub struct Relay {
 }
 
 impl Relay {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Write `toml` (the stats file is added) and start the relay; returns
     /// once the sockets it names in `wait_for` exist.
     pub fn start(dir: &TestDir, toml: &str, wait_for: &[PathBuf]) -> Relay {
@@ -170,7 +185,7 @@ impl Relay {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_cmev-relay"))
+        let child = Command::new(relay_bin())
             .arg(&self.config)
             .stdout(Stdio::null())
             .stderr(log)
