@@ -120,6 +120,11 @@ cyrus-stock:
 demo: lib
 	CYRUS=$(CYRUS) cyrus-patch/demo.sh
 
+# The same session with cmev-relay in notifyd's place, a nats-server with JetStream and a
+# consumer printing the stream's events with their ids (needs root and nats-server).
+demo-relay: lib
+	DEMO_RELAY=1 CYRUS=$(CYRUS) cyrus-patch/demo.sh
+
 # The library alone: one event of each type into a listener, no Cyrus.
 demo-library: $(B)/demo
 	$(B)/demo

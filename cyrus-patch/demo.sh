@@ -8,7 +8,9 @@
 #
 # Builds what it needs (cached: seconds when nothing changed): `make cyrus`, cmev-tap.
 # Environment: CYRUS (3.6, the default, or 3.10); DEMO_NO_BUILD=1 skips the build;
-# DEMO_PROFILE (default: the series' golden `all`).
+# DEMO_PROFILE (default: the series' golden `all`); DEMO_RELAY=1 (`make demo-relay`):
+# cmev-relay takes notifyd's place, publishes into a nats-server (JetStream, a user and
+# password, a loopback port) and a consumer of the stream prints each event with its id.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -24,14 +26,16 @@ RAW=${1:-}
 
 if [ -z "${DEMO_NO_BUILD:-}" ]; then
   echo "demo: building (cached) ..."
-  ( cd "$REPO" && make --no-print-directory cyrus CYRUS=$SERIES >/tmp/cmev-demo-build.log 2>&1 && cargo build --release -q ) \
+  ( cd "$REPO" && make --no-print-directory cyrus CYRUS=$SERIES >/tmp/cmev-demo-build.log 2>&1 && cargo build --release -q \
+      && { [ -z "${DEMO_RELAY:-}" ] || cargo build --release -q -p cmev-relay --bin cmev-relay --example consume; } ) \
     || { tail -n 30 /tmp/cmev-demo-build.log >&2; echo "demo: build failed (log /tmp/cmev-demo-build.log)" >&2; exit 1; }
 fi
 
-S=; FOLLOW=
+S=; FOLLOW=; RELAY_PIDS=
 SDIR=$(mktemp /tmp/cmev-demo.XXXXXX)
 cleanup() {
   [ -n "$FOLLOW" ] && kill "$FOLLOW" 2>/dev/null || true
+  for p in $RELAY_PIDS; do kill "$p" 2>/dev/null || true; done
   [ -z "$S" ] && [ -s "$SDIR" ] && S=$(cat "$SDIR")
   [ -n "$S" ] && "$HERE/run-sandbox.sh" down "$S" >/dev/null 2>&1 || true
   rm -f "$SDIR"
@@ -39,9 +43,43 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+[ -n "${DEMO_RELAY:-}" ] && export CMEV_TAP=none
 S=$(SANDBOX_WATCH_PID=$$ SANDBOX_DIR_FILE=$SDIR "$HERE/run-sandbox.sh" up "$PREFIX" "$PROFILE")
 echo "demo: Cyrus $VERSION + libcyrus_mboxevent running in $S (imap 127.0.0.1:$(cat "$S/rig/port"), profile $(basename "$PROFILE")$([ "$(cat "$S/rig/idled" 2>/dev/null)" = 1 ] && echo ", idled running"))"
-echo "demo: cmev-tap listens at $(cat "$S/rig/notifysocket"); events appear below as they arrive"
+if [ -n "${DEMO_RELAY:-}" ]; then
+  # nats-server, the relay at notifysocket, and the consumer writing S/events.jsonl
+  # (which the session waits on and pretty.py follows), all root's, in S/rig/relay.
+  RD=$S/rig/relay; mkdir -m 700 "$RD"
+  NS=$(cat "$S/rig/notifysocket")
+  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  PASS=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s/jetstream" }\nauthorization { user: cyrus-relay, password: "%s" }\n' \
+    "$PORT" "$RD" "$PASS" > "$RD/nats.conf"
+  nats-server -c "$RD/nats.conf" >"$RD/nats.log" 2>&1 & RELAY_PIDS="$RELAY_PIDS $!"
+  case $NS in dlist:*) INPUT="dlist = \"${NS#dlist:}\"" ;; *) INPUT="datagram = \"$NS\"" ;; esac
+  cat > "$RD/relay.toml" <<TOML
+host = "demo.example.org"
+stats_file = "$RD/stats.json"
+[store]
+dir = "$RD/store"
+[input]
+$INPUT
+socket_mode = "0666"
+[nats]
+servers = ["nats://127.0.0.1:$PORT"]
+user = "cyrus-relay"
+password = "$PASS"
+TOML
+  "$REPO/target/release/cmev-relay" "$RD/relay.toml" 2>"$RD/relay.log" & RELAY_PIDS="$RELAY_PIDS $!"
+  for _ in $(seq 100); do [ -S "${NS#dlist:}" ] && break; sleep 0.05; done
+  [ -S "${NS#dlist:}" ] || { cat "$RD/relay.log" >&2; echo "demo: cmev-relay did not bind $NS" >&2; exit 1; }
+  NATS_USER=cyrus-relay NATS_PASSWORD=$PASS "$REPO/target/release/examples/consume" "nats://127.0.0.1:$PORT" \
+    >>"$S/events.jsonl" 2>"$RD/consume.err" & RELAY_PIDS="$RELAY_PIDS $!"
+  echo "demo: cmev-relay listens at $NS and publishes to JetStream on 127.0.0.1:$PORT (stream CYRUS_EVENTS,"
+  echo "demo: subjects cyrus.events.demo_example_org.<Event>); a consumer of the stream prints each event with its id"
+else
+  echo "demo: cmev-tap listens at $(cat "$S/rig/notifysocket"); events appear below as they arrive"
+fi
 echo
 python3 "$REPO/tests/e2e/pretty.py" --follow ${RAW:+--raw} "$S/events.jsonl" &
 FOLLOW=$!
@@ -133,6 +171,10 @@ EOF
 sleep 0.3
 kill "$FOLLOW" 2>/dev/null || true; FOLLOW=
 "$HERE/run-sandbox.sh" down "$S"
+if [ -n "${DEMO_RELAY:-}" ]; then
+  for p in $RELAY_PIDS; do kill "$p" 2>/dev/null || true; done; RELAY_PIDS=
+  sleep 0.3; echo "demo: the relay's counters: $(cat "$RD/stats.json")"
+fi
 cp "$S/events.jsonl" /tmp/cmev-demo-events.jsonl
 rm -rf "$S"; S=
 echo "demo: sandbox stopped and removed; the raw events (cmev-tap --envelope lines): /tmp/cmev-demo-events.jsonl"

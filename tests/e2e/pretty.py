@@ -36,6 +36,8 @@ def line(raw, show_raw):
             parts.append(f"{SHORT.get(k, k)}={json.dumps(v, ensure_ascii=False) if isinstance(v, (list, str)) and ' ' in str(v) else v}")
     if 'messageContent' in m:
         parts.append(f"content={len(m['messageContent'].encode())}B")
+    if env.get('id'):
+        parts.append(f"id={env['id']}")  # shown: the relay's consumer (make demo-relay) has one
     return f"{ts} {svc:<9} {m.get('event', '?'):<20} {uri}  {' '.join(parts)}"
 
 
