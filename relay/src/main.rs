@@ -80,17 +80,19 @@ async fn run(cfg: Config) -> Result<(), String> {
     let host = cfg.host();
     let store = Arc::new(Store::open(&cfg.store, &host)?);
     // Readers first: their cursors keep the store from removing what they
-    // have not delivered.
+    // have not delivered. Outputs run for ever; one that ends has panicked,
+    // and the relay exits so that its supervisor starts it again.
+    let mut outputs = tokio::task::JoinSet::new();
     if let Some(n) = cfg.nats {
         let reader = store.reader(nats::CURSOR);
         let out = nats::Nats::new(n, host.clone(), cfg.json_id_key.clone(), Arc::clone(&store));
-        tokio::spawn(out.run(reader));
+        outputs.spawn(out.run(reader));
     }
     if let Some(w) = cfg.webhook {
         let reader = store.reader(webhook::CURSOR);
         let out =
             webhook::Webhook::new(w, host.clone(), cfg.json_id_key.clone(), Arc::clone(&store))?;
-        tokio::spawn(out.run(reader));
+        outputs.spawn(out.run(reader));
     }
     let mode = cfg.input.socket_mode;
     let mut inputs = Vec::new();
@@ -142,10 +144,11 @@ async fn run(cfg: Config) -> Result<(), String> {
     ));
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let failed = tokio::select! {
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+        Some(r) = outputs.join_next() => Some(format!("an output stopped: {r:?}")),
+    };
     for i in &inputs {
         i.abort();
     }
@@ -160,5 +163,5 @@ async fn run(cfg: Config) -> Result<(), String> {
         write_stats(p);
     }
     log::info(&format!("stopped: {}", STATS.json()));
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
