@@ -159,7 +159,10 @@ impl Nats {
                 );
                 let mut headers = HeaderMap::new();
                 headers.insert("Nats-Msg-Id", e.id.as_str());
-                let payload = with_id(&e.json, self.id_key.as_deref(), &e.id).into_owned();
+                let payload = match self.id_key.as_deref() {
+                    Some(key) => with_id(&e.json, Some(key), &e.id).into_owned(),
+                    None => e.json,
+                };
                 match js
                     .publish_with_headers(subject, headers, payload.into())
                     .await

@@ -114,16 +114,17 @@ fn seg_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.seg"))
 }
 
-fn encode(e: &Event, buf: &mut Vec<u8>) {
-    let len = FIXED + e.id.len() + e.name.len() + e.json.len();
+/// Append the record of an event to `buf`.
+fn encode(seq: u64, received_ms: u64, id: &str, e: &NewEvent, buf: &mut Vec<u8>) {
+    let len = FIXED + id.len() + e.name.len() + e.json.len();
     let start = buf.len();
     buf.extend_from_slice(&(len as u32).to_le_bytes());
     buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&e.seq.to_le_bytes());
-    buf.extend_from_slice(&e.received_ms.to_le_bytes());
-    buf.extend_from_slice(&(e.id.len() as u16).to_le_bytes());
+    buf.extend_from_slice(&seq.to_le_bytes());
+    buf.extend_from_slice(&received_ms.to_le_bytes());
+    buf.extend_from_slice(&(id.len() as u16).to_le_bytes());
     buf.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
-    buf.extend_from_slice(e.id.as_bytes());
+    buf.extend_from_slice(id.as_bytes());
     buf.extend_from_slice(e.name.as_bytes());
     buf.extend_from_slice(&e.json);
     let crc = crc32fast::hash(&buf[start + HEAD..]);
@@ -546,19 +547,16 @@ impl Writer {
         let now = now_ms();
         self.buf.clear();
         for e in batch.iter().flat_map(|a| &a.events) {
+            let made;
             let id = match &e.id {
-                Some(id) => id.clone(),
-                None => format!("{}{}", self.prefix, self.next),
-            };
-            let ev = Event {
-                seq: self.next,
-                received_ms: now,
-                id,
-                name: e.name.clone(),
-                json: e.json.clone(),
+                Some(id) => id.as_str(),
+                None => {
+                    made = format!("{}{}", self.prefix, self.next);
+                    made.as_str()
+                }
             };
             let before = self.buf.len();
-            encode(&ev, &mut self.buf);
+            encode(self.next, now, id, e, &mut self.buf);
             let len = (self.buf.len() - before) as u64;
             if bytes > 0 && bytes + len > self.segment_bytes {
                 // This record starts the next segment: what came before
