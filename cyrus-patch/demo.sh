@@ -56,6 +56,8 @@ if [ -n "${DEMO_RELAY:-}" ]; then
   printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s/jetstream" }\nauthorization { user: cyrus-relay, password: "%s" }\n' \
     "$PORT" "$RD" "$PASS" > "$RD/nats.conf"
   nats-server -c "$RD/nats.conf" >"$RD/nats.log" 2>&1 & RELAY_PIDS="$RELAY_PIDS $!"
+  # Listening before the relay starts, so that its counters show no failed first connect.
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
   case $NS in dlist:*) INPUT="dlist = \"${NS#dlist:}\"" ;; *) INPUT="datagram = \"$NS\"" ;; esac
   cat > "$RD/relay.toml" <<TOML
 host = "demo.example.org"
