@@ -20,7 +20,7 @@
 /**
  * Number of counters.
  */
-#define CMEV_COUNTER_COUNT 21
+#define CMEV_COUNTER_COUNT 23
 
 /**
  * Number of per-type table slots (`EventType::slot`).
@@ -188,6 +188,17 @@ enum cmev_counter
    * died, or the file damaged): lost.
    */
   CMEV_COUNTER_SPOOL_LOST,
+  /**
+   * Left in the process's spool ring for cmev-relay (`event_delivery:
+   * relay`), not sent by the process.
+   */
+  CMEV_COUNTER_RELAYED,
+  /**
+   * Sent by the process itself although `event_delivery` is `relay`: no
+   * relay read its ring, or the ring was full (then also counted as
+   * queued and sent, or dropped, as any queued event).
+   */
+  CMEV_COUNTER_RELAY_FALLBACK,
 };
 #ifndef __cplusplus
 typedef uint32_t cmev_counter;

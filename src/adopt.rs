@@ -21,16 +21,22 @@
 //! events itself (`Claimed`, which cmev-relay uses): it reads them rendered
 //! as their process would have sent them, keeps them safe, and only then
 //! marks them done, so that a claimer that dies leaves the ring to the
-//! next with nothing lost.
+//! next with nothing lost. It can also read the ring of a living process
+//! that leaves its events to it (`event_delivery: relay`, `Served`).
+//!
+//! Whoever reads a ring holds its reader's lock (`spool::try_lock_reader`)
+//! as well as, for a dead process's ring, its owner's: so a ring is read,
+//! and its space freed, by one reader at a time, whether its owner died
+//! while a relay read it or not.
 
 use crate::counters::{bump, Counter, COUNTERS};
 use crate::journal::Journal;
 use crate::log;
-use crate::mark::{COMMITTED, WRITING};
+use crate::mark::{COMMITTED, DONE, PAD, WRITING};
 use crate::outgoing::{clock_ms, Outgoing};
 use crate::queue::Queue;
-use crate::record::Decoder;
-use crate::spool::{self, map, open_rw, try_lock, Mapped};
+use crate::record::{Decoded, Decoder};
+use crate::spool::{self, map, open_rw, try_lock, try_lock_reader, Mapped, RELAY_LEASE};
 use std::collections::VecDeque;
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -165,35 +171,49 @@ fn remove_if_abandoned(path: &Path) {
     }
 }
 
-/// Take over the ring at `path` if its owner is gone.
-fn take(path: PathBuf) -> Option<Taken> {
-    let fd = open_rw(&path, 0).ok()?;
-    if !try_lock(&fd) {
-        return None;
-    }
-    let len = fstat_len(&fd)?;
+/// Open the ring at `path` and take its owner's lock if it is free, and
+/// its reader's lock: with whether the owner is gone. `None` if another
+/// reads the ring, or if its owner lives and `live_too` is false (then the
+/// reader's lock is not even tried, so that it stays free for a relay).
+fn open_locked(path: &Path, live_too: bool) -> Option<(OwnedFd, bool)> {
+    let fd = open_rw(path, 0).ok()?;
+    let owner_gone = try_lock(&fd);
+    ((owner_gone || live_too) && try_lock_reader(&fd)).then_some((fd, owner_gone))
+}
+
+/// Map the ring in `fd`, whole, and check it.
+fn map_ring(path: &Path, fd: OwnedFd) -> Result<Mapped, &'static str> {
+    let len = fstat_len(&fd).ok_or("cannot be read")?;
     let mapped = if len == 0 { None } else { map(&fd, len).ok() };
-    let opened = match mapped {
+    match mapped {
         None if len == 0 => Err("empty file"),
         None => Err("cannot be mapped"),
         // SAFETY: a mapping of the whole file, which we hold locked; only
         // this thread reads or writes it until it is unmapped.
         Some(base) => match unsafe { Journal::open(base, len) } {
-            Ok(j) => Ok(Mapped::new(j, path.clone(), fd, base, len)),
+            Ok(j) => Ok(Mapped::new(j, path.to_path_buf(), fd, base, len)),
             Err(e) => {
                 // SAFETY: the mapping just made, not used after this.
                 unsafe { libc::munmap(base.as_ptr().cast(), len) };
                 Err(e.0)
             }
         },
-    };
-    match opened {
-        Ok(ring) => Some(read(ring)),
-        Err(why) => {
-            set_aside(&path, why);
-            None
-        }
     }
+}
+
+/// A dead process's ring, locked by us, read; a file that is no ring is
+/// set aside.
+fn take_dead(path: &Path, fd: OwnedFd) -> Option<Taken> {
+    map_ring(path, fd)
+        .inspect_err(|why| set_aside(path, why))
+        .ok()
+        .map(read)
+}
+
+/// Take over the ring at `path` if its owner is gone.
+fn take(path: PathBuf) -> Option<Taken> {
+    let (fd, _) = open_locked(&path, false)?;
+    take_dead(&path, fd)
 }
 
 /// Read a dead process's ring whole: its events in the order they were
@@ -306,6 +326,17 @@ pub struct ClaimedEvent {
     pub incomplete: bool,
 }
 
+impl ClaimedEvent {
+    fn of(seq: u64, out: &Outgoing, pending: usize) -> ClaimedEvent {
+        ClaimedEvent {
+            seq,
+            name: out.kind.name(),
+            json: out.render().json,
+            incomplete: pending > 0,
+        }
+    }
+}
+
 impl Claimed {
     /// Take over the ring at `path` if its process is gone; `None` if it
     /// lives (or another took it), or if the file is not a ring (then set
@@ -330,12 +361,7 @@ impl Claimed {
         self.0
             .backlog
             .iter()
-            .map(|e| ClaimedEvent {
-                seq: e.seq,
-                name: e.out.kind.name(),
-                json: e.out.render().json,
-                incomplete: e.pending > 0,
-            })
+            .map(|e| ClaimedEvent::of(e.seq, &e.out, e.pending))
             .collect()
     }
 
@@ -349,6 +375,124 @@ impl Claimed {
         }
         t.ring.journal.advance();
         let _ = fs::remove_file(&t.ring.path);
+    }
+}
+
+/// The ring of a living process that leaves its events to cmev-relay
+/// (`event_delivery: relay`), read by the relay, which alone marks its
+/// records done and frees their space (`journal`'s text on relayed rings).
+/// Dropped, it is unlocked with its events still in it, for the next relay.
+pub struct Served {
+    ring: Mapped,
+    decoder: Decoder,
+    /// The records of the events `events` last returned.
+    batch: Vec<usize>,
+    lost: u64,
+}
+
+/// A ring found by `Served::open`.
+pub enum Opened {
+    /// Its process lives and leaves its events to a relay.
+    Live(Served),
+    /// Its process is gone: taken over as by `Claimed::claim`.
+    Dead(Claimed),
+}
+
+impl Served {
+    /// The ring at `path`, unless another reads it, or its process lives
+    /// and sends its events itself (`None`).
+    pub fn open(path: &Path) -> Option<Opened> {
+        let (fd, owner_gone) = open_locked(path, true)?;
+        if owner_gone {
+            return take_dead(path, fd).map(|t| Opened::Dead(Claimed(t)));
+        }
+        // A living owner's ring is whole once named; one that is not is
+        // left to its owner and, after it, to whoever takes it then.
+        let ring = map_ring(path, fd).ok()?;
+        ring.journal.relayed().then(|| {
+            Opened::Live(Served {
+                ring,
+                decoder: Decoder::default(),
+                batch: Vec::new(),
+                lost: 0,
+            })
+        })
+    }
+
+    /// The process that writes the ring.
+    pub fn pid(&self) -> u32 {
+        self.ring.journal.pid()
+    }
+
+    /// Records that could not be read (damaged), marked done with the rest.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// The events not yet marked done, oldest first, at most `max`, up to
+    /// the first record its process is still writing; each rendered as its
+    /// process would have sent it. Until `done`, the next call returns the
+    /// same events again.
+    pub fn events(&mut self, max: usize) -> Vec<ClaimedEvent> {
+        self.batch.clear();
+        let mut events = Vec::new();
+        for r in self.ring.journal.records() {
+            let f = match r {
+                Ok(f) if f.tag == DONE || f.tag == PAD => continue,
+                Ok(f) if f.tag == COMMITTED => f,
+                _ => break,
+            };
+            self.batch.push(f.at);
+            match self.decoder.decode(f.payload) {
+                Ok(Decoded {
+                    kind,
+                    seq,
+                    body,
+                    cfg,
+                    pending,
+                    ..
+                }) => {
+                    let out = Outgoing::new(kind, body, cfg);
+                    events.push(ClaimedEvent::of(seq, &out, pending.len()));
+                }
+                Err(_) => {
+                    bump(Counter::SpoolLost);
+                    self.lost += 1;
+                }
+            }
+            if events.len() == max {
+                break;
+            }
+        }
+        events
+    }
+
+    /// The events `events` returned are safe elsewhere: mark them done and
+    /// give their space back to the process.
+    pub fn done(&mut self) {
+        for at in self.batch.drain(..) {
+            self.ring.journal.set_done(at);
+        }
+        self.ring.journal.advance();
+    }
+
+    /// Tell the process that a relay reads its ring, for `RELAY_LEASE`
+    /// from now: it leaves its events here meanwhile.
+    pub fn renew(&self) {
+        self.ring
+            .journal
+            .renew_lease(RELAY_LEASE.as_millis() as u32);
+    }
+
+    /// Whether its process is gone: its lock is then ours (see `claim`).
+    pub fn owner_gone(&self) -> bool {
+        try_lock(&self.ring.fd)
+    }
+
+    /// Once its process is gone, what the ring still holds, to deliver as
+    /// a dead process's ring; `None` (and the ring let go) while it lives.
+    pub fn claim(self) -> Option<Claimed> {
+        self.owner_gone().then(|| Claimed(read(self.ring)))
     }
 }
 
@@ -405,4 +549,90 @@ fn report(t: &Taken) {
         t.lost,
         t.left_out
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::{EventType, Param};
+    use crate::config::Config;
+    use crate::record::{encode, encoded_len, Target};
+    use std::sync::Arc;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cmev-adopt-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    fn write(ring: &Mapped, seq: u64) {
+        let mut body = Box::<crate::body::Body>::default();
+        body.set_str(Param::Uri, &format!("imap://h/INBOX;UID={seq}"));
+        let out = Outgoing::new(EventType::MessageNew, body, Arc::new(Config::default()));
+        let to = Target::of(&out);
+        let n = encoded_len(&out, &to);
+        ring.journal
+            .write(n, |b| encode(&out, &to, seq, b))
+            .unwrap();
+    }
+
+    fn seqs(events: &[ClaimedEvent]) -> Vec<u64> {
+        events.iter().map(|e| e.seq).collect()
+    }
+
+    #[test]
+    fn a_relay_reads_a_living_process_ring_then_takes_what_it_left() {
+        let d = dir("live");
+        let own = spool::create(&d, 4096, true).unwrap();
+        for seq in 0..3 {
+            write(&own, seq);
+        }
+        let Some(Opened::Live(mut served)) = Served::open(&own.path) else {
+            panic!("a living relayed ring is served")
+        };
+        assert!(Served::open(&own.path).is_none(), "one reader at a time");
+        assert!(take(own.path.clone()).is_none(), "no sender takes it");
+        assert_eq!(served.pid(), std::process::id());
+
+        let first = served.events(2);
+        assert_eq!(seqs(&first), [0, 1]);
+        assert!(first[1].json.contains("UID=1"), "{}", first[1].json);
+        assert_eq!(seqs(&served.events(10)), [0, 1, 2], "again until done");
+        served.done();
+        assert_eq!(own.journal.used(), 0, "the relay frees the space");
+        assert!(served.events(10).is_empty());
+
+        served.renew();
+        assert!(own.journal.lease_holds(crate::outgoing::clock_ms()));
+        write(&own, 3);
+        write(&own, 4);
+        assert_eq!(seqs(&served.events(10)), [3, 4]);
+        assert!(!served.owner_gone());
+        // The owner dies (its descriptor closes) before the relay marked
+        // its last events done: they are taken as a dead ring's.
+        let path = own.path.clone();
+        drop(own);
+        assert!(served.owner_gone());
+        let claimed = served.claim().expect("the owner is gone");
+        assert_eq!(seqs(&claimed.events()), [3, 4]);
+        claimed.done();
+        assert!(!path.exists());
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_ring_its_process_sends_itself_is_not_served() {
+        let d = dir("queued");
+        let own = spool::create(&d, 4096, false).unwrap();
+        write(&own, 0);
+        assert!(Served::open(&own.path).is_none());
+        let path = own.path.clone();
+        drop(own);
+        let Some(Opened::Dead(c)) = Served::open(&path) else {
+            panic!("a dead ring is taken")
+        };
+        assert_eq!(seqs(&c.events()), [0]);
+        c.done();
+        let _ = fs::remove_dir_all(&d);
+    }
 }

@@ -62,6 +62,9 @@ pub enum Delivery {
     Queued,
     /// Send on the caller's thread, as stock does, on a persistent socket.
     Sync,
+    /// Leave each event in the process's spool ring for cmev-relay, with no
+    /// sender thread; sent as `Queued` when no relay reads the ring.
+    Relay,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -364,7 +367,11 @@ impl Config {
                 &mut self.delivery,
                 d.delivery,
                 v,
-                &[("queued", Delivery::Queued), ("sync", Delivery::Sync)],
+                &[
+                    ("queued", Delivery::Queued),
+                    ("sync", Delivery::Sync),
+                    ("relay", Delivery::Relay),
+                ],
             ),
             "event_queue_overflow" => choose(
                 &mut self.overflow,
@@ -611,6 +618,8 @@ mod tests {
             (c.max_age, c.flush_timeout, c.dlist_timeout),
             (d.max_age, d.flush_timeout, d.dlist_timeout)
         );
+        c.set("event_delivery", "relay").unwrap();
+        assert_eq!(c.delivery, Delivery::Relay);
         c.set("event_queue_overflow", "block").unwrap();
         c.set("event_queue_block_timeout", "250").unwrap();
         assert_eq!(

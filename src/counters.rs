@@ -54,10 +54,17 @@ pub enum Counter {
     /// Found in a dead process's spool but unreadable (half-written when it
     /// died, or the file damaged): lost.
     SpoolLost,
+    /// Left in the process's spool ring for cmev-relay (`event_delivery:
+    /// relay`), not sent by the process.
+    Relayed,
+    /// Sent by the process itself although `event_delivery` is `relay`: no
+    /// relay read its ring, or the ring was full (then also counted as
+    /// queued and sent, or dropped, as any queued event).
+    RelayFallback,
 }
 
 /// Number of counters.
-pub const COUNTER_COUNT: usize = 21;
+pub const COUNTER_COUNT: usize = 23;
 
 /// Counters whose sum is what was lost.
 pub const DROPS: [Counter; 6] = [
@@ -121,4 +128,4 @@ pub fn bump(c: Counter) {
     COUNTERS.bump(c);
 }
 
-const _: () = assert!(Counter::SpoolLost as usize + 1 == COUNTER_COUNT);
+const _: () = assert!(Counter::RelayFallback as usize + 1 == COUNTER_COUNT);

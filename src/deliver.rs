@@ -1,12 +1,14 @@
 //! Where each notification goes: into the process's queue, drained by its
-//! sender thread (the default), or, with `event_delivery: sync`, straight
-//! onto the socket on the caller's thread as stock does. Also the flush
-//! that waits for the queue to empty.
+//! sender thread (the default); with `event_delivery: sync`, straight onto
+//! the socket on the caller's thread as stock does; with `relay`, into the
+//! process's spool ring for cmev-relay, or into the queue when no relay
+//! reads the ring. Also the flush that waits for the queue to empty.
 
 use crate::config::Delivery;
 use crate::counters::{bump, Counter, COUNTERS};
 use crate::log;
 use crate::outgoing::Outgoing;
+use crate::pool;
 use crate::process_local::ProcessLocal;
 use crate::queue::Queue;
 use crate::sender;
@@ -17,14 +19,24 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// Hand one notification to delivery.
-pub(crate) fn submit(out: Outgoing) {
+pub(crate) fn submit(mut out: Outgoing) {
     bump(Counter::Enqueued);
     match out.cfg.delivery {
         Delivery::Sync => {
             send_sync(out);
             log::report_drops(false);
         }
-        Delivery::Queued => push(out),
+        Delivery::Queued => {
+            spool::keep(&mut out);
+            push(out);
+        }
+        Delivery::Relay => {
+            if spool::leave(&mut out) {
+                pool::recycle(out.body);
+            } else {
+                push(out);
+            }
+        }
     }
 }
 
@@ -46,9 +58,8 @@ const NEVER: u64 = u64::MAX;
 
 // A sender that could not be started is tried again by the next event; a
 // caller blocked meanwhile (`block`) waits out its timeout.
-fn push(mut out: Outgoing) {
+fn push(out: Outgoing) {
     let q = QUEUE.get_or_init(|| Queue::new(out.cfg.queue_size));
-    spool::keep(&mut out);
     let (policy, timeout) = (out.cfg.overflow, out.cfg.block_timeout);
     q.push(out, policy, timeout);
     // Started after the push, the sender finds the first event waiting,

@@ -35,6 +35,30 @@
 //! gap need not be the newest reservation (another thread may have written
 //! its record after it), so the reader looks past it (`gap`) rather than
 //! stopping there.
+//!
+//! # Freed records hold no tag
+//!
+//! Before the freer's compare-and-swap gives records' bytes back, it zeroes
+//! their tags. A writer's reservation and the store of its first tag are
+//! two steps, and a reader walking the ring between them (the owner's
+//! sender freeing, or cmev-relay reading a live ring) would otherwise find
+//! the tag of the record freed there before, `DONE` or `PAD` with that
+//! record's length, and step over, or free, bytes the writer is filling. A
+//! zero tag (or an old record's payload, which never holds a tag: text is
+//! UTF-8, and no tag's bytes are) stops every reader there until the writer
+//! has written its head, length first and tag last (release).
+//!
+//! # A ring left to cmev-relay (`event_delivery: relay`)
+//!
+//! Its header says so (`RELAYED`), and its owner writes records without
+//! marks and never frees: the relay that reads it, alone by the lock
+//! `spool::try_lock_reader` takes, marks them done once they are in its
+//! store and frees them (`advance`), so that it is the ring's one freer.
+//! The owner learns of the room from the word itself, at its next
+//! reservation. The relay keeps `lease` ahead of the owner's clock while it
+//! reads; the owner writes to the ring only while the lease holds (it
+//! compares it with the time it already read for the event, so no system
+//! call), and sends events itself otherwise (`spool::leave`).
 
 use crate::mark::{DoneMark, COMMITTED, DONE, PAD, WRITING};
 use std::ptr::NonNull;
@@ -47,20 +71,59 @@ const VERSION: u32 = 1;
 /// A record's tag and length.
 const RECORD_HEAD: usize = 8;
 
+/// `Header::flags`: the ring is left to cmev-relay (see the module's text).
+const RELAYED: u32 = 1;
+
+/// Fields after `word` were padding in the first rings of this version,
+/// which read as zero: not relayed, no lease. Older readers ignore them.
 #[repr(C)]
 struct Header {
     magic: [u8; 8],
     version: u32,
     cap: u32,
     pid: u32,
-    _pad: u32,
+    flags: u32,
     /// When the writer's millisecond clock (`outgoing::clock_ms`) started,
     /// in milliseconds since the epoch: the age of a record made at `t` on
     /// that clock is counted from `clock_start + t`.
     clock_start: u64,
     word: AtomicU64,
+    /// The same moment on `CLOCK_MONOTONIC`, which every process reads
+    /// alike: how a relay reads the owner's clock.
+    clock_mono: u64,
+    /// Until when, on the owner's clock, a relay reads the ring.
+    lease: AtomicU32,
 }
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER);
+
+/// Who made a ring, and for whom.
+pub struct Owner {
+    pub pid: u32,
+    /// `Header::clock_start` and `Header::clock_mono`.
+    pub clock_start: u64,
+    pub clock_mono: u64,
+    /// Left to cmev-relay, which is presumed to read it until `lease` (on
+    /// the owner's clock): a new ring gives a relay time to find it.
+    pub relayed: Option<u32>,
+}
+
+/// `CLOCK_MONOTONIC` in milliseconds: the clock `Instant` reads, through
+/// the vDSO.
+pub fn mono_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock and an initialised out-parameter.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// Whether `until` is still ahead of `now`, both on one wrapping
+/// millisecond clock.
+fn ahead(until: u32, now: u32) -> bool {
+    (until.wrapping_sub(now) as i32) > 0
+}
 
 fn split(w: u64) -> (usize, usize) {
     ((w >> 32) as usize, (w & 0xffff_ffff) as usize)
@@ -103,17 +166,19 @@ impl Journal {
     /// # Safety
     /// `base` is valid for `len` bytes, aligned to 8, for the rest of the
     /// process, and nothing else in this process writes there.
-    pub unsafe fn format(base: NonNull<u8>, len: usize, pid: u32, clock_start: u64) -> Journal {
+    pub unsafe fn format(base: NonNull<u8>, len: usize, owner: Owner) -> Journal {
         let cap = (len.saturating_sub(HEADER) & !7).min(u32::MAX as usize & !7);
         base.as_ptr().write_bytes(0, HEADER);
         base.cast::<Header>().as_ptr().write(Header {
             magic: MAGIC,
             version: VERSION,
             cap: cap as u32,
-            pid,
-            _pad: 0,
-            clock_start,
+            pid: owner.pid,
+            flags: if owner.relayed.is_some() { RELAYED } else { 0 },
+            clock_start: owner.clock_start,
             word: AtomicU64::new(0),
+            clock_mono: owner.clock_mono,
+            lease: AtomicU32::new(owner.relayed.unwrap_or(0)),
         });
         Journal { base, cap }
     }
@@ -154,6 +219,24 @@ impl Journal {
         self.header().clock_start
     }
 
+    /// Whether the ring is left to cmev-relay.
+    pub fn relayed(&self) -> bool {
+        self.header().flags & RELAYED != 0
+    }
+
+    /// Whether a relay reads the ring at `now` on the owner's clock.
+    pub fn lease_holds(&self, now: u32) -> bool {
+        ahead(self.header().lease.load(Ordering::Relaxed), now)
+    }
+
+    /// The relay's side: it reads the ring for `ms` more milliseconds.
+    pub fn renew_lease(&self, ms: u32) {
+        let owner_now = mono_ms().wrapping_sub(self.header().clock_mono) as u32;
+        self.header()
+            .lease
+            .store(owner_now.wrapping_add(ms), Ordering::Relaxed);
+    }
+
     pub fn capacity(&self) -> usize {
         self.cap
     }
@@ -179,15 +262,27 @@ impl Journal {
         unsafe { &*self.at(off + 4).cast::<AtomicU32>() }.load(Ordering::Relaxed) as usize
     }
 
+    /// The length, then the tag (release): a reader that sees the tag sees
+    /// the length that goes with it.
     fn write_head(&self, off: usize, tag: u32, len: usize) {
-        self.tag(off).store(tag, Ordering::Relaxed);
         // SAFETY: as for `len_at`.
         unsafe { &*self.at(off + 4).cast::<AtomicU32>() }.store(len as u32, Ordering::Relaxed);
+        self.tag(off).store(tag, Ordering::Release);
     }
 
     /// Append a record of `n` payload bytes written by `fill`; `None` if
     /// the ring has no room. The mark frees the record when dropped.
     pub fn append(&self, n: usize, seq: u64, fill: impl FnOnce(&mut [u8])) -> Option<DoneMark> {
+        let start = self.write(n, fill)?;
+        // SAFETY: the record's tag, in memory that outlives the process's
+        // use of it; this is its only mark.
+        Some(unsafe { DoneMark::new(NonNull::from(self.tag(start)), seq) })
+    }
+
+    /// Append a record of `n` payload bytes written by `fill`, committed,
+    /// with no mark: its reader marks it done (a relayed ring). Its offset,
+    /// or `None` if the ring has no room.
+    pub fn write(&self, n: usize, fill: impl FnOnce(&mut [u8])) -> Option<usize> {
         let len = record_len(n);
         let word = &self.header().word;
         let mut w = word.load(Ordering::Acquire);
@@ -220,9 +315,7 @@ impl Journal {
         let payload = unsafe { std::slice::from_raw_parts_mut(self.at(start + RECORD_HEAD), n) };
         fill(payload);
         self.tag(start).store(COMMITTED, Ordering::Release);
-        // SAFETY: the record's tag, in memory that outlives the process's
-        // use of it; this is its only mark.
-        Some(unsafe { DoneMark::new(NonNull::from(self.tag(start)), seq) })
+        Some(start)
     }
 
     /// The records in use, oldest first, up to the first that cannot be
@@ -318,12 +411,18 @@ impl Journal {
     }
 
     /// Free the space of the done records from the oldest on; only one
-    /// thread frees (the owner's sender, or the reader that took the ring).
+    /// thread frees (the owner's sender, the relay reading a relayed ring,
+    /// or the reader that took the ring). Their tags are zeroed first (see
+    /// the module's text): until the swap below they are still the oldest,
+    /// since no one else frees.
     pub fn advance(&self) {
         let mut freed = 0;
         for r in self.records() {
             match r {
-                Ok(f) if f.tag == DONE || f.tag == PAD => freed += f.payload.len() + RECORD_HEAD,
+                Ok(f) if f.tag == DONE || f.tag == PAD => {
+                    freed += f.payload.len() + RECORD_HEAD;
+                    self.tag(f.at).store(0, Ordering::Relaxed);
+                }
                 _ => break,
             }
         }
@@ -355,6 +454,15 @@ mod tests {
         NonNull::new(v.as_mut_ptr().cast()).unwrap()
     }
 
+    fn owner(pid: u32, clock_start: u64) -> Owner {
+        Owner {
+            pid,
+            clock_start,
+            clock_mono: 0,
+            relayed: None,
+        }
+    }
+
     fn payloads(j: &Journal) -> Vec<(u32, Vec<u8>)> {
         j.records()
             .map(|r| r.map(|f| (f.tag, f.payload.to_vec())).unwrap())
@@ -364,7 +472,7 @@ mod tests {
     #[test]
     fn records_wrap_pad_and_free_in_order() {
         let base = region(HEADER + 64);
-        let j = unsafe { Journal::format(base, HEADER + 64, 7, 1000) };
+        let j = unsafe { Journal::format(base, HEADER + 64, owner(7, 1000)) };
         let m1 = j.append(12, 0, |b| b.fill(1)).unwrap(); // 24 bytes at 0
         let m2 = j.append(12, 0, |b| b.fill(2)).unwrap(); // 24 at 24
                                                           // 16 bytes of padding and 32 more would need 96.
@@ -421,7 +529,7 @@ mod tests {
     fn a_full_ring_refuses_and_a_reader_sees_what_is_left() {
         let len = HEADER + 96;
         let base = region(len);
-        let j = unsafe { Journal::format(base, len, 7, 1000) };
+        let j = unsafe { Journal::format(base, len, owner(7, 1000)) };
         let marks: Vec<_> = (0..4)
             .map_while(|i| j.append(16, 0, |b| b.fill(i)).map(|m| (i, m)))
             .collect();
@@ -454,7 +562,7 @@ mod tests {
     fn a_reservation_never_written_is_a_gap_the_reader_steps_over() {
         let len = HEADER + 256;
         let base = region(len);
-        let j = unsafe { Journal::format(base, len, 7, 0) };
+        let j = unsafe { Journal::format(base, len, owner(7, 0)) };
         let marks: Vec<_> = (0..4)
             .map(|i| j.append(24, 0, |b| b.fill(i)).unwrap())
             .collect();
@@ -484,7 +592,7 @@ mod tests {
     fn a_gap_may_cross_the_end_of_the_ring() {
         let len = HEADER + 128;
         let base = region(len);
-        let j = unsafe { Journal::format(base, len, 7, 0) };
+        let j = unsafe { Journal::format(base, len, owner(7, 0)) };
         let a = j.append(24, 0, |_| ()).unwrap(); // 0..32
         let b = j.append(24, 0, |_| ()).unwrap(); // 32..64
         std::mem::forget(j.append(24, 0, |_| ()).unwrap()); // 64..96
@@ -511,7 +619,7 @@ mod tests {
     fn all_done_frees_nothing() {
         let len = HEADER + 64;
         let base = region(len);
-        let j = unsafe { Journal::format(base, len, 7, 0) };
+        let j = unsafe { Journal::format(base, len, owner(7, 0)) };
         let a = j.append(8, 0, |_| ()).unwrap();
         let b = j.append(8, 0, |_| ()).unwrap();
         drop(a);
@@ -522,10 +630,52 @@ mod tests {
     }
 
     #[test]
+    fn a_reservation_over_freed_records_stops_readers_until_written() {
+        let len = HEADER + 64;
+        let base = region(len);
+        let j = unsafe { Journal::format(base, len, owner(7, 0)) };
+        drop(j.append(16, 0, |_| ()).unwrap());
+        j.advance();
+        assert_eq!(j.used(), 0);
+        // A writer that has reserved the same 24 bytes and not yet written
+        // its head: what was freed there must not read as a done record.
+        j.header().word.store(join(24, 24), Ordering::Release);
+        let got: Vec<_> = j.records().map(|r| r.map(|f| f.tag)).collect();
+        assert_eq!(got, vec![Err(0)]);
+        j.advance();
+        assert_eq!(j.used(), 24, "nothing freed under a writer");
+    }
+
+    #[test]
+    fn a_relayed_ring_has_a_lease_on_the_owners_clock() {
+        let len = HEADER + 64;
+        let base = region(len);
+        let mut o = owner(7, 0);
+        o.relayed = Some(u32::MAX - 10);
+        o.clock_mono = mono_ms();
+        let j = unsafe { Journal::format(base, len, o) };
+        assert!(j.relayed());
+        assert!(j.lease_holds(u32::MAX - 20));
+        assert!(!j.lease_holds(u32::MAX - 10));
+        assert!(!j.lease_holds(5), "past the wrap");
+        // The owner's clock read 0 at clock_mono: the relay's lease counts
+        // from now on that clock.
+        j.renew_lease(5000);
+        assert!(j.lease_holds(1000) && j.lease_holds(4000));
+        assert!(!j.lease_holds(6000));
+        let at = j.write(8, |b| b.fill(3)).unwrap();
+        let f = j.records().next().unwrap().unwrap();
+        assert_eq!((f.at, f.tag, f.payload), (at, COMMITTED, &[3u8; 8][..]));
+        let plain = unsafe { Journal::open(region(len), len) };
+        assert!(plain.is_err(), "a zeroed region is no ring");
+        assert!(!unsafe { Journal::format(region(len), len, owner(7, 0)) }.relayed());
+    }
+
+    #[test]
     fn garbage_stops_the_reader() {
         let len = HEADER + 64;
         let base = region(len);
-        let j = unsafe { Journal::format(base, len, 7, 0) };
+        let j = unsafe { Journal::format(base, len, owner(7, 0)) };
         std::mem::forget(j.append(8, 0, |b| b.fill(9)).unwrap());
         std::mem::forget(j.append(8, 0, |b| b.fill(9)).unwrap());
         j.tag(16).store(0xdead_beef, Ordering::Relaxed);

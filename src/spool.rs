@@ -12,10 +12,15 @@
 //! other process opens one half made. The directory must belong to Cyrus's
 //! user and be closed to others, since events carry message contents and
 //! addresses; the files are readable by that user alone.
+//!
+//! With `event_delivery: relay` the ring is cmev-relay's to read (`leave`,
+//! and `journal`'s text on relayed rings): the process writes each event
+//! there and nothing else, and sends it itself only when no relay reads the
+//! ring or the ring is full.
 
-use crate::config::Config;
+use crate::config::{Config, Delivery};
 use crate::counters::{bump, Counter};
-use crate::journal::{Journal, HEADER};
+use crate::journal::{mono_ms, Journal, Owner, HEADER};
 use crate::log;
 use crate::outgoing::{clock_ms, Outgoing};
 use crate::process_local::ProcessLocal;
@@ -28,9 +33,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a relayed ring is presumed read after cmev-relay last said so
+/// (and after it is made, so that a relay has time to find it): past that
+/// its process sends its events itself. The relay renews it every second.
+pub const RELAY_LEASE: Duration = Duration::from_secs(5);
 
 /// A ring file mapped whole, with its lock (the open file).
 pub struct Mapped {
@@ -105,6 +115,20 @@ pub fn try_lock(fd: &OwnedFd) -> bool {
     unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
+/// Take the lock that says who reads a ring and frees its space besides
+/// its owner's sender: an open file description lock on its first byte,
+/// apart from the `flock` of its owner, so that a relay can hold it while
+/// the owner lives. False if another holds it.
+pub fn try_lock_reader(fd: &OwnedFd) -> bool {
+    // SAFETY: a zeroed flock is valid; the fields set below are its request.
+    let mut lk: libc::flock = unsafe { std::mem::zeroed() };
+    lk.l_type = libc::F_WRLCK as libc::c_short;
+    lk.l_whence = libc::SEEK_SET as libc::c_short;
+    lk.l_len = 1;
+    // SAFETY: an open descriptor and an initialised request.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lk) == 0 }
+}
+
 /// Open `path` for reading and writing, not following a symbolic link.
 pub fn open_rw(path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput)?;
@@ -165,8 +189,8 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Make this process's ring in `dir`.
-fn create(dir: &Path, size: usize) -> Result<Mapped, String> {
+/// Make this process's ring in `dir`, left to cmev-relay if `relayed`.
+pub(crate) fn create(dir: &Path, size: usize, relayed: bool) -> Result<Mapped, String> {
     check_dir(dir)?;
     let pid = std::process::id();
     let stamp = SystemTime::now()
@@ -186,7 +210,7 @@ fn create(dir: &Path, size: usize) -> Result<Mapped, String> {
     }
     let (tmp, fd) = made.ok_or("cannot find a free file name")?;
     let path = dir.join(format!("{pid}-{stamp:x}.ring"));
-    let ring = make_ring(fd, size, pid).and_then(|mut m| {
+    let ring = make_ring(fd, size, pid, relayed).and_then(|mut m| {
         fs::rename(&tmp, &path).map_err(|e| format!("cannot name the ring: {e}"))?;
         m.path = path;
         Ok(m)
@@ -197,7 +221,7 @@ fn create(dir: &Path, size: usize) -> Result<Mapped, String> {
     ring
 }
 
-fn make_ring(fd: OwnedFd, size: usize, pid: u32) -> Result<Mapped, String> {
+fn make_ring(fd: OwnedFd, size: usize, pid: u32, relayed: bool) -> Result<Mapped, String> {
     if !try_lock(&fd) {
         return Err("cannot lock a new file".into());
     }
@@ -211,10 +235,16 @@ fn make_ring(fd: OwnedFd, size: usize, pid: u32) -> Result<Mapped, String> {
         ));
     }
     let base = map(&fd, len).map_err(|e| format!("cannot map a ring: {e}"))?;
-    let clock_start = now_ms().saturating_sub(clock_ms().into());
+    let now = clock_ms();
+    let owner = Owner {
+        pid,
+        clock_start: now_ms().saturating_sub(now.into()),
+        clock_mono: mono_ms().saturating_sub(now.into()),
+        relayed: relayed.then(|| now.wrapping_add(RELAY_LEASE.as_millis() as u32)),
+    };
     // SAFETY: a fresh mapping of `len` bytes, page-aligned, which this
     // process never unmaps while it uses the ring.
-    let journal = unsafe { Journal::format(base, len, pid, clock_start) };
+    let journal = unsafe { Journal::format(base, len, owner) };
     Ok(Mapped::new(journal, PathBuf::new(), fd, base, len))
 }
 
@@ -238,14 +268,18 @@ fn own(cfg: &Config) -> Option<&'static Mapped> {
     OWN.get_or_init(OnceLock::new)
         .get_or_init(|| {
             let dir = cfg.spool_dir();
-            create(Path::new(&dir), cfg.spool_size)
-                .inspect_err(|why| {
-                    log::error(&format!(
+            create(
+                Path::new(&dir),
+                cfg.spool_size,
+                cfg.delivery == Delivery::Relay,
+            )
+            .inspect_err(|why| {
+                log::error(&format!(
                     "mboxevent: event spool {dir} {why}: queued events are kept in memory only \
                      and lost if this process dies"
                 ))
-                })
-                .ok()
+            })
+            .ok()
         })
         .as_ref()
 }
@@ -270,7 +304,9 @@ pub fn keep(out: &mut Outgoing) {
     if out.cfg.spool_size == 0 {
         return;
     }
-    let Some(m) = own(&out.cfg) else {
+    // A relayed ring's records are the relay's to send: one of an event
+    // this process sends too would go out twice.
+    let Some(m) = own(&out.cfg).filter(|m| !m.journal.relayed()) else {
         bump(Counter::Unspooled);
         return;
     };
@@ -278,6 +314,86 @@ pub fn keep(out: &mut Outgoing) {
     if !append(m, out, seq) {
         bump(Counter::Unspooled);
     }
+}
+
+/// Why a notification for cmev-relay was not left in the ring.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum NotLeft {
+    /// The spool is off or its ring could not be made (or was made for
+    /// another `event_delivery`).
+    NoRing = 1,
+    /// No relay has renewed the ring's lease.
+    NoRelay,
+    /// No room left in the ring.
+    Full,
+}
+
+/// The last reason `leave` gave, 0 while events are left: logged when it
+/// changes, not for every event.
+static FALLBACK: AtomicU8 = AtomicU8::new(0);
+
+/// With `event_delivery: relay`: write the notification into this process's
+/// ring for cmev-relay and do nothing more with it (true); memory writes
+/// only, the lease compared with the time the event was made. False when
+/// no relay reads the ring, the ring is full, or there is none: the caller
+/// then sends it itself, counted (`RelayFallback`) and logged when that
+/// starts. The caller's JSON values (jmapEmail) are written here, since no
+/// sender comes after.
+pub fn leave(out: &mut Outgoing) -> bool {
+    let left = match own(&out.cfg).filter(|m| m.journal.relayed()) {
+        None => Err(NotLeft::NoRing),
+        Some(m) if !m.journal.lease_holds(out.made_ms) => Err(NotLeft::NoRelay),
+        Some(m) => {
+            if has_foreign(&out.body) {
+                resolve_foreign(&mut out.body);
+            }
+            let seq = m.seq.fetch_add(1, Ordering::Relaxed);
+            let to = Target::of(out);
+            let n = encoded_len(out, &to);
+            m.journal
+                .write(n, |b| encode(out, &to, seq, b))
+                .map(|_| ())
+                .ok_or(NotLeft::Full)
+        }
+    };
+    match left {
+        Ok(()) => {
+            bump(Counter::Relayed);
+            if FALLBACK.load(Ordering::Relaxed) != 0 && FALLBACK.swap(0, Ordering::Relaxed) != 0 {
+                log::warning(&format!(
+                    "mboxevent: cmev-relay reads {} again: events are left to it",
+                    own_path().map_or(String::new(), |p| p.display().to_string())
+                ));
+            }
+            true
+        }
+        Err(why) => {
+            bump(Counter::RelayFallback);
+            if FALLBACK.load(Ordering::Relaxed) != why as u8
+                && FALLBACK.swap(why as u8, Ordering::Relaxed) != why as u8
+            {
+                log_fallback(why);
+            }
+            false
+        }
+    }
+}
+
+fn log_fallback(why: NotLeft) {
+    let ring = own_path().map_or(String::new(), |p| p.display().to_string());
+    let reason = match why {
+        NotLeft::NoRing => "event_delivery: relay has no spool ring to leave events in".to_owned(),
+        NotLeft::NoRelay => format!(
+            "no cmev-relay has read {ring} for {} s",
+            RELAY_LEASE.as_secs()
+        ),
+        NotLeft::Full => format!("{ring} is full: cmev-relay is behind"),
+    };
+    log::error(&format!(
+        "mboxevent: {reason}; this process sends its events itself until that changes \
+         (counted as relay fallback)"
+    ));
 }
 
 /// On the sender's thread: write the caller's JSON values of a spooled
@@ -322,9 +438,10 @@ fn append(m: &Mapped, out: &mut Outgoing, seq: u64) -> bool {
     }
 }
 
-/// Free the ring's space of the records done with (the sender's job).
+/// Free the ring's space of the records done with (the sender's job,
+/// except in a relayed ring: its relay is its one freer).
 pub fn advance() {
-    if let Some(m) = mapped() {
+    if let Some(m) = mapped().filter(|m| !m.journal.relayed()) {
         m.journal.advance();
     }
 }
