@@ -385,8 +385,10 @@ impl Claimed {
 pub struct Served {
     ring: Mapped,
     decoder: Decoder,
-    /// The records of the events `events` last returned.
+    /// The records of the events `events` last returned, and how many of
+    /// them could not be read.
     batch: Vec<usize>,
+    batch_lost: u64,
     lost: u64,
 }
 
@@ -414,6 +416,7 @@ impl Served {
                 ring,
                 decoder: Decoder::default(),
                 batch: Vec::new(),
+                batch_lost: 0,
                 lost: 0,
             })
         })
@@ -424,7 +427,7 @@ impl Served {
         self.ring.journal.pid()
     }
 
-    /// Records that could not be read (damaged), marked done with the rest.
+    /// Records that could not be read (damaged), marked done by `done`.
     pub fn lost(&self) -> u64 {
         self.lost
     }
@@ -435,6 +438,7 @@ impl Served {
     /// same events again.
     pub fn events(&mut self, max: usize) -> Vec<ClaimedEvent> {
         self.batch.clear();
+        self.batch_lost = 0;
         let mut events = Vec::new();
         for r in self.ring.journal.records() {
             let f = match r {
@@ -455,16 +459,19 @@ impl Served {
                     let out = Outgoing::new(kind, body, cfg);
                     events.push(ClaimedEvent::of(seq, &out, pending.len()));
                 }
-                Err(_) => {
-                    bump(Counter::SpoolLost);
-                    self.lost += 1;
-                }
+                Err(_) => self.batch_lost += 1,
             }
             if events.len() == max {
                 break;
             }
         }
         events
+    }
+
+    /// Records the last `events` found: its events, and records that could
+    /// not be read, which `done` marks done too.
+    pub fn found(&self) -> usize {
+        self.batch.len()
     }
 
     /// The events `events` returned are safe elsewhere: mark them done and
@@ -474,6 +481,8 @@ impl Served {
             self.ring.journal.set_done(at);
         }
         self.ring.journal.advance();
+        COUNTERS.add(Counter::SpoolLost, self.batch_lost);
+        self.lost += std::mem::take(&mut self.batch_lost);
     }
 
     /// Tell the process that a relay reads its ring, for `RELAY_LEASE`

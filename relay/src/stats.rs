@@ -34,6 +34,7 @@ counters! {
     dlist_ok: "dlist requests answered OK (after the event was stored).",
     dlist_no: "dlist requests answered NO (not an event, or not stored).",
     spool_rings: "Spool rings of dead processes taken over.",
+    spool_live_rings: "Spool rings of living processes read (event_delivery: relay).",
     spool_lost: "Spool records that could not be read (counted by the library too).",
     nats_published: "Publishes sent to JetStream (repeats included).",
     nats_acked: "Events JetStream acknowledged as stored.",

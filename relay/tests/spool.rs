@@ -7,22 +7,11 @@
 mod common;
 
 use common::*;
-use cyrus_mboxevent::catalogue::{EventType, Param};
-use cyrus_mboxevent::ffi::{
-    cmev_config_set, cmev_event_free, cmev_event_new, cmev_event_set_string, cmev_notify,
-};
-use std::ffi::CString;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 const EVENTS: usize = 300;
-
-fn config(option: &str, value: &str) {
-    let (o, v) = (CString::new(option).unwrap(), CString::new(value).unwrap());
-    let rc = cmev_config_set(o.as_ptr(), v.as_ptr(), std::ptr::null_mut(), 0);
-    assert_eq!(rc, 0, "{option}");
-}
 
 /// The producer, run in a child process by `rings_of_dead_processes`: it
 /// queues `EVENTS` events for a listener that is not there, then dies.
@@ -31,23 +20,12 @@ fn config(option: &str, value: &str) {
 fn producer() {
     let dir = std::env::var("CMEV_RELAY_TEST_DIR").expect("run by rings_of_dead_processes");
     let dir = Path::new(&dir);
-    config("event_notifier", "log");
-    config("event_groups", "message");
-    config("notifysocket", dir.join("nobody-listens").to_str().unwrap());
-    config("event_spool_dir", dir.join("spool").to_str().unwrap());
+    library_option("event_notifier", "log");
+    library_option("event_groups", "message");
+    library_option("notifysocket", dir.join("nobody-listens").to_str().unwrap());
+    library_option("event_spool_dir", dir.join("spool").to_str().unwrap());
     for n in 0..EVENTS {
-        let uri = CString::new(format!(
-            "imap://alice@imap1.example.org/INBOX;UIDVALIDITY=1/;UID={n}"
-        ))
-        .unwrap();
-        let ev = cmev_event_new(EventType::MessageNew.bits());
-        // SAFETY: a live event and a NUL-terminated string; the event is
-        // handed to cmev_notify and then freed, as Cyrus does.
-        unsafe {
-            cmev_event_set_string(ev, Param::Uri as u32, uri.as_ptr());
-            assert_eq!(cmev_notify(&ev, 1), 0);
-            cmev_event_free(ev);
-        }
+        notify_message_new(n);
     }
     // SAFETY: dying as a killed lmtpd dies, with its events unsent.
     unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };

@@ -361,3 +361,38 @@ pub async fn stream_messages(nats: &NatsServer) -> Vec<(String, String, Vec<u8>)
     }
     out
 }
+
+/// Set one of the library's options in this process, as Cyrus's adapter does.
+pub fn library_option(option: &str, value: &str) {
+    let o = std::ffi::CString::new(option).unwrap();
+    let v = std::ffi::CString::new(value).unwrap();
+    let rc = cyrus_mboxevent::ffi::cmev_config_set(o.as_ptr(), v.as_ptr(), std::ptr::null_mut(), 0);
+    assert_eq!(rc, 0, "{option}");
+}
+
+/// Notify a MessageNew of UID `n` through the library's C ABI, as Cyrus does.
+pub fn notify_message_new(n: usize) {
+    use cyrus_mboxevent::catalogue::{EventType, Param};
+    use cyrus_mboxevent::ffi::{
+        cmev_event_free, cmev_event_new, cmev_event_set_string, cmev_notify,
+    };
+    let uri = std::ffi::CString::new(format!(
+        "imap://alice@imap1.example.org/INBOX;UIDVALIDITY=1/;UID={n}"
+    ))
+    .unwrap();
+    let ev = cmev_event_new(EventType::MessageNew.bits());
+    // SAFETY: a live event and a NUL-terminated string; the event is
+    // handed to cmev_notify and then freed, as Cyrus does.
+    unsafe {
+        cmev_event_set_string(ev, Param::Uri as u32, uri.as_ptr());
+        assert_eq!(cmev_notify(&ev, 1), 0);
+        cmev_event_free(ev);
+    }
+}
+
+/// The UID in an event's uri (`notify_message_new`'s number).
+pub fn uid(json: &[u8]) -> usize {
+    let v: serde_json::Value = serde_json::from_slice(json).unwrap();
+    let uri = v["uri"].as_str().unwrap();
+    uri.rsplit_once(";UID=").unwrap().1.parse().unwrap()
+}
