@@ -171,12 +171,13 @@ def proc_kb(pid, name, key):
 
 class Target:
     """One running sandbox, its LMTP connection and (later) its IMAP session.
-    env: variables added to the sandbox's environment (a preload, say)."""
+    env: variables added to the sandbox's environment (a preload, say);
+    extra: a file of imapd.conf lines added to the profile's."""
 
-    def __init__(self, build, profile, conf_dir, env=None):
+    def __init__(self, build, profile, conf_dir, env=None, extra=None):
         self.build, self.profile = build, profile
-        s = subprocess.run(SERVER_CPU + [RUNNER, "up", BUILDS[build], conf_dir], capture_output=True, text=True,
-                           check=True, env={**os.environ, **(env or {})})
+        s = subprocess.run(SERVER_CPU + [RUNNER, "up", BUILDS[build], conf_dir] + ([extra] if extra else []),
+                           capture_output=True, text=True, check=True, env={**os.environ, **(env or {})})
         self.path = s.stdout.strip().splitlines()[-1]
         try:
             self.connect()
