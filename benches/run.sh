@@ -32,6 +32,10 @@ echo "bench: real Cyrus, stock and patched builds (several minutes)"
 make --no-print-directory cyrus cyrus-stock >/dev/null
 cargo build --release -q
 python3 benches/realcyrus.py "$OUT/realcyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
+echo "bench: real Cyrus sending its events, beside leaving them to cmev-relay (event_delivery: relay)"
+command -v nats-server >/dev/null || { echo "bench: needs nats-server (apt-get install nats-server)" >&2; exit 1; }
+cargo build --release -q -p cmev-relay --bin cmev-relay
+python3 benches/relaycyrus.py "$OUT/relaycyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
 echo "bench: events lost to killed Cyrus processes, stock, patched without and with its spool"
 python3 benches/crashloss.py "$OUT/crashloss.md"
 echo "bench: real Cyrus 3.10.2, stock and patched builds (several minutes)"
@@ -55,6 +59,8 @@ python3 benches/lowrate.py "$OUT/lowrate.md" "$OUT/onoff.so" "${BENCH_LOWRATE:-2
     cat "$OUT/throughput.md"
     echo
     cat "$OUT/realcyrus.md"
+    echo
+    cat "$OUT/relaycyrus.md"
     echo
     cat "$OUT/crashloss.md"
     echo
