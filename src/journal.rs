@@ -59,6 +59,21 @@
 //! reads; the owner writes to the ring only while the lease holds (it
 //! compares it with the time it already read for the event, so no system
 //! call), and sends events itself otherwise (`spool::leave`).
+//!
+//! Every event is delivered or counted: the owner's `write` either commits
+//! a record (counted `Relayed`) or fails at once and the event takes the
+//! queued way, where the queue's argument holds (`RelayFallback`). A
+//! committed record stays until a reader marks it done, and a reader marks
+//! it only once the event is safe elsewhere: the relay's store, or another
+//! process's queue after the owner's death. The lease only says where new
+//! events go: a record written just before a relay died or let its lease
+//! lapse waits for the next relay, or for whoever takes the ring once the
+//! owner is gone. No one waits for another: the owner never waits for the
+//! relay (a full ring fails the reservation), and the relay never waits
+//! for the owner (it stops at the first record not yet committed and looks
+//! again at its next poll; a dead owner's half-written record is a gap, as
+//! above). The lease and the owner's clock wrap, and are compared by their
+//! difference, valid for 24 days either way.
 
 use crate::mark::{DoneMark, COMMITTED, DONE, PAD, WRITING};
 use std::ptr::NonNull;
