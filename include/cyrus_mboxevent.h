@@ -104,8 +104,9 @@ enum cmev_counter
    */
   CMEV_COUNTER_NOTIFIED = 0,
   /**
-   * Notifications accepted for delivery (queued, or sent directly in sync
-   * mode), those taken over from dead processes' spools included.
+   * Notifications accepted for delivery (queued, sent directly in sync
+   * mode, or left for cmev-relay), those taken over from dead processes'
+   * spools included.
    */
   CMEV_COUNTER_ENQUEUED,
   /**

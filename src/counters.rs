@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub enum Counter {
     /// Notifications produced by notify (after FlagsSet splitting), sent or not.
     Notified = 0,
-    /// Notifications accepted for delivery (queued, or sent directly in sync
-    /// mode), those taken over from dead processes' spools included.
+    /// Notifications accepted for delivery (queued, sent directly in sync
+    /// mode, or left for cmev-relay), those taken over from dead processes'
+    /// spools included.
     Enqueued,
     /// Notifications the receiver accepted.
     Sent,
