@@ -105,6 +105,11 @@ impl Nats {
                      password, or creds_file; events wait in the store)"
                 }
                 ConnectErrorKind::Tls => " (check [nats] tls, ca_file, client_cert)",
+                // async-nats reports a certificate rustls rejects as an I/O error.
+                ConnectErrorKind::Io if e.to_string().contains("certificate") => {
+                    " (the TLS handshake failed: check [nats] tls, ca_file, client_cert; events \
+                     wait in the store)"
+                }
                 _ => " (events wait in the store)",
             };
             format!("NATS at {servers}: {e}{hint}")

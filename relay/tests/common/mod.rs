@@ -68,13 +68,18 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub fn start(dir: &TestDir) -> NatsServer {
+        NatsServer::start_with(dir, "")
+    }
+
+    /// The same with more of nats-server's configuration (e.g. a `tls` block).
+    pub fn start_with(dir: &TestDir, more_conf: &str) -> NatsServer {
         let port = free_port();
         let conf = dir.path("nats.conf");
         std::fs::write(
             &conf,
             format!(
                 "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\n\
-                 authorization {{ user: {USER}, password: \"{PASSWORD}\" }}\n",
+                 authorization {{ user: {USER}, password: \"{PASSWORD}\" }}\n{more_conf}",
                 dir.path("jetstream").display()
             ),
         )
