@@ -73,13 +73,20 @@ impl NatsServer {
 
     /// The same with more of nats-server's configuration (e.g. a `tls` block).
     pub fn start_with(dir: &TestDir, more_conf: &str) -> NatsServer {
+        let auth =
+            format!("authorization {{ user: {USER}, password: \"{PASSWORD}\" }}\n{more_conf}");
+        NatsServer::start_auth(dir, &auth)
+    }
+
+    /// nats-server with JetStream and `auth` (its authentication settings)
+    /// in place of the user and password.
+    pub fn start_auth(dir: &TestDir, auth: &str) -> NatsServer {
         let port = free_port();
         let conf = dir.path("nats.conf");
         std::fs::write(
             &conf,
             format!(
-                "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\n\
-                 authorization {{ user: {USER}, password: \"{PASSWORD}\" }}\n{more_conf}",
+                "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\n{auth}",
                 dir.path("jetstream").display()
             ),
         )
