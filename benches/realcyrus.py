@@ -356,15 +356,18 @@ def run_round(n, chunks, label):
         return targets
 
 
+def parse_args(argv):
+    """[--series S] RESULTS_MD [N] [CHUNKS] [ROUNDS], shared with relaycyrus.py;
+    points BUILDS at the series."""
+    if argv[:1] == ["--series"]:
+        use_series(argv[1])
+        argv = argv[2:]
+    return (argv[0], int(argv[1]) if len(argv) > 1 else 2000, int(argv[2]) if len(argv) > 2 else 100,
+            int(argv[3]) if len(argv) > 3 else 3)
+
+
 def main():
-    args = sys.argv[1:]
-    if args[:1] == ["--series"]:
-        use_series(args[1])
-        args = args[2:]
-    out = args[0]
-    n = int(args[1]) if len(args) > 1 else 2000
-    chunks = int(args[2]) if len(args) > 2 else 100
-    nrounds = int(args[3]) if len(args) > 3 else 3
+    out, n, chunks, nrounds = parse_args(sys.argv[1:])
     rounds = [run_round(n, chunks, f"round {r + 1}/{nrounds}") for r in range(nrounds)]
     with open(out, "w") as f:
         f.write(report(rounds, n, chunks))

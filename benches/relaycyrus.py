@@ -201,14 +201,7 @@ def report(rounds, n, chunks):
 
 
 def main():
-    args = sys.argv[1:]
-    if args[:1] == ["--series"]:
-        rc.use_series(args[1])
-        args = args[2:]
-    out = args[0]
-    n = int(args[1]) if len(args) > 1 else 2000
-    chunks = int(args[2]) if len(args) > 2 else 100
-    nrounds = int(args[3]) if len(args) > 3 else 3
+    out, n, chunks, nrounds = rc.parse_args(sys.argv[1:])
     rounds = [run_round(n, chunks, f"round {r + 1}/{nrounds}") for r in range(nrounds)]
     with open(out, "w") as f:
         f.write(report(rounds, n, chunks))
