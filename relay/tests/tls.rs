@@ -92,34 +92,38 @@ fn start(dir: &TestDir) -> (NatsServer, PathBuf) {
     (NatsServer::start_with(dir, &tls), pki)
 }
 
-/// The relay's configuration for that server; `tls_lines` are the `[nats]`
-/// section's TLS keys.
-fn relay_toml(dir: &TestDir, nats: &NatsServer, tls_lines: &str) -> String {
-    format!(
+/// A relay sending to that server over TLS, `keys` naming the `[nats]`
+/// section's certificate keys and the files of `pki` they point at.
+fn relay(dir: &TestDir, nats: &NatsServer, pki: &Path, keys: &[(&str, &str)]) -> Relay {
+    let mut tls = String::from("tls = true\n");
+    for (key, file) in keys {
+        tls += &format!("{key} = \"{}\"\n", pki.join(file).display());
+    }
+    let toml = format!(
         "host = \"imap1.example.org\"\n[store]\ndir = \"{}\"\n[input]\ndatagram = \"{}\"\n\
-         [nats]\nservers = [\"tls://127.0.0.1:{}\"]\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n{tls_lines}",
+         [nats]\nservers = [\"tls://127.0.0.1:{}\"]\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n{tls}",
         dir.path("store").display(),
         dir.path("notify").display(),
         nats.port
-    )
+    );
+    Relay::start(dir, &toml, &[dir.path("notify")])
 }
 
 #[test]
 fn tls_with_a_private_ca_and_a_client_certificate() {
     let dir = TestDir::new("tls");
     let (nats, pki) = start(&dir);
-    let tls = format!(
-        "tls = true\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n",
-        pki.join("ca.pem").display(),
-        pki.join("client.pem").display(),
-        pki.join("client.key").display()
+    let relay = relay(
+        &dir,
+        &nats,
+        &pki,
+        &[
+            ("ca_file", "ca.pem"),
+            ("client_cert", "client.pem"),
+            ("client_key", "client.key"),
+        ],
     );
     let dgram = dir.path("notify");
-    let relay = Relay::start(
-        &dir,
-        &relay_toml(&dir, &nats, &tls),
-        std::slice::from_ref(&dgram),
-    );
     send_datagrams(&dgram, 0, 0..50, Duration::ZERO);
     relay.wait_stat("nats_acked", 50, Duration::from_secs(20));
     assert_eq!(relay.stat("nats_errors"), 0, "{}", relay.log_text());
@@ -130,17 +134,13 @@ fn an_unknown_server_certificate_is_a_clear_error() {
     let dir = TestDir::new("tls-noca");
     let (nats, pki) = start(&dir);
     // The client certificate, but not the CA that signed the server's.
-    let tls = format!(
-        "tls = true\nclient_cert = \"{}\"\nclient_key = \"{}\"\n",
-        pki.join("client.pem").display(),
-        pki.join("client.key").display()
+    let relay = relay(
+        &dir,
+        &nats,
+        &pki,
+        &[("client_cert", "client.pem"), ("client_key", "client.key")],
     );
     let dgram = dir.path("notify");
-    let relay = Relay::start(
-        &dir,
-        &relay_toml(&dir, &nats, &tls),
-        std::slice::from_ref(&dgram),
-    );
     send_datagrams(&dgram, 0, 0..10, Duration::ZERO);
     relay.wait_stat("stored", 10, Duration::from_secs(10));
     relay.wait_stat("nats_errors", 1, Duration::from_secs(10));
