@@ -30,7 +30,7 @@
 /**
  * Number of parameters.
  */
-#define CMEV_PARAM_COUNT 77
+#define CMEV_PARAM_COUNT 78
 
 
 
@@ -71,12 +71,19 @@
 #define CMEV_CYRUS_3_10 778
 
 /**
+ * `cmev_set_cyrus_series`: Cyrus 3.12's `enum event_param`.
+ */
+#define CMEV_CYRUS_3_12 780
+
+/**
  * Entries of each series' `enum event_param` (`MAX_PARAM + 1` there), for
  * the adapter's static assertions.
  */
 #define CMEV_CYRUS_3_6_PARAM_COUNT 71
 
 #define CMEV_CYRUS_3_10_PARAM_COUNT 77
+
+#define CMEV_CYRUS_3_12_PARAM_COUNT 78
 
 /**
  * `cmev_mailbox_needs`: event_exclude_specialuse lists "all", so whether
@@ -290,7 +297,8 @@ typedef uint32_t cmev_event_type;
 
 /**
  * Event parameters: 0-70 with the numbering of Cyrus 3.6.1's `enum
- * event_param`, later ones after them; output order is `OUTPUT_ORDER`.
+ * event_param`, later ones after them in the order the series added them;
+ * output order is `OUTPUT_ORDER`.
  */
 enum cmev_param
 #ifdef __cplusplus
@@ -380,6 +388,10 @@ enum cmev_param
    */
   CMEV_PARAM_UNSCHEDULED_USER_ID = 75,
   CMEV_PARAM_UNSCHEDULED_COUNT = 76,
+  /**
+   * Cyrus 3.12 on: the users who may read a mailbox.
+   */
+  CMEV_PARAM_VISIBLE_USERS = 77,
 };
 #ifndef __cplusplus
 typedef uint32_t cmev_param;
@@ -635,7 +647,7 @@ bool cmev_event_content_wanted(const cmev_event *ev,
 /**
  * Say which Cyrus series' `enum event_param` numbers every `param`
  * argument is in from now on, for the whole process: `CMEV_CYRUS_3_6`,
- * `CMEV_CYRUS_3_10`, or `CMEV_CYRUS_OWN` (the default). The adapter calls
+ * `CMEV_CYRUS_3_10`, `CMEV_CYRUS_3_12`, or `CMEV_CYRUS_OWN` (the default). The adapter calls
  * it once, before its first event. Returns 0, or
  * `CMEV_ERROR_UNKNOWN_SERIES` and nothing changes.
  */

@@ -215,7 +215,8 @@ pub enum Kind {
 }
 
 /// Event parameters: 0-70 with the numbering of Cyrus 3.6.1's `enum
-/// event_param`, later ones after them; output order is `OUTPUT_ORDER`.
+/// event_param`, later ones after them in the order the series added them;
+/// output order is `OUTPUT_ORDER`.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Param {
@@ -298,10 +299,12 @@ pub enum Param {
     /// Cyrus 3.8 on: MessagesUnscheduled.
     UnscheduledUserId = 75,
     UnscheduledCount = 76,
+    /// Cyrus 3.12 on: the users who may read a mailbox.
+    VisibleUsers = 77,
 }
 
 /// Number of parameters.
-pub const PARAM_COUNT: usize = 77;
+pub const PARAM_COUNT: usize = 78;
 
 /// JSON key and kind of every parameter, indexed by its number.
 const PARAM_TABLE: [(Param, &str, Kind); PARAM_COUNT] = [
@@ -398,6 +401,7 @@ const PARAM_TABLE: [(Param, &str, Kind); PARAM_COUNT] = [
     (Param::CalendarEventId, "calendarEventId", Kind::Str),
     (Param::UnscheduledUserId, "userId", Kind::Str),
     (Param::UnscheduledCount, "count", Kind::Int),
+    (Param::VisibleUsers, "vnd.cmu.visibleUsers", Kind::Str),
 ];
 
 /// The order stock writes parameters in: its `enum event_param`, the
@@ -432,6 +436,7 @@ pub const OUTPUT_ORDER: [Param; PARAM_COUNT] = {
         Mbtype,
         ServerFqdn,
         MailboxAcl,
+        VisibleUsers,
         DavFilename,
         DavUid,
         Envelope,

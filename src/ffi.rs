@@ -630,15 +630,18 @@ pub const CYRUS_OWN: c_uint = 0;
 pub const CYRUS_3_6: c_uint = 0x306;
 /// `cmev_set_cyrus_series`: Cyrus 3.8's and 3.10's `enum event_param`.
 pub const CYRUS_3_10: c_uint = 0x30a;
+/// `cmev_set_cyrus_series`: Cyrus 3.12's `enum event_param`.
+pub const CYRUS_3_12: c_uint = 0x30c;
 /// Entries of each series' `enum event_param` (`MAX_PARAM + 1` there), for
 /// the adapter's static assertions.
 pub const CYRUS_3_6_PARAM_COUNT: c_uint = 71;
 pub const CYRUS_3_10_PARAM_COUNT: c_uint = 77;
+pub const CYRUS_3_12_PARAM_COUNT: c_uint = 78;
 
 ffi_fn! {
     /// Say which Cyrus series' `enum event_param` numbers every `param`
     /// argument is in from now on, for the whole process: `CMEV_CYRUS_3_6`,
-    /// `CMEV_CYRUS_3_10`, or `CMEV_CYRUS_OWN` (the default). The adapter calls
+    /// `CMEV_CYRUS_3_10`, `CMEV_CYRUS_3_12`, or `CMEV_CYRUS_OWN` (the default). The adapter calls
     /// it once, before its first event. Returns 0, or
     /// `CMEV_ERROR_UNKNOWN_SERIES` and nothing changes.
     fn cmev_set_cyrus_series(series: u32) -> c_int {

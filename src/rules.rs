@@ -6,7 +6,7 @@
 use crate::catalogue::{mask, EventType, Param};
 
 /// Words of `event_extra_params`, in the bit order of stock's BITFIELD.
-pub const EXTRA_NAMES: [&str; 29] = [
+pub const EXTRA_NAMES: [&str; 30] = [
     "bodyStructure",
     "clientAddress",
     "diskUsed",
@@ -36,6 +36,7 @@ pub const EXTRA_NAMES: [&str; 29] = [
     "vnd.fastmail.jmapStates",
     "vnd.cmu.emailid",
     "vnd.cmu.threadid",
+    "vnd.cmu.visibleUsers",
 ];
 
 /// One bit per word of `event_extra_params`.
@@ -71,6 +72,7 @@ pub enum Extra {
     JmapStates,
     EmailId,
     ThreadId,
+    VisibleUsers,
 }
 
 /// The words of `event_extra_params` that are set, one bit per `Extra`.
@@ -139,6 +141,9 @@ pub fn expected(t: EventType, p: Param, extras: Extras) -> bool {
         P::ClientId => x(Extra::ClientId),
         P::FastmailSessionId => x(Extra::FastmailSessionId),
         P::MailboxId | P::Mbtype | P::MailboxAcl => is(mask::MAILBOX),
+        // Stock 3.12 expects it on every mailbox event but never fills it;
+        // only the option brings it, so events without it stay stock's.
+        P::VisibleUsers => x(Extra::VisibleUsers) && is(mask::MAILBOX),
         P::MessageContent => x(Extra::MessageContent) && new_or_append,
         P::MessageSize => x(Extra::MessageSize) && new_or_append,
         P::DavFilename => x(Extra::DavFilename) && is(T::Calendar as u32),
@@ -339,6 +344,28 @@ mod tests {
             Param::ApsDeviceToken,
             c
         ));
+    }
+
+    #[test]
+    fn visible_users_only_when_asked_and_only_on_mailbox_events() {
+        let asked = Extras(DEFAULT.0 | 1 << Extra::VisibleUsers as u32);
+        for t in ALL_TYPES {
+            assert!(!expected(t, Param::VisibleUsers, DEFAULT), "{t:?}");
+            assert_eq!(
+                expected(t, Param::VisibleUsers, asked),
+                t.is_in(mask::MAILBOX),
+                "{t:?}"
+            );
+        }
+        assert_eq!(
+            expected_keys(EventType::AclChange, asked)[7..],
+            [
+                "vnd.cmu.mbtype",
+                "serverFQDN",
+                "vnd.cmu.mailboxACL",
+                "vnd.cmu.visibleUsers"
+            ]
+        );
     }
 
     #[test]

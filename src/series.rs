@@ -7,7 +7,7 @@
 //! which are 3.6.1's for the parameters 3.6.1 has. Adding a series is
 //! adding its table.
 
-use crate::catalogue::{Param, ALL_PARAMS, OUTPUT_ORDER};
+use crate::catalogue::{Param, ALL_PARAMS, OUTPUT_ORDER, PARAM_COUNT};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A Cyrus series, as `major << 8 | minor`.
@@ -17,13 +17,30 @@ pub enum Series {
     Own,
     Cyrus3_6,
     Cyrus3_10,
+    Cyrus3_12,
 }
 
 /// Cyrus 3.6's `enum event_param`: the library's first 71.
 const CYRUS_3_6: &[Param] = ALL_PARAMS.split_at(71).0;
-/// Cyrus 3.10's `enum event_param` (all of 3.8's and 3.10's additions) is
-/// the output order itself, until a later series inserts more.
-const CYRUS_3_10: &[Param] = &OUTPUT_ORDER;
+/// Cyrus 3.12's `enum event_param` (all of 3.8's, 3.10's and 3.12's
+/// additions) is the output order itself, until a later series inserts more.
+const CYRUS_3_12: &[Param] = &OUTPUT_ORDER;
+/// Cyrus 3.10's: 3.12's without `vnd.cmu.visibleUsers`.
+const CYRUS_3_10: &[Param] = &without(Param::VisibleUsers);
+
+/// The output order without `p`.
+const fn without(p: Param) -> [Param; PARAM_COUNT - 1] {
+    let mut a = [Param::Timestamp; PARAM_COUNT - 1];
+    let (mut i, mut j) = (0, 0);
+    while i < PARAM_COUNT {
+        if OUTPUT_ORDER[i] as u32 != p as u32 {
+            a[j] = OUTPUT_ORDER[i];
+            j += 1;
+        }
+        i += 1;
+    }
+    a
+}
 
 impl Series {
     /// The series with C value `v` (`CMEV_CYRUS_*`).
@@ -32,6 +49,7 @@ impl Series {
             0 => Some(Series::Own),
             0x0306 => Some(Series::Cyrus3_6),
             0x030a => Some(Series::Cyrus3_10),
+            0x030c => Some(Series::Cyrus3_12),
             _ => None,
         }
     }
@@ -41,6 +59,7 @@ impl Series {
             Series::Own => 0,
             Series::Cyrus3_6 => 0x0306,
             Series::Cyrus3_10 => 0x030a,
+            Series::Cyrus3_12 => 0x030c,
         }
     }
 
@@ -50,6 +69,7 @@ impl Series {
             Series::Own => &ALL_PARAMS,
             Series::Cyrus3_6 => CYRUS_3_6,
             Series::Cyrus3_10 => CYRUS_3_10,
+            Series::Cyrus3_12 => CYRUS_3_12,
         }
     }
 }
@@ -89,6 +109,14 @@ mod tests {
         apsVersion apsAccountId apsDeviceToken apsSubtopic mailboxes apsTopic apsDeviceToken \
         mailboxUser mailboxUniqueId expiry userId count messageContent";
 
+    /// 3.12 inserted one parameter into 3.10's enum.
+    fn names_3_12() -> Vec<&'static str> {
+        let mut v: Vec<_> = NAMES_3_10.split_whitespace().collect();
+        let acl = v.iter().position(|n| *n == "vnd.cmu.mailboxACL").unwrap();
+        v.insert(acl + 1, "vnd.cmu.visibleUsers");
+        v
+    }
+
     fn names(s: Series) -> Vec<&'static str> {
         s.params().iter().map(|p| p.json_name()).collect()
     }
@@ -97,6 +125,8 @@ mod tests {
     fn each_series_numbers_as_its_cyrus() {
         let want: Vec<_> = NAMES_3_10.split_whitespace().collect();
         assert_eq!(names(Series::Cyrus3_10), want);
+        assert_eq!(names(Series::Cyrus3_12), names_3_12());
+        assert_eq!(Series::Cyrus3_12.params().len(), 78);
         let added = [
             "alertId",
             "calendarOwner",
@@ -122,6 +152,12 @@ mod tests {
         set(Series::Cyrus3_10);
         assert_eq!(param(43), Some(Param::CalendarAlertId));
         assert_eq!(param(76), Some(Param::MessageContent));
+        set(Series::Cyrus3_12);
+        assert_eq!(param(26), Some(Param::VisibleUsers));
+        assert_eq!(param(27), Some(Param::DavFilename));
+        assert_eq!(param(77), Some(Param::MessageContent));
+        set(Series::Cyrus3_10);
+        assert_eq!(param(77), None);
         set(Series::Cyrus3_6);
         assert_eq!(param(43), Some(Param::CalendarUserId));
         assert_eq!(param(70), Some(Param::MessageContent));
@@ -129,6 +165,7 @@ mod tests {
         set(Series::Own);
         assert_eq!(param(71), Some(Param::CalendarAlertId));
         assert_eq!(Series::from_c(0x030a), Some(Series::Cyrus3_10));
+        assert_eq!(Series::from_c(0x030c), Some(Series::Cyrus3_12));
         assert_eq!(Series::from_c(0x0307), None);
     }
 }

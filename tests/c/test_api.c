@@ -78,6 +78,7 @@ static cmev_event *message_event(uint32_t type, const uint32_t *uids, int n)
 }
 
 #define MBX_TAIL "\"pid\":%d,\"user\":\"u\",\"vnd.cmu.mbtype\":\"e\",\"serverFQDN\":\"h\",\"vnd.cmu.mailboxACL\":\"u\\tlrs\\t\"}"
+#define MBX_TAIL_VISIBLE(users) "\"pid\":%d,\"user\":\"u\",\"vnd.cmu.mbtype\":\"e\",\"serverFQDN\":\"h\",\"vnd.cmu.mailboxACL\":\"u\\tlrs\\t\",\"vnd.cmu.visibleUsers\":\"" users "\"}"
 #define MBX_HEAD "\"mailboxID\":\"abc\",\"uri\":\"imap://h/user/u/Box;UIDVALIDITY=7\","
 
 static void test_mailbox_events(void)
@@ -299,7 +300,7 @@ static void test_type_values(void)
     CHECK_EQ_INT(CMEV_EVENT_TYPE_ACL_CHANGE, 1 << 20);
     CHECK_EQ_INT(CMEV_EVENT_TYPE_MESSAGES_UNSCHEDULED, 1 << 26);
     CHECK_EQ_INT(CMEV_PARAM_MESSAGE_CONTENT, 70);
-    CHECK_EQ_INT(CMEV_PARAM_COUNT, 77);
+    CHECK_EQ_INT(CMEV_PARAM_COUNT, 78);
     CHECK_EQ_INT(CMEV_PARAM_SERVER_FQDN, 24);
     CHECK_EQ_INT(CMEV_PARAM_APS_DAV_EXPIRY, 69);
 }
@@ -621,10 +622,11 @@ static void test_callback(void)
     CHECK(cmev_event_new(CMEV_EVENT_TYPE_MESSAGE_EXPUNGE) == NULL);
 }
 
-/* Cyrus 3.6's and 3.10's numberings of the same parameters: each series'
- * numbers land on the right keys, written in stock's order. */
+/* Cyrus 3.6's, 3.10's and 3.12's numberings of the same parameters: each
+ * series' numbers land on the right keys, written in stock's order. */
 static void test_series(void)
 {
+    static const uint32_t u1[] = { 1 };
     cmev_event *ev;
 
     base_config();
@@ -653,9 +655,30 @@ static void test_series(void)
     CHECK(cmev_expected(CMEV_EVENT_TYPE_MESSAGES_UNSCHEDULED, 74));
     CHECK(!cmev_expected(CMEV_EVENT_TYPE_MESSAGES_UNSCHEDULED, 7));
     expect_one(ev, "{\"event\":\"MessagesUnscheduled\",\"pid\":%d,\"userId\":\"alice\",\"count\":3,\"messageContent\":\"m\"}");
+    config("event_groups", "mailbox message");
+    ev = mailbox_event(CMEV_EVENT_TYPE_MAILBOX_CREATE);
+    CHECK_EQ_INT(cmev_event_set_string(ev, 77, "m"), CMEV_ERROR_UNKNOWN_PARAM);
+    cmev_event_free(ev);
+    /* 3.12 inserted vnd.cmu.visibleUsers (26) after vnd.cmu.mailboxACL (25),
+     * so 3.10's davFilename (26) is 27 and messageContent is 77; the key is
+     * written only when event_extra_params asks for it. */
+    CHECK_EQ_INT(cmev_set_cyrus_series(CMEV_CYRUS_3_12), 0);
+    CHECK(!cmev_expected(CMEV_EVENT_TYPE_MAILBOX_CREATE, 26)); /* the adapter sets none */
+    config("event_extra_params", "vnd.cmu.visibleUsers");
+    ev = mailbox_event(CMEV_EVENT_TYPE_MAILBOX_CREATE);
+    CHECK_EQ_INT(cmev_event_set_string(ev, 26, "alice\tbob"), 0);
+    CHECK_EQ_INT(cmev_event_set_string(ev, 27, "f.ics"), 0); /* written if set, as stock does */
+    expect_one(ev, "{\"event\":\"MailboxCreate\"," MBX_HEAD MBX_TAIL_VISIBLE("alice\\tbob\",\"vnd.cmu.davFilename\":\"f.ics"));
+    ev = message_event(CMEV_EVENT_TYPE_MESSAGE_NEW, u1, 1);
+    CHECK_EQ_INT(cmev_event_set_string(ev, 77, "m"), 0);
+    CHECK(!cmev_expected(CMEV_EVENT_TYPE_MESSAGE_NEW, 26));
+    CHECK(cmev_expected(CMEV_EVENT_TYPE_MAILBOX_DELETE, 26));
+    cmev_event_free(ev);
+    config("event_extra_params", "");
     CHECK_EQ_INT(cmev_set_cyrus_series(CMEV_CYRUS_OWN), 0);
     CHECK_EQ_INT(CMEV_CYRUS_3_6_PARAM_COUNT, 71);
     CHECK_EQ_INT(CMEV_CYRUS_3_10_PARAM_COUNT, 77);
+    CHECK_EQ_INT(CMEV_CYRUS_3_12_PARAM_COUNT, 78);
     /* name_to_mboxevent() of 3.10 */
     CHECK_EQ_INT(cmev_event_type_from_name("messagesunscheduled"), CMEV_EVENT_TYPE_MESSAGES_UNSCHEDULED);
     CHECK_EQ_INT(cmev_event_type_from_name("vnd.cmu.MessageCopy"), CMEV_EVENT_TYPE_MESSAGE_COPY);
@@ -747,10 +770,10 @@ static void test_bad_input(void)
     CHECK(cmev_event_new(1u << 27) == NULL);
     CHECK(cmev_event_new(0xffffffffu) == NULL);
     CHECK(!cmev_expected(3, CMEV_PARAM_URI));
-    CHECK(!cmev_expected(CMEV_EVENT_TYPE_LOGIN, 77));
+    CHECK(!cmev_expected(CMEV_EVENT_TYPE_LOGIN, CMEV_PARAM_COUNT));
     CHECK_EQ_INT(cmev_event_set_type(ev, 12345), CMEV_ERROR_UNKNOWN_TYPE);
     CHECK_EQ_INT(cmev_event_get_type(ev), CMEV_EVENT_TYPE_MESSAGE_EXPUNGE);
-    CHECK_EQ_INT(cmev_event_set_string(ev, 77, "x"), CMEV_ERROR_UNKNOWN_PARAM);
+    CHECK_EQ_INT(cmev_event_set_string(ev, CMEV_PARAM_COUNT, "x"), CMEV_ERROR_UNKNOWN_PARAM);
     CHECK_EQ_INT(cmev_event_set_string(ev, 0xffffffffu, "x"), CMEV_ERROR_UNKNOWN_PARAM);
     CHECK_EQ_INT(cmev_event_set_string(ev, CMEV_PARAM_MODSEQ, "x"), CMEV_ERROR_WRONG_KIND);
     CHECK_EQ_INT(cmev_event_set_uint(ev, CMEV_PARAM_URI, 1), CMEV_ERROR_WRONG_KIND);

@@ -124,7 +124,7 @@ static void null_pointers(void)
 static void unknown_ids(void)
 {
     static const uint32_t bad_types[] = { 3, 1u << 21, 1u << 27, 1u << 28, 1u << 31, 0xffffffffu, 0x0a, 0x7ffffff };
-    static const uint32_t bad_params[] = { 77, 78, 127, 128, 1000, 0x80000000u, 0xffffffffu };
+    static const uint32_t bad_params[] = { 78, 79, 127, 128, 1000, 0x80000000u, 0xffffffffu };
     const char *one[] = { "x" };
     cmev_event *ev;
     size_t i;
