@@ -8,13 +8,18 @@ CFLAGS_TEST := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Iinclude -pt
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LINK    := -L$(LIBDIR) -lcyrus_mboxevent -Wl,-rpath,$(CURDIR)/$(LIBDIR)
 C_TESTS := test_api golden_test
-# The Cyrus series of `make cyrus`, `make cyrus-stock` and `make demo`: 3.6 (3.6.1) or
-# 3.10 (3.10.2), each with its patch series in cyrus-patch/patches/<series>/.
-# 3.6.1 builds in build/cyrus, 3.10.2 in build/cyrus-3.10.
+# The Cyrus series of `make cyrus`, `make cyrus-stock` and `make demo`: 3.6 (3.6.1),
+# 3.10 (3.10.2) or 3.12 (3.12.4), each with its patch series in cyrus-patch/patches/<series>/.
+# 3.6.1 builds in build/cyrus, 3.10.2 in build/cyrus-3.10, 3.12.4 in build/cyrus-3.12
+# (the same table as tests/e2e/e2elib.py's SERIES).
 CYRUS   ?= 3.6
-CYRUS_OUT = $(CURDIR)/$(B)/$(if $(filter 3.6 3.6.1,$(CYRUS)),cyrus,cyrus-$(CYRUS))
+cyrus_series = $(patsubst 3.6.1,3.6,$(patsubst 3.10.2,3.10,$(patsubst 3.12.4,3.12,$(1))))
+cyrus_out = $(CURDIR)/$(B)/$(if $(filter 3.6,$(call cyrus_series,$(1))),cyrus,cyrus-$(call cyrus_series,$(1)))
+CYRUS_OUT = $(call cyrus_out,$(CYRUS))
+# The series `make check` runs end to end (e2e-all).
+E2E_SERIES ?= 3.6 3.10 3.12
 
-.PHONY: relay test-relay demo-relay e2e e2e-3.10 patch-check demo-library bench bench-check cyrus cyrus-stock all lib check test-rust test-c test-c-san test-golden test-install header-check lint demo install clean
+.PHONY: relay test-relay demo-relay e2e e2e-3.10 e2e-3.12 e2e-all patch-check demo-library bench bench-check cyrus cyrus-stock all lib check test-rust test-c test-c-san test-golden test-install header-check lint demo install clean
 
 all: lib
 
@@ -39,7 +44,7 @@ $(B)/golden_test: tests/golden/golden_test.c include/cyrus_mboxevent.h | lib
 $(B)/golden_test-san: tests/golden/golden_test.c include/cyrus_mboxevent.h | lib
 	gcc $(CFLAGS_TEST) $(SAN) -o $@ $< $(LINK)
 
-check: lib header-check lint test-rust test-relay test-c test-c-san test-golden test-install test-hardening test-hardening-san e2e e2e-3.10 patch-check bench-check
+check: lib header-check lint test-rust test-relay test-c test-c-san test-golden test-install test-hardening test-hardening-san e2e-all patch-check bench-check
 	@echo "make check: all passed"
 
 # The committed header must be what build.rs generates.
@@ -111,12 +116,14 @@ cyrus: lib
 	cyrus-patch/build-cyrus.sh --series $(CYRUS) --patched $(MBOXEVENT) $(CYRUS_OUT)
 
 # The same source, unpatched, for side-by-side comparisons. `make cyrus-stock CYRUS=3.10`:
-# Debian trixie's 3.10.2 (upstream tarball, unpatched, with idled) in build/cyrus-3.10/stock.
+# Debian trixie's 3.10.2 (upstream tarball, unpatched, with idled) in build/cyrus-3.10/stock;
+# CYRUS=3.12: sid's 3.12.4 (the same, from Debian forky/sid) in build/cyrus-3.12/stock.
 cyrus-stock:
 	cyrus-patch/build-cyrus.sh --series $(CYRUS) $(CYRUS_OUT)
 
 # The main demo: a patched Cyrus on loopback, a short real session, events live
-# (`make demo CYRUS=3.10`: Cyrus 3.10.2, an IDLE client told of the changes too).
+# (`make demo CYRUS=3.10` or `CYRUS=3.12`: Cyrus 3.10.2 or 3.12.4, an IDLE client told of the
+# changes too).
 demo: lib
 	CYRUS=$(CYRUS) cyrus-patch/demo.sh
 
@@ -142,12 +149,38 @@ e2e-3.10:
 	$(MAKE) --no-print-directory cyrus cyrus-stock CYRUS=3.10
 	tests/e2e/run.sh --no-build --series 3.10
 
+# The same on Cyrus 3.12.4 against its own golden capture (tests/golden/stock-3.12.4-*,
+# taken from an unpatched upstream 3.12.4): 3.10's checks, rules and IDLE/NOTIFY runs.
+e2e-3.12:
+	$(MAKE) --no-print-directory cyrus cyrus-stock CYRUS=3.12
+	tests/e2e/run.sh --no-build --series 3.12
+
+# make check's end-to-end part: the Cyrus builds of every series in E2E_SERIES (two series
+# side by side, make -j2: each series' patched, then its unpatched build; on 2 cores the six
+# builds of 3.6, 3.10 and 3.12 took 471 s so, about 525 s one after the other), then
+# tests/e2e/run.sh for all of them at once, each series in a mount namespace with its own
+# /dev (tests/e2e/README.md): the same checks as e2e, e2e-3.10 (and e2e-3.12) one after the
+# other, in about the time of the longest (339 s for the three, instead of about 900 s):
+# the e2e runs mostly wait, the builds compute.
+comma := ,
+e2e-all: lib
+	$(MAKE) --no-print-directory install PREFIX=$(MBOXEVENT) >/dev/null
+	$(MAKE) --no-print-directory -j2 --output-sync=target $(E2E_SERIES:%=cyrus-both-%)
+	tests/e2e/run.sh --no-build --series $(subst $() ,$(comma),$(strip $(E2E_SERIES)))
+
+# Both builds of one series, without the library step (e2e-all has done it once).
+cyrus-both-%:
+	cyrus-patch/build-cyrus.sh --series $* --patched $(MBOXEVENT) $(call cyrus_out,$*)
+	cyrus-patch/build-cyrus.sh --series $* $(call cyrus_out,$*)
+
 # Each series' patches apply to the upstream tarball and to Debian's patched tree
-# (bookworm's 3.6.1, trixie's 3.10.2).
+# (bookworm's 3.6.1, trixie's 3.10.2, sid's 3.12.4).
 patch-check: cyrus
 	cyrus-patch/build-cyrus.sh --series 3.10 --fetch-only $(B)/cyrus-3.10 >/dev/null
+	cyrus-patch/build-cyrus.sh --series 3.12 --fetch-only $(B)/cyrus-3.12 >/dev/null
 	cyrus-patch/check-apply.sh --series 3.6 $(B)/cyrus/src
 	cyrus-patch/check-apply.sh --series 3.10 $(B)/cyrus-3.10/src
+	cyrus-patch/check-apply.sh --series 3.12 $(B)/cyrus-3.12/src
 
 $(B)/demo: examples/demo.c tests/c/harness.h include/cyrus_mboxevent.h | lib
 	gcc $(CFLAGS_TEST) -o $@ $< $(LINK)

@@ -7,7 +7,9 @@ SIGKILLed as soon as a STORE's tagged OK arrives) run on each build and
 profile in a fresh sandbox; this counts the acknowledged operations whose
 event never arrived, and the duplicates.
 
-usage: crashloss.py RESULTS_MD [SERIES]
+usage: crashloss.py [--series 3.6|3.10|3.12] RESULTS_MD [SERIES]
+
+The series (default 3.6) may come as --series S, as in realcyrus.py, or after RESULTS_MD.
 """
 import os
 import re
@@ -40,8 +42,12 @@ def run(build, extra, series):
 
 
 def main():
-    out = sys.argv[1]
-    series = sys.argv[2] if len(sys.argv) > 2 else "3.6"
+    argv = sys.argv[1:]
+    series = "3.6"
+    if argv[:1] == ["--series"]:
+        series, argv = argv[1], argv[2:]
+    out = argv[0]
+    series = argv[1] if len(argv) > 1 else series
     rc.use_series(series)
     res = {}
     for label, build, extra in VARIANTS:

@@ -1,4 +1,4 @@
-"""IMAP IDLE and NOTIFY latency on Cyrus 3.10.2, stock beside patched.
+"""IMAP IDLE and NOTIFY latency on Cyrus 3.10.2 (or 3.12.4), stock beside patched.
 
 tests/e2e/idle.py (a client in IDLE, or NOTIFY, told through idled of LMTP
 deliveries and of another session's flag changes) runs on the stock and the
@@ -10,7 +10,10 @@ client's untagged response, and patched minus stock (a difference, not a
 ratio: stock tells idled before it replies, so the times are near or below
 zero).
 
-usage: idlelatency.py RESULTS_MD [N] [ROUNDS]
+usage: idlelatency.py [--series 3.10|3.12] RESULTS_MD [N] [ROUNDS]
+
+--series: the Cyrus series whose two builds run (default 3.10; 3.8 and later, where
+idled is fed by mboxevent), with its golden `default` configuration.
 """
 import json
 import os
@@ -20,6 +23,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__))))
 import realcyrus as rc  # noqa: E402
+from e2elib import since  # noqa: E402  (realcyrus put tests/e2e on the path)
 
 IDLE = os.path.join(rc.REPO, "tests", "e2e", "idle.py")
 
@@ -31,8 +35,8 @@ def pct(xs, p):
 
 def run(build, notifier, n, out):
     """One idle.py run in a new sandbox; its results (raises if anything was missed)."""
-    cmd = ["python3", IDLE, "--prefix", rc.BUILDS[build], "--n", str(n), "--flags", str(n),
-           "--status", str(n // 2), "--json", out] + (["--notifier"] if notifier else [])
+    cmd = ["python3", IDLE, "--prefix", rc.BUILDS[build], "--profile", os.path.join(rc.GOLDEN, f"stock-{rc.GOLDEN_VERSION}-default"),
+           "--n", str(n), "--flags", str(n), "--status", str(n // 2), "--json", out] + (["--notifier"] if notifier else [])
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         sys.exit(f"idlelatency: {build}, notifier {notifier}: idle.py failed:\n{p.stdout}{p.stderr}")
@@ -41,10 +45,16 @@ def run(build, notifier, n, out):
 
 
 def main():
-    out = sys.argv[1]
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 300
-    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 2
-    rc.use_series("3.10")
+    argv = sys.argv[1:]
+    series = "3.10"
+    if argv[:1] == ["--series"]:
+        series, argv = argv[1], argv[2:]
+    out = argv[0]
+    n = int(argv[1]) if len(argv) > 1 else 300
+    rounds = int(argv[2]) if len(argv) > 2 else 2
+    rc.use_series(series)
+    if not since(series, "3.8"):
+        sys.exit(f"idlelatency: Cyrus {rc.VERSION} feeds no idled through mboxevent (3.8 and later do)")
     pooled = {}   # (notifier, build, measurement) -> ms
     with tempfile.TemporaryDirectory(prefix="cmev-idle-") as tmp:
         for r in range(rounds):

@@ -1,5 +1,5 @@
 """Real Cyrus, side by side: the stock build of one Cyrus series (3.6.1 by
-default, --series 3.10 for 3.10.2) and the patched one (same source, same
+default, --series 3.10 for 3.10.2, 3.12 for 3.12.4) and the patched one (same source, same
 configure flags), each in a sandbox of cyrus-patch/run-sandbox.sh, with that
 series' golden configurations.
 
@@ -22,7 +22,7 @@ processes alike in every way differ by a few µs per message (placement in
 memory, in the caches), a bias interleaving cannot cancel. The overhead is
 given per round and as the median of the rounds with their min-max.
 
-usage: realcyrus.py [--series 3.6|3.10] RESULTS_MD [N] [CHUNKS] [ROUNDS]
+usage: realcyrus.py [--series 3.6|3.10|3.12] RESULTS_MD [N] [CHUNKS] [ROUNDS]
 """
 import contextlib
 import os
@@ -36,23 +36,28 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
-from e2elib import Sandbox, Session, message  # noqa: E402
+from e2elib import SERIES, Sandbox, Session, build_prefix, message, series_name  # noqa: E402
 
 RUNNER = os.path.join(REPO, "cyrus-patch", "run-sandbox.sh")
 GOLDEN = os.path.join(REPO, "tests", "golden")
-# Per series: where `make cyrus[-stock] CYRUS=S` installs it, the version built, and
-# the version its golden capture (whose configurations are used) was taken from.
-SERIES = {"3.6": ("cyrus", "3.6.1", "3.6.1"), "3.10": ("cyrus-3.10", "3.10.2", "3.10.1")}
+# Per series (tests/e2e/e2elib.py's SERIES table): where `make cyrus[-stock] CYRUS=S`
+# installs it, the version built, and the version its golden capture (whose
+# configurations are used) was taken from.
 BUILDS = {}
 VERSION = GOLDEN_VERSION = None
 
 
 def use_series(series):
-    """Point BUILDS and the profiles at one Cyrus series' builds and goldens."""
+    """Point BUILDS and the profiles at one Cyrus series' builds and goldens
+    ('3.12' or '3.12.4'; SystemExit naming the series there are otherwise)."""
     global VERSION, GOLDEN_VERSION
-    out, VERSION, GOLDEN_VERSION = SERIES[series]
+    try:
+        s = series_name(series)
+    except ValueError as e:
+        sys.exit(f"{os.path.basename(sys.argv[0])}: {e}")
+    VERSION, GOLDEN_VERSION = SERIES[s]["version"], SERIES[s]["golden"]
     for build in ("stock", "patched"):
-        BUILDS[build] = os.path.join(REPO, "build", out, build)
+        BUILDS[build] = build_prefix(s, build)
 
 
 use_series("3.6")

@@ -38,11 +38,15 @@ cargo build --release -q -p cmev-relay --bin cmev-relay
 python3 benches/relaycyrus.py "$OUT/relaycyrus.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
 echo "bench: events lost to killed Cyrus processes, stock, patched without and with its spool"
 python3 benches/crashloss.py "$OUT/crashloss.md"
-echo "bench: real Cyrus 3.10.2, stock and patched builds (several minutes)"
-make --no-print-directory cyrus cyrus-stock CYRUS=3.10 >/dev/null
-python3 benches/realcyrus.py --series 3.10 "$OUT/realcyrus-3.10.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
-echo "bench: IMAP IDLE and NOTIFY latency on Cyrus 3.10.2, stock and patched"
-python3 benches/idlelatency.py "$OUT/idle-3.10.md" "${BENCH_IDLE:-300}" "${BENCH_IDLE_ROUNDS:-2}"
+# The later series (idled fed by mboxevent): the real-Cyrus comparison and IDLE/NOTIFY latency
+# of each (BENCH_SERIES: which of them, default both).
+for s in ${BENCH_SERIES:-3.10 3.12}; do
+    echo "bench: real Cyrus $s, stock and patched builds (several minutes)"
+    make --no-print-directory cyrus cyrus-stock CYRUS=$s >/dev/null
+    python3 benches/realcyrus.py --series $s "$OUT/realcyrus-$s.md" "${BENCH_MESSAGES:-2000}" "${BENCH_CHUNKS:-100}" "${BENCH_ROUNDS:-3}"
+    echo "bench: IMAP IDLE and NOTIFY latency on Cyrus $s, stock and patched"
+    python3 benches/idlelatency.py --series $s "$OUT/idle-$s.md" "${BENCH_IDLE:-300}" "${BENCH_IDLE_ROUNDS:-2}"
+done
 echo "bench: cmev-relay into NATS JetStream, beside a minimal publisher"
 benches/relay.sh "$OUT/relay.md"
 echo "bench: real Cyrus at a low rate (STOREs 30 ms apart)"
@@ -64,10 +68,12 @@ python3 benches/lowrate.py "$OUT/lowrate.md" "$OUT/onoff.so" "${BENCH_LOWRATE:-2
     echo
     cat "$OUT/crashloss.md"
     echo
-    cat "$OUT/realcyrus-3.10.md"
-    echo
-    cat "$OUT/idle-3.10.md"
-    echo
+    for s in ${BENCH_SERIES:-3.10 3.12}; do
+        cat "$OUT/realcyrus-$s.md"
+        echo
+        cat "$OUT/idle-$s.md"
+        echo
+    done
     cat "$OUT/lowrate.md"
     echo
     cat "$OUT/relay.md"

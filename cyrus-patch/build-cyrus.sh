@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# build-cyrus.sh — robust, cached build of a minimal Cyrus IMAP 3.6.1 or 3.10.2
+# build-cyrus.sh — robust, cached build of a minimal Cyrus IMAP 3.6.1, 3.10.2 or 3.12.4
 # (docs/stock-cyrus.md, "Building a minimal Cyrus 3.6.1" and "Cyrus 3.10").
 #
 # Usage:
 #   cyrus-patch/build-cyrus.sh [options] OUTDIR
 #   cyrus-patch/build-cyrus.sh --patched LIBDIR [options] OUTDIR
-#   cyrus-patch/build-cyrus.sh --series 3.10 [--fetch-only] OUTDIR
+#   cyrus-patch/build-cyrus.sh --series 3.10|3.12 [--fetch-only] OUTDIR
 #
 # Options:
 #   --series S        the Cyrus series: 3.6 (default: 3.6.1, Debian bookworm's source
-#                     package) or 3.10 (3.10.2, Debian trixie's: a deb-src entry for trixie
-#                     is added beside bookworm's if missing; configured with --enable-idled
-#                     too). Env CYRUS=S works too. `make cyrus-stock CYRUS=3.10` uses
-#                     OUTDIR build/cyrus-3.10; 3.6's is build/cyrus.
+#                     package), 3.10 (3.10.2, Debian trixie's) or 3.12 (3.12.4, Debian
+#                     sid's and forky's 3.12.4-1; trixie-backports has 3.12.3, not used).
+#                     3.10 and 3.12 add a deb-src entry for their suite (trixie, sid)
+#                     beside bookworm's if missing, and are configured with --enable-idled
+#                     too. Env CYRUS=S works too. `make cyrus-stock CYRUS=3.10` uses
+#                     OUTDIR build/cyrus-3.10 (3.12: build/cyrus-3.12); 3.6's is build/cyrus.
 #   --fetch-only      only get (or check the cached) source into OUTDIR/src and stop.
 #   --patched LIBDIR  build the patched variant: apply the series' patches,
 #                     cyrus-patch/patches/<series>/series (patch -p1, in order), and link
@@ -27,9 +29,9 @@
 # Layout under OUTDIR:
 #   src/            cached Debian source files (orig tarball, .dsc, debian.tar.xz if any)
 #                   + src/SOURCE-INFO (what was fetched, versions, sha256s)
-#                   + (3.10) src/debian-tree/cyrus-imapd-3.10.2: Debian's tree (the orig
-#                   with debian/ and debian/patches applied, by dpkg-source -x), for
-#                   checking patches against it; the build itself uses the upstream orig
+#                   + (3.10, 3.12) src/debian-tree/cyrus-imapd-<version>: Debian's tree
+#                   (the orig with debian/ and debian/patches applied, by dpkg-source -x),
+#                   for checking patches against it; the build uses the upstream orig
 #   build/<variant> fresh build tree (recreated on every non-cached build)
 #   <variant>/      install prefix: stock/ or patched/ (libexec/ sbin/ bin/ lib/ ...)
 #   <variant>/.build-key      cache stamp (written only after a successful install)
@@ -92,7 +94,7 @@ ORIG_ARGS="$*"
 LIBDIR=""; FORCE=0; JOBS=${JOBS:-2}; USE_APT=1; OUTDIR=""; FETCH_ONLY=0
 while [ $# -gt 0 ]; do
   case $1 in
-    --series) [ $# -ge 2 ] || { STEP=args; die "--series needs an argument (3.6 or 3.10)"; }
+    --series) [ $# -ge 2 ] || { STEP=args; die "--series needs an argument (3.6, 3.10 or 3.12)"; }
               SERIES=$2; shift 2 ;;
     --series=*) SERIES=${1#*=}; shift ;;
     --fetch-only) FETCH_ONLY=1; shift ;;
@@ -139,7 +141,17 @@ case $SERIES in
     DEBSRC_SUITE=trixie; EXPECTED_DEB_VERSION=3.10.2-1+deb13u2; DEBIAN_TREE=1
     # idled: IMAP IDLE and NOTIFY are fed through mboxevent in 3.10 (tests/e2e/idle.py)
     SERIES_FLAGS=(--enable-idled) ;;
-  *) STEP=args; die "unknown series '$SERIES' (3.6 or 3.10)" ;;
+  3.12|3.12.4)
+    SERIES=3.12; CYRUS_VERSION=3.12.4
+    ORIG_TARBALL="${SRC_PACKAGE}_${CYRUS_VERSION}.orig.tar.xz"; TAR_Z=J
+    # Debian's orig tarball for 3.12.4 (sid's and forky's 3.12.4-1: the upstream release).
+    EXPECTED_ORIG_SHA256=d8e7ba7dd9d14387e70263137dadc662c8833b524289fc61fdd32db6fc068bc6
+    # sid's source package (forky has the same 3.12.4-1; trixie-backports only 3.12.3).
+    APT_SPECS=("$SRC_PACKAGE/sid")
+    DEBSRC_SUITE=sid; EXPECTED_DEB_VERSION=3.12.4-1; DEBIAN_TREE=1
+    # idled: as in 3.10, IMAP IDLE and NOTIFY are fed through mboxevent
+    SERIES_FLAGS=(--enable-idled) ;;
+  *) STEP=args; die "unknown series '$SERIES' (3.6, 3.10 or 3.12)" ;;
 esac
 CONFIGURE_FLAGS+=("${SERIES_FLAGS[@]}")
 PATCH_DIR="${CYRUS_PATCH_DIR:-$SCRIPT_DIR/patches/$SERIES}"   # env override for tests
@@ -199,7 +211,7 @@ ensure_debsrc() {
   sed 's/^Types: deb$/Types: deb-src/' "$base" > /etc/apt/sources.list.d/debian-src.sources
   APT_UPDATED_NEEDED=1
 }
-# A deb-src entry for a suite other than bookworm (3.10: trixie), beside the machine's
+# A deb-src entry for a suite other than bookworm (3.10: trixie, 3.12: sid), beside the machine's
 # bookworm one: same URIs, Components and Signed-By, only `Suites:` differs.
 # deb822 stanzas (*.sources) and one-line entries (*.list) are both understood.
 SUITE_SOURCES=/etc/apt/sources.list.d/debian-%s-src.sources
@@ -258,11 +270,17 @@ ensure_debsrc_suite() {  # $1 = suite
   fi
   APT_UPDATED_NEEDED=1
 }
+# apt_get ARGS: apt-get, one at a time on this machine: builds of several series may run at
+# once (make check's e2e-all) and apt-get refuses to run beside another (dpkg's and the
+# lists' locks); the same lock covers creating the cyrus user.
+APT_LOCK=/run/lock/cyrus-mboxevent-apt.lock
+[ -d /run/lock ] || APT_LOCK=/tmp/cyrus-mboxevent-apt.lock
+apt_get() { flock "$APT_LOCK" env DEBIAN_FRONTEND=noninteractive apt-get "$@"; }
 APT_UPDATED=0
 apt_update() {
   [ $APT_UPDATED -eq 1 ] && return 0
   say "apt-get update"
-  if ! apt-get update >"$LOGDIR/apt-update.log" 2>&1; then
+  if ! apt_get update >"$LOGDIR/apt-update.log" 2>&1; then
     tail -n 20 "$LOGDIR/apt-update.log" >&2
     die "apt-get update failed — are the Debian mirrors reachable? (log: $LOGDIR/apt-update.log)"
   fi
@@ -302,7 +320,7 @@ fetch_source() {
   local spec ok=0
   for spec in "${APT_SPECS[@]}"; do
     say "apt-get source --download-only $spec"
-    ( cd "$dl" && apt-get -o APT::Sandbox::User=root source --download-only "$spec" ) \
+    ( cd "$dl" && apt_get -o APT::Sandbox::User=root source --download-only "$spec" ) \
       >>"$LOGDIR/apt-source.log" 2>&1 || true
     if [ -f "$dl/$ORIG_TARBALL" ]; then ok=1; break; fi
     grep -q -E 'Temporary failure resolving|Could not connect|Unable to connect|Connection failed|Network is unreachable|Could not resolve' "$LOGDIR/apt-source.log" \
@@ -317,7 +335,7 @@ fetch_source() {
   rmdir "$dl"
 }
 
-# ensure_tools PKG...: packages the source step itself needs (3.10: xz for the .tar.xz,
+# ensure_tools PKG...: packages the source step itself needs (3.10, 3.12: xz for the .tar.xz,
 # dpkg-source for Debian's tree), installed before the build dependencies are.
 ensure_tools() {
   local p miss=()
@@ -327,8 +345,8 @@ ensure_tools() {
   [ ${#miss[@]} -eq 0 ] && return 0
   [ $USE_APT -eq 1 ] || die "missing packages and --no-apt given: ${miss[*]}"
   say "installing ${miss[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${miss[@]}" >>"$LOGDIR/apt-install.log" 2>&1 \
-    || { apt_update; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${miss[@]}" >>"$LOGDIR/apt-install.log" 2>&1; } \
+  apt_get install -y --no-install-recommends "${miss[@]}" >>"$LOGDIR/apt-install.log" 2>&1 \
+    || { apt_update; apt_get install -y --no-install-recommends "${miss[@]}" >>"$LOGDIR/apt-install.log" 2>&1; } \
     || die "could not install ${miss[*]} (log: $LOGDIR/apt-install.log)"
 }
 [ "$TAR_Z" = J ] && ensure_tools xz-utils
@@ -359,7 +377,7 @@ verify_tarball "$TARBALL"
 TARBALL_SHA=$(sha256 "$TARBALL")
 say "source: $ORIG_TARBALL verified (sha256 ${TARBALL_SHA:0:16}…, VERSION $CYRUS_VERSION)"
 
-# Debian's own tree (3.10): orig + debian.tar.xz, debian/patches applied by dpkg-source -x,
+# Debian's own tree (3.10, 3.12): orig + debian.tar.xz, debian/patches applied by dpkg-source -x,
 # for a later check that our patches apply to what Debian builds too. Not used by the build.
 if [ $DEBIAN_TREE -eq 1 ]; then
   STEP=debian-tree
@@ -405,7 +423,7 @@ done
 if [ ${#MISSING[@]} -gt 0 ]; then
   [ $USE_APT -eq 1 ] || die "missing packages and --no-apt given: ${MISSING[*]}"
   say "installing missing packages: ${MISSING[*]}"
-  inst() { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >>"$LOGDIR/apt-install.log" 2>&1; }
+  inst() { apt_get install -y --no-install-recommends "$@" >>"$LOGDIR/apt-install.log" 2>&1; }
   if ! inst "${MISSING[@]}"; then
     warn "apt-get install failed; running apt-get update and retrying"
     apt_update
@@ -423,10 +441,14 @@ STEP=cyrus-user
 # Lighter than the cyrus-common package (which would pull exim4, clamav, xapian, zephyr, ...).
 getent group mail >/dev/null || die "group 'mail' does not exist (base-passwd should provide it)"
 if ! getent passwd cyrus >/dev/null; then
-  say "creating system user 'cyrus' (primary group mail)"
-  useradd --system --gid mail --home-dir /var/spool/cyrus --no-create-home \
-          --shell /usr/sbin/nologin --comment "Cyrus Mailsystem User" cyrus \
-    || die "useradd cyrus failed"
+  exec 8>"$APT_LOCK"; flock 8   # another series' build may be creating it just now
+  if ! getent passwd cyrus >/dev/null; then
+    say "creating system user 'cyrus' (primary group mail)"
+    useradd --system --gid mail --home-dir /var/spool/cyrus --no-create-home \
+            --shell /usr/sbin/nologin --comment "Cyrus Mailsystem User" cyrus \
+      || die "useradd cyrus failed"
+  fi
+  exec 8>&-
 fi
 
 # ---------------------------------------------------------------- 5. cache key

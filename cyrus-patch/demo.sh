@@ -1,25 +1,24 @@
 #!/usr/bin/env bash
-# demo.sh — `make demo`: a real Cyrus IMAP 3.6.1 or 3.10.2 (patched to send its events
+# demo.sh — `make demo`: a real Cyrus IMAP 3.6.1, 3.10.2 or 3.12.4 (patched to send its events
 # through libcyrus_mboxevent) in a throw-away sandbox, a short IMAP/LMTP session, and every
 # event printed LIVE as cmev-tap receives it. Needs root (Cyrus runs as user cyrus).
 #
 #   cyrus-patch/demo.sh [--raw]      # --raw: the event JSON instead of one summary line
 #   CYRUS=3.10 cyrus-patch/demo.sh   # `make demo CYRUS=3.10`: Cyrus 3.10.2, with idled
+#   CYRUS=3.12 cyrus-patch/demo.sh   # `make demo CYRUS=3.12`: Cyrus 3.12.4, with idled
 #
 # Builds what it needs (cached: seconds when nothing changed): `make cyrus`, cmev-tap.
-# Environment: CYRUS (3.6, the default, or 3.10); DEMO_NO_BUILD=1 skips the build;
+# Environment: CYRUS (3.6, the default, 3.10 or 3.12); DEMO_NO_BUILD=1 skips the build;
 # DEMO_PROFILE (default: the series' golden `all`); DEMO_RELAY=1 (`make demo-relay`):
 # cmev-relay takes notifyd's place, publishes into a nats-server (JetStream, a user and
 # password, a loopback port) and a consumer of the stream prints each event with its id.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-case ${CYRUS:-3.6} in
-  3.6|3.6.1)   SERIES=3.6;  VERSION=3.6.1;  PREFIX=$REPO/build/cyrus/patched ;;
-  3.10|3.10.2) SERIES=3.10; VERSION=3.10.2; PREFIX=$REPO/build/cyrus-3.10/patched ;;
-  *) echo "demo: unknown CYRUS '$CYRUS' (3.6 or 3.10)" >&2; exit 2 ;;
-esac
-GOLDEN_VERSION=$([ $SERIES = 3.6 ] && echo 3.6.1 || echo 3.10.1)
+# the series' row of tests/e2e/e2elib.py's table: SERIES VERSION GOLDEN_VERSION PREFIX
+# SINCE_3_8 (idled) ... (it says which series there are if CYRUS is none of them)
+rows=$(python3 "$REPO/tests/e2e/e2elib.py" --shell "${CYRUS:-3.6}") || { echo "demo: CYRUS=${CYRUS:-3.6}" >&2; exit 2; }
+eval "$rows"
 PROFILE=${DEMO_PROFILE:-$REPO/tests/golden/stock-$GOLDEN_VERSION-all}
 RAW=${1:-}
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (Cyrus runs as user cyrus; the sandbox is chowned to it)" >&2; exit 1; }
@@ -86,7 +85,7 @@ echo
 python3 "$REPO/tests/e2e/pretty.py" --follow ${RAW:+--raw} "$S/events.jsonl" &
 FOLLOW=$!
 
-PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$REPO/tests/e2e" python3 - "$S" "$SERIES" <<'EOF'
+PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$REPO/tests/e2e" python3 - "$S" "$SINCE_3_8" <<'EOF'
 import socket, sys, time
 from e2elib import Sandbox, Session, message, INTERNALDATE
 sb = Sandbox(sys.argv[1])
@@ -94,7 +93,7 @@ idle = None
 
 
 class Idler:
-    """Cyrus 3.10: another alice connection in IMAP IDLE on INBOX; idled wakes it
+    """Cyrus 3.10, 3.12: another alice connection in IMAP IDLE on INBOX; idled wakes it
     with what mboxevent hands over (event_notifier or not)."""
     def __init__(self):
         self.s = socket.create_connection(('127.0.0.1', sb.port), timeout=5)
@@ -143,7 +142,7 @@ say("admin logs in and creates user/alice")
 admin.connect(); admin.do("CREATE", lambda m: m.create('user/alice'))
 say("alice logs in, creates INBOX/Projects")
 alice.connect(); alice.do("CREATE", lambda m: m.create('INBOX/Projects'))
-if sys.argv[2] == '3.10':
+if sys.argv[2] == '1':   # 3.8 and later: idled
     say("alice's second connection SELECTs INBOX and waits in IDLE (idled wakes it)")
     idle = Idler()
 say("alice APPENDs a message to INBOX")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run-sandbox.sh — run a Cyrus IMAP 3.6.1 or 3.10.2 built by build-cyrus.sh in a throw-away
+# run-sandbox.sh — run a Cyrus IMAP 3.6.1, 3.10.2 or 3.12.4 built by build-cyrus.sh in a throw-away
 # directory, with the event listener (cmev-tap) bound at notifysocket.
 #
 #   cyrus-patch/run-sandbox.sh up PREFIX PROFILE_DIR [EXTRA_CONF_FILE]   # prints the sandbox dir S
@@ -10,13 +10,13 @@
 #   cyrus-patch/run-sandbox.sh status S          # what runs, where the logs are
 #
 # PREFIX      build/cyrus/patched or build/cyrus/stock (libexec/{master,imapd,lmtpd}, sbin/),
-#             or build/cyrus-3.10/stock.
+#             or build/cyrus-3.10/stock, build/cyrus-3.12/patched, ...
 # PROFILE_DIR a folder with imapd.conf + cyrus.conf using @SANDBOX@, e.g.
 #             tests/golden/stock-3.6.1-default. cyrus.conf's /usr/lib/cyrus/bin/ paths
 #             are rewritten to PREFIX, the imap port to a free loopback port. If PREFIX has
-#             libexec/idled (3.10 builds: --enable-idled), master also starts idled from
-#             cyrus.conf's DAEMON section (listening at idlesocket), unless SANDBOX_IDLED=0.
-#             3.6.1 and 3.10.2 take the same imapd.conf and cyrus.conf otherwise.
+#             libexec/idled (3.10 and 3.12 builds: --enable-idled), master also starts idled
+#             from cyrus.conf's DAEMON section (listening at idlesocket), unless SANDBOX_IDLED=0.
+#             3.6.1, 3.10.2 and 3.12.4 take the same imapd.conf and cyrus.conf otherwise.
 # EXTRA_CONF_FILE  imapd.conf lines (@SANDBOX@ allowed) added to the profile's; an option that
 #             the profile already sets is replaced (Cyrus refuses an option given twice).
 #
@@ -181,7 +181,7 @@ do_up() {
   for b in libexec/master libexec/imapd libexec/lmtpd sbin/ctl_cyrusdb; do
     [ -x "$PREFIX/$b" ] || die "$PREFIX/$b missing (make cyrus builds it)"
   done
-  # idled (3.10 builds): IMAP IDLE and NOTIFY are pushed through it (fed by mboxevent)
+  # idled (3.10, 3.12 builds): IMAP IDLE and NOTIFY are pushed through it (fed by mboxevent)
   local idled=0
   case ${SANDBOX_IDLED:-auto} in
     0) ;;

@@ -5,10 +5,11 @@
 
 GOLDEN_DIR is e.g. tests/golden/stock-3.6.1-all (events.jsonl, steps.md,
 transcript.log); S is the sandbox scenario.py ran in. GOLDEN_DIR may be another series'
-capture (tests/golden/stock-3.10.1-all: same steps, some events in another order, see
+capture (tests/golden/stock-3.10.1-all, stock-3.12.4-all: same steps, some events in
+another order, 3.12 with a MailboxModseq more on SUBSCRIBE/UNSUBSCRIBE, see
 tests/golden/README.md): its name gives the profile and the default-profile folder of the
-same version. The patched 3.10.2 is compared with the same rules as 3.6.1, the unpatched
-3.10.2 with --strict.
+same version (stock-3.12.4-all -> stock-3.12.4-default). The patched 3.10.2 and 3.12.4 are
+compared with the same rules as 3.6.1, the unpatched builds with --strict.
 
 Per-run values are masked (tests/golden/README.md): timestamp, pid, serverPort, clientPort,
 vnd.cmu.sessionId, vnd.fastmail.sessionId, mailboxID, UIDVALIDITY in uri/oldMailboxID,
@@ -25,7 +26,7 @@ constant for every LMTP delivery.
 
 Everything else must match: events per step, their order, each event's keys in order and
 values, the notifyd envelope. The only differences accepted are stock bugs (3.6.1's,
-still in 3.10) that we fix (docs/stock-cyrus.md, stock bugs 7, 9, 10), each recognised by a named rule and
+still in 3.10 and 3.12) that we fix (docs/stock-cyrus.md, stock bugs 7, 9, 10), each recognised by a named rule and
 printed. Anything else is an
 unexplained difference: exit status 1.
 """
@@ -389,7 +390,7 @@ def main():
     o = ap.parse_args()
 
     gdir = os.path.abspath(o.golden)
-    # stock-<version>-<profile>: stock-3.6.1-all, stock-3.10.1-default, ...
+    # stock-<version>-<profile>: stock-3.6.1-all, stock-3.10.1-default, stock-3.12.4-all, ...
     m = re.match(r'^(stock-\d+(?:\.\d+)+)-(.+)$', os.path.basename(gdir))
     version_dir, profile = (m.group(1), m.group(2)) if m else ('stock-3.6.1', os.path.basename(gdir))
     gsteps, gevents = golden_by_step(gdir)

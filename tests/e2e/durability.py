@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Durability of queued events when Cyrus processes die, under both golden profiles.
 
-    durability.py [--prefix build/cyrus/patched] [--series 3.6|3.10] [--profiles default,all]
+    durability.py [--prefix build/cyrus/patched] [--series 3.6|3.10|3.12] [--profiles default,all]
                   [--only lmtp,imap,term] [--conf 'OPTION: VALUE' ...]
 
 Each check runs in a fresh sandbox (cyrus-patch/run-sandbox.sh) of the profile
-tests/golden/stock-3.6.1-<profile> (--series 3.10: stock-3.10.1-<profile>, the same
-imapd.conf; the 3.10 build also runs idled, so every event is handed to it too) as it is (event_spool_dir and event_spool_size at their
-defaults), on /dev/shm unless SANDBOX_BASE says otherwise: on a tmpfs lmtpd's fsyncs cost
+tests/golden/stock-3.6.1-<profile> (--series 3.10: stock-3.10.1-<profile>, 3.12:
+stock-3.12.4-<profile>, the same imapd.conf; the 3.10 and 3.12 builds also run idled, so
+every event is handed to it too; --prefix defaults to the series' patched build) as it is
+(event_spool_dir and event_spool_size at their defaults), on /dev/shm unless SANDBOX_BASE says otherwise: on a tmpfs lmtpd's fsyncs cost
 nothing, so its events follow each other closer than the sender's 10 ms nap, as on a busy
 server (on a disk, the sender is idle between deliveries and sends each at once). What is
 tested is the death of a process, not of the machine. The process serving a connection is
@@ -58,9 +59,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, HERE)
-from e2elib import REPO, Box, Session, conf_value, message  # noqa: E402
+from e2elib import (SERIES as CYRUS_SERIES, Box, Session, build_prefix, conf_value, golden_dir,  # noqa: E402
+                    message, series_name)
 
-GOLDEN = os.path.join(REPO, 'tests', 'golden')
 if os.path.isdir('/dev/shm') and os.access('/dev/shm', os.W_OK):
     os.environ.setdefault('SANDBOX_BASE', '/dev/shm')
 FROM = 'rig-sender@example.org'
@@ -258,12 +259,11 @@ def message_new_uids(items):
 
 
 # ------------------------------------------------------------------------ Cyrus
-GOLDEN_VERSION = {'3.6': '3.6.1', '3.10': '3.10.1'}
 SERIES = '3.6'
 
 
 def profile_dir(profile):
-    return os.path.join(GOLDEN, f'stock-{GOLDEN_VERSION[SERIES]}-{profile}')
+    return golden_dir(SERIES, profile)
 
 
 def msgid(tag, i):
@@ -607,15 +607,16 @@ def main():
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda n, f: sys.exit(128 + n))
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--prefix', default=os.path.join(REPO, 'build', 'cyrus', 'patched'))
+    ap.add_argument('--prefix', help="default: the series' patched build (build/cyrus/patched for 3.6)")
     ap.add_argument('--profiles', default='default,all')
     ap.add_argument('--only', default=','.join(CHECKS))
     ap.add_argument('--conf', action='append', default=[], metavar='LINE',
                     help="an imapd.conf line added to the profile's (repeatable), e.g. 'event_spool_size: 0'")
-    ap.add_argument('--series', default='3.6', choices=sorted(GOLDEN_VERSION))
+    ap.add_argument('--series', default='3.6', choices=list(CYRUS_SERIES) + [v['version'] for v in CYRUS_SERIES.values()])
     o = ap.parse_args()
     global SERIES
-    SERIES = o.series
+    SERIES = series_name(o.series)
+    o.prefix = o.prefix or build_prefix(SERIES)
     t_all = time.time()
     for profile in o.profiles.split(','):
         for check in o.only.split(','):

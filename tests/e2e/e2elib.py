@@ -21,7 +21,52 @@ imaplib.Commands.setdefault('MOVE', ('SELECTED',))
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 RUNNER = os.path.join(REPO, 'cyrus-patch', 'run-sandbox.sh')
-GOLDEN_DEFAULT = os.path.join(REPO, 'tests', 'golden', 'stock-3.6.1-default')
+GOLDEN = os.path.join(REPO, 'tests', 'golden')
+GOLDEN_DEFAULT = os.path.join(GOLDEN, 'stock-3.6.1-default')
+
+# The Cyrus series tested here, the one table the e2e scripts, the demo and the benchmarks
+# read (run.sh and demo.sh through `e2elib.py --shell SERIES`):
+#   version         what build-cyrus.sh builds (`make cyrus[-stock] CYRUS=<series>`)
+#   golden          the version of its capture, tests/golden/stock-<golden>-<profile>
+#   dir             build/<dir>/{patched,stock}: where `make cyrus[-stock]` installs it
+#   logs            build/<logs>: tests/e2e/run.sh --series <series>
+#   stock_profiles  the golden profiles the unpatched build must replay exactly
+# Behaviour shared by a range of versions is decided by since(series, '3.8'), not by
+# listing series: 3.8 and later send MessageAppend/MessageNew before the commit's
+# MailboxModseq and feed idled (IMAP IDLE, NOTIFY) through mboxevent.
+SERIES = {
+    '3.6': dict(version='3.6.1', golden='3.6.1', dir='cyrus', logs='e2e', stock_profiles=('all',)),
+    '3.10': dict(version='3.10.2', golden='3.10.1', dir='cyrus-3.10', logs='e2e-3.10',
+                 stock_profiles=('default', 'all')),
+    '3.12': dict(version='3.12.4', golden='3.12.4', dir='cyrus-3.12', logs='e2e-3.12',
+                 stock_profiles=('default', 'all')),
+}
+
+
+def series_name(s):
+    """'3.12' or '3.12.4' -> '3.12' (ValueError if unknown)."""
+    for name, info in SERIES.items():
+        if s in (name, info['version']):
+            return name
+    raise ValueError(f"unknown Cyrus series '{s}' ({', '.join(SERIES)})")
+
+
+def vtuple(v):
+    return tuple(int(x) for x in v.split('.'))
+
+
+def since(series, v):
+    """True if the series' Cyrus is version v or later: since('3.12', '3.8')."""
+    return vtuple(SERIES[series_name(series)]['version']) >= vtuple(v)
+
+
+def golden_dir(series, profile):
+    return os.path.join(GOLDEN, f"stock-{SERIES[series_name(series)]['golden']}-{profile}")
+
+
+def build_prefix(series, variant='patched'):
+    """build/<dir>/patched or build/<dir>/stock of the series."""
+    return os.path.join(REPO, 'build', SERIES[series_name(series)]['dir'], variant)
 
 INTERNALDATE = '"02-Jan-2024 03:04:05 +0000"'
 X_LINE = "x" * 76 + "\r\n"
@@ -276,3 +321,28 @@ def datagram_size(ev):
 
 def b64(b):
     return base64.b64encode(b).decode()
+
+
+def shell(series):
+    """`e2elib.py --shell SERIES`: the series' row as shell assignments, for run.sh and
+    demo.sh (exit status 2 and a message if the series is unknown)."""
+    import shlex
+    name = series_name(series)
+    info = SERIES[name]
+    return '\n'.join(f"{k}={shlex.quote(str(v))}" for k, v in (
+        ('SERIES', name), ('VERSION', info['version']), ('GOLDEN_VERSION', info['golden']),
+        ('PREFIX', build_prefix(name)), ('STOCK_PREFIX', build_prefix(name, 'stock')),
+        ('LOGS', os.path.join(REPO, 'build', info['logs'])),
+        ('STOCK_PROFILES', ' '.join(info['stock_profiles'])),
+        ('SINCE_3_8', 1 if since(name, '3.8') else 0), ('ALL_SERIES', ' '.join(SERIES))))
+
+
+if __name__ == '__main__':
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == '--shell':
+        try:
+            print(shell(sys.argv[2]))
+        except ValueError as e:
+            sys.exit(print(e, file=sys.stderr) or 2)
+    else:
+        sys.exit("usage: e2elib.py --shell SERIES   (prints the series' row of SERIES as shell assignments)")

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """End-to-end checks beyond the stock comparison, each under its own sandbox and config.
 
-    extra.py [--prefix build/cyrus/patched] [--series 3.6|3.10]
-             [--only quota,content,big,restart,dlist,notifyd,specialuse,mailboxid]
+    extra.py [--prefix build/cyrus/patched] [--series 3.6|3.10|3.12]
+             [--only quota,content,big,restart,dlist,notifyd,specialuse,mailboxid,visibleusers]
 
---series says which Cyrus the prefix holds (3.10: build/cyrus-3.10/patched); it decides the
-order the checks expect where the two differ (3.10's append.c and lmtpd send MessageAppend
-and MessageNew before the commit's MailboxModseq, 3.6.1 after).
+--series says which Cyrus the prefix holds (3.10: build/cyrus-3.10/patched, 3.12:
+build/cyrus-3.12/patched); it decides the order the checks expect where 3.6 and 3.8+ differ
+(3.10's and 3.12's append.c and lmtpd send MessageAppend and MessageNew before the commit's
+MailboxModseq, 3.6.1 after).
 
   quota    QuotaExceed / QuotaWithin for MESSAGE and STORAGE limits, QuotaChange (new root,
            changed limits, SETQUOTA ()): the fields of the resource concerned, nothing else
@@ -28,6 +29,9 @@ and MessageNew before the commit's MailboxModseq, 3.6.1 after).
            renamed over it (the adapter caches it per process)
   mailboxid  mailboxID after a mailbox is deleted and created again under its name by the
            same imapd and by another one (the adapter caches it per process)
+  visibleusers  (3.12 on) with event_extra_params vnd.cmu.visibleUsers, mailbox events list
+           the users the ACL lets read the mailbox (stock 3.12 never sends it): owner, users
+           given r, not anyone, admins, users without r or with a negative r entry
 
 Environment: E2E_LOGS=DIR keeps each sandbox's events, syslog and transcript in
 DIR/extra-<name>/; E2E_KEEP=1 keeps the sandbox directories themselves.
@@ -48,17 +52,18 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, HERE)
-from e2elib import (GOLDEN_DEFAULT, INTERNALDATE, REPO, Box, Session, datagram_size, emailid,  # noqa: E402
-                    message)
+from e2elib import (GOLDEN_DEFAULT, INTERNALDATE, SERIES as CYRUS_SERIES, Box, Session,  # noqa: E402
+                    build_prefix, datagram_size, emailid, message, series_name, since)
 
 QROOT = 'imap://cyrus-rig.test/user/alice'
 
 # JSON key order of enum event_param (docs/stock-cyrus.md, quirks we keep), for
-# "keys in stock order" checks
+# "keys in stock order" checks (vnd.cmu.visibleUsers: Cyrus 3.12 only, and only sent when
+# event_extra_params names it, as the visibleusers check does)
 PARAM_ORDER = ("event timestamp service serverDomain serverPort clientIP clientPort oldMailboxID "
                "vnd.cmu.oldUidset mailboxID uri modseq diskQuota diskUsed maxMessages messages "
                "vnd.cmu.unseenMessages uidnext uidset vnd.cmu.midset flagNames pid aclSubject aclRights "
-               "user messageSize vnd.cmu.mbtype serverFQDN vnd.cmu.mailboxACL vnd.cmu.davFilename "
+               "user messageSize vnd.cmu.mbtype serverFQDN vnd.cmu.mailboxACL vnd.cmu.visibleUsers vnd.cmu.davFilename "
                "vnd.cmu.davUid vnd.cmu.envelope vnd.cmu.sessionId bodyStructure vnd.fastmail.clientId "
                "vnd.fastmail.sessionId vnd.fastmail.convExists vnd.fastmail.convUnseen vnd.fastmail.cid "
                "vnd.fastmail.counters vnd.cmu.emailid vnd.cmu.threadid vnd.fastmail.jmapEmail "
@@ -71,7 +76,7 @@ SERIES = '3.6'
 def appended(name):
     """The events of one APPEND or LMTP delivery (one message): `name` and the commit's
     MailboxModseq, in the order of the series (tests/golden/README.md)."""
-    return ['MailboxModseq', name] if SERIES == '3.6' else [name, 'MailboxModseq']
+    return [name, 'MailboxModseq'] if since(SERIES, '3.8') else ['MailboxModseq', name]
 
 
 def report(ok, name, detail):
@@ -615,7 +620,58 @@ def notifyd_events(path):
     return out
 
 
-CHECKS = ('quota', 'content', 'restart', 'big', 'dlist', 'notifyd', 'specialuse', 'mailboxid')
+# ------------------------------------------------------------------------ visibleusers (3.12)
+MAILBOX_EVENTS = ('MailboxCreate', 'MailboxDelete', 'MailboxRename', 'AclChange', 'MailboxModseq')
+VISIBLE = 'vnd.cmu.visibleUsers'
+
+
+def check_visibleusers(prefix):
+    """Cyrus 3.12's vnd.cmu.visibleUsers, which stock never sends (docs/stock-cyrus.md, stock
+    bug 11): with the word in event_extra_params, every mailbox event lists the users the
+    ACL lets read the mailbox, sorted, tab-separated, without anyone, the admins and those a
+    negative entry takes 'r' from, after vnd.cmu.mailboxACL; message events do not carry it."""
+    with Box(prefix, ['event_groups: message mailbox',
+                      'event_extra_params: timestamp vnd.cmu.visibleUsers'], name='visibleusers') as box:
+        adm, a = setup_alice(box)
+        box_name = 'INBOX/Shared'
+        # (what, IMAP call, the event it makes, the visibleUsers it must carry)
+        steps = [
+            ("CREATE", lambda m: m.create(box_name), 'MailboxCreate', 'alice'),
+            ("SETACL bob lr", lambda m: m.setacl(box_name, 'bob', 'lr'), 'AclChange', 'alice\tbob'),
+            ("SETACL carol l (no r)", lambda m: m.setacl(box_name, 'carol', 'l'), 'AclChange', 'alice\tbob'),
+            ("SETACL anyone r", lambda m: m.setacl(box_name, 'anyone', 'r'), 'AclChange', 'alice\tbob'),
+            ("SETACL admin lr", lambda m: m.setacl(box_name, 'admin', 'lr'), 'AclChange', 'alice\tbob'),
+            ("SETACL dave lr", lambda m: m.setacl(box_name, 'dave', 'lr'), 'AclChange', 'alice\tbob\tdave'),
+            ("SETACL -bob r (negative)", lambda m: m.setacl(box_name, '-bob', 'r'), 'AclChange', 'alice\tdave'),
+            ("DELETE", lambda m: m.delete(box_name), 'MailboxDelete', 'alice\tdave'),
+        ]
+        bad, seen = [], []
+        for what, call, etype, want in steps:
+            evs = [e for e in step(box, lambda: a.do(what, call)) if isinstance(e, dict)]
+            ev = next((e for e in evs if e.get('event') == etype), None)
+            if ev is None:
+                bad.append(f"{what}: no {etype} in {[e.get('event') for e in evs]}")
+                continue
+            seen.append(f"{what}: {ev.get('vnd.cmu.visibleUsers')!r}")
+            for e in evs:
+                if e.get('event') not in MAILBOX_EVENTS:
+                    continue
+                got, keys = e.get('vnd.cmu.visibleUsers'), list(e)
+                if got != want:
+                    bad.append(f"{what}: {e.get('event')} visibleUsers {got!r}, want {want!r}")
+                elif not in_param_order(keys) or keys.index(VISIBLE) != keys.index('vnd.cmu.mailboxACL') + 1:
+                    bad.append(f"{what}: keys out of stock's order: {keys}")
+        evs = step(box, lambda: a.do("APPEND", lambda m: m.append('INBOX', None, INTERNALDATE,
+                                                                  message(72, "visible"))))
+        if any(VISIBLE in e for e in evs if e.get('event') not in MAILBOX_EVENTS):
+            bad.append(f"a message event carries visibleUsers: {evs}")
+        for sess in (a, adm):
+            sess.logout()
+        report(not bad, "visibleusers: mailbox events list the users who may read the mailbox "
+               "(event_extra_params vnd.cmu.visibleUsers)", '; '.join(bad) or '; '.join(seen))
+
+
+CHECKS = ('quota', 'content', 'restart', 'big', 'dlist', 'notifyd', 'specialuse', 'mailboxid', 'visibleusers')
 MODES = ('standard', 'message', 'header', 'body', 'headerbody')
 
 
@@ -625,13 +681,14 @@ def main():
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda n, f: sys.exit(128 + n))
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--prefix', default=os.path.join(REPO, 'build', 'cyrus', 'patched'))
+    ap.add_argument('--prefix', help="default: the series' patched build (build/cyrus/patched for 3.6)")
     ap.add_argument('--only', default=','.join(CHECKS))
     ap.add_argument('--modes', default=','.join(MODES))
-    ap.add_argument('--series', default='3.6', choices=('3.6', '3.10'))
+    ap.add_argument('--series', default='3.6', choices=list(CYRUS_SERIES) + [v['version'] for v in CYRUS_SERIES.values()])
     o = ap.parse_args()
     global SERIES
-    SERIES = o.series
+    SERIES = series_name(o.series)
+    o.prefix = o.prefix or build_prefix(SERIES)
     only = set(o.only.split(','))
     jobs = []
     if only & {'quota', 'big', 'restart'}:
@@ -646,6 +703,8 @@ def main():
         jobs.append(('specialuse', lambda: check_specialuse(o.prefix)))
     if 'mailboxid' in only:
         jobs.append(('mailboxid', lambda: check_mailboxid(o.prefix)))
+    if 'visibleusers' in only and since(SERIES, '3.12'):
+        jobs.append(('visibleusers', lambda: check_visibleusers(o.prefix)))
     for name, fn in jobs:
         t0 = time.time()
         try:

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """IDLE (and NOTIFY) probe: how fast a Cyrus with idled tells IMAP clients about changes.
 
-    idle.py [--prefix build/cyrus-3.10/stock] [--n 100] [--flags 100] [--json FILE]
+    idle.py [--series 3.10|3.12] [--prefix build/cyrus-3.10/stock] [--n 100] [--flags 100]
             [--profile tests/golden/stock-3.10.1-default] [--no-notify] [--no-idled]
-            [--notifier] [--label NAME]
+            [--notifier] [--label NAME] [--json FILE]
     idle.py --table RESULT.json...      # p50/p99 of several runs side by side
 
 From Cyrus 3.8 on, IMAP IDLE and NOTIFY (RFC 5465) are fed by mboxevent: imapd's and
@@ -30,6 +30,9 @@ within --wait seconds: without idled, IDLE only polls, every imapidlepoll second
 The patched Cyrus (build/cyrus-3.10/patched) feeds idled through the library's callback
 (cmev_set_notify_callback); the unpatched one through stock mboxevent.c: run both, with and
 without --notifier, and `--table` their --json files to compare.
+--series (default 3.10) gives the defaults of --prefix (the series' unpatched build,
+build/cyrus-3.12/stock for 3.12) and --profile (its golden `default`, stock-3.12.4-default;
+tests/e2e/e2elib.py's SERIES table); Cyrus 3.8 and later only.
 A negative time means the client heard of the change before the changing side's reply
 arrived. --no-idled is the control: the same without idled (expect misses). Needs root;
 exit status 1 if anything was missed or failed (with --no-idled: if nothing was missed).
@@ -47,10 +50,9 @@ import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import REPO, Box, message  # noqa: E402
+from e2elib import SERIES, Box, build_prefix, golden_dir, message, since  # noqa: E402
 
-PREFIX_DEFAULT = os.path.join(REPO, 'build', 'cyrus-3.10', 'stock')
-PROFILE_DEFAULT = os.path.join(REPO, 'tests', 'golden', 'stock-3.10.1-default')
+SERIES_DEFAULT = '3.10'
 NOTIFY_SET = 'NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) (personal (MessageNew MessageExpunge))'
 
 
@@ -353,9 +355,12 @@ def table(files):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--prefix', default=PREFIX_DEFAULT)
-    ap.add_argument('--profile', default=PROFILE_DEFAULT,
-                    help='imapd.conf + cyrus.conf to start from (event_notifier is removed)')
+    ap.add_argument('--series', default=SERIES_DEFAULT,
+                    choices=[s for s in SERIES if since(s, '3.8')] + [SERIES[s]['version'] for s in SERIES if since(s, '3.8')],
+                    help='the defaults of --prefix and --profile')
+    ap.add_argument('--prefix', help="default: the series' unpatched build")
+    ap.add_argument('--profile', help="imapd.conf + cyrus.conf to start from (event_notifier is removed); "
+                    "default: the series' golden default profile")
     ap.add_argument('--n', type=int, default=100, help='LMTP deliveries per measurement')
     ap.add_argument('--flags', type=int, default=100, help='flag changes per measurement')
     ap.add_argument('--status', type=int, default=50, help='deliveries for notify-status')
@@ -368,6 +373,8 @@ def main():
     ap.add_argument('--label', help='name of this run in --table (default: the build and the notifier)')
     ap.add_argument('--table', nargs='+', metavar='JSON', help='print p50/p99 of these runs side by side')
     o = ap.parse_args()
+    o.prefix = o.prefix or build_prefix(o.series, 'stock')
+    o.profile = o.profile or golden_dir(o.series, 'default')
     if o.table:
         return table(o.table)
     if os.geteuid() != 0:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# tests/e2e/run.sh — end-to-end tests of the patched Cyrus IMAP 3.6.1 and 3.10.2 (for `make check`).
+# tests/e2e/run.sh — end-to-end tests of the patched Cyrus IMAP 3.6.1, 3.10.2 and 3.12.4 (for `make check`).
 #
 #   tests/e2e/run.sh [--no-build] [--only runner,golden,selftest,stock,extra,durable]
-#   tests/e2e/run.sh --series 3.10 [--no-build] [--only runner,golden,selftest,stock,idle,extra,durable]
+#   tests/e2e/run.sh --series 3.10|3.12 [--no-build] [--only runner,golden,selftest,stock,idle,extra,durable]
+#   tests/e2e/run.sh --series 3.6,3.10,3.12 [--no-build] [--only ...]   # at once (make e2e-all), below
 #
 # 1. builds what it needs (cached): `make cyrus`, `cargo build --release` (cmev-tap)
 # 2. runner: cyrus-patch/run-sandbox.sh fails cleanly and leaves nothing behind
@@ -17,13 +18,18 @@
 #    restart, dlist, notifyd)
 # 6. durable: durability.py (lmtpd and imapd SIGKILLed right after their replies,
 #    SIGTERM with the listener down: no event lost, one flush), both profiles
-# --series 3.10 (`make e2e-3.10`): the same with the patched 3.10.2 of `make cyrus CYRUS=3.10`
-#    (idled running) against tests/golden/stock-3.10.1-<profile> (the same named rules);
-#    stock: the unpatched 3.10.2 of `make cyrus-stock CYRUS=3.10` must reproduce both 3.10.1
+# --series 3.10 (`make e2e-3.10`), --series 3.12 (`make e2e-3.12`): the same with the patched
+#    build of `make cyrus CYRUS=<series>` (idled running) against the series' golden capture,
+#    tests/golden/stock-3.10.1-<profile> or stock-3.12.4-<profile> (the same named rules);
+#    stock: the unpatched build of `make cyrus-stock CYRUS=<series>` must reproduce both
 #    profiles exactly (compare.py --strict); idle: idle.py on ours and on stock, event_notifier
 #    unset and set (IDLE and NOTIFY clients told of 100 LMTP deliveries and 100 flag changes
-#    through idled): none missed, p50/p99 printed side by side; extra and durable as for 3.6
-#    (extra.py and durability.py --series 3.10). Logs: build/e2e-3.10/.
+#    through idled): none missed, p50/p99 printed side by side (`idle-ours`, `idle-stock`:
+#    one build only); extra and durable as for 3.6 (extra.py and durability.py --series).
+#    Logs: build/e2e-3.10/, build/e2e-3.12/. Series, versions, goldens and directories come
+#    from one table, SERIES in tests/e2e/e2elib.py.
+# Only the builds the chosen checks use must exist (runner: either; stock, idle-stock: the
+# unpatched one): `--only runner,stock,idle-stock` needs no patched build.
 # Every sandbox is stopped on exit, failure or signal. Logs: build/e2e/. Needs root.
 # Last line: `N passed, M failed`; exit status 1 if anything failed.
 set -uo pipefail
@@ -32,39 +38,126 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 E2E=$REPO/tests/e2e
 RUNNER=$REPO/cyrus-patch/run-sandbox.sh
 GOLDEN=${GOLDEN:-$REPO/tests/golden}
-PREFIX=$REPO/build/cyrus/patched
-LOGS=$REPO/build/e2e
 BUILD=1; ONLY=
-STOCK_PREFIX=$REPO/build/cyrus/stock
 SERIES=3.6
 while [ $# -gt 0 ]; do
   case $1 in
     --no-build) BUILD=0 ;;
     --only) ONLY=$2; shift ;;
     --series) SERIES=$2; shift ;;
-    *) sed -n '2,27p' "$0"; exit 2 ;;
+    *) sed -n '2,/^set -uo/p' "$0" | sed '$d'; exit 2 ;;
   esac
   shift
 done
-# Per series: the golden folders (stock-$GOLDEN_VERSION-<profile>), the profiles the
-# unpatched build must replay exactly, and what can run at all.
-case $SERIES in
-  3.6|3.6.1)
-    SERIES=3.6; GOLDEN_VERSION=3.6.1; STOCK_PROFILES="all"
-    ALL_CHECKS=runner,golden,selftest,stock,extra,durable ;;
-  3.10|3.10.2)
-    SERIES=3.10; GOLDEN_VERSION=3.10.1; STOCK_PROFILES="default all"
-    ALL_CHECKS=runner,golden,selftest,stock,idle,extra,durable
-    STOCK_PREFIX=$REPO/build/cyrus-3.10/stock
-    PREFIX=$REPO/build/cyrus-3.10/patched
-    LOGS=$REPO/build/e2e-3.10 ;;
-  *) echo "e2e: unknown series '$SERIES' (3.6 or 3.10)"; exit 2 ;;
-esac
+
+# ------------------------------------------------------------------ several series at once
+# --series 3.6,3.10,3.12 (`make e2e-all`): the run.sh of each series at the same time, each in
+# a mount namespace of its own whose /dev is private (a tmpfs with the host's /dev entries
+# bound in, /dev/log left out), so that the /dev/log listener a sandbox starts
+# (run-sandbox.sh) hears only the Cyrus processes of its own series and is not removed under
+# the feet of another series' sandboxes; everything else a series uses is its own already
+# (sandbox directories, ports, logs in build/e2e*/). A series' e2e waits most of the time
+# (about 10% of 2 cores), so three at once take little longer than the longest one. Where
+# mount namespaces are refused (a container without CAP_SYS_ADMIN), the series run one after
+# the other. Each series' output is printed when it ends (and kept in its logs directory as
+# run.out); the last line sums them up.
+# private_dev: (in the new mount namespace) a /dev of our own, without /dev/log
+private_dev() {
+  local T e n
+  T=$(mktemp -d /tmp/cmev-e2e-dev.XXXXXX) || return 1
+  mount -t tmpfs -o mode=0755,size=1m cmev-e2e-dev "$T" || return 1
+  for e in /dev/* /dev/.[!.]*; do
+    [ -e "$e" ] || [ -L "$e" ] || continue
+    n=${e#/dev/}
+    [ "$n" = log ] && continue
+    if [ -L "$e" ]; then cp -P "$e" "$T/$n"
+    elif [ -d "$e" ]; then mkdir "$T/$n" && mount --rbind "$e" "$T/$n"
+    else : > "$T/$n" && mount --bind "$e" "$T/$n"
+    fi || return 1
+  done
+  mount --move "$T" /dev && rmdir "$T"
+}
+if [ "${E2E_PRIVATE_DEV:-}" = 1 ]; then
+  private_dev || { echo "e2e: could not set up a private /dev"; echo "0 passed, 1 failed"; exit 1; }
+  export E2E_PRIVATE_DEV=done
+fi
+if [[ $SERIES == *,* ]]; then
+  [ "$(id -u)" -eq 0 ] || { echo "e2e: must run as root (Cyrus runs as user cyrus)"; echo "0 passed, 1 failed"; exit 1; }
+  T0=$(date +%s); ALL=(${SERIES//,/ }); declare -A OUT PID IDLED
+  for s in "${ALL[@]}"; do
+    rows=$(python3 "$E2E/e2elib.py" --shell "$s") || { echo "e2e: --series $s"; exit 2; }
+    OUT[$s]=$(eval "$rows"; mkdir -p "$LOGS" && echo "$LOGS/run.out")
+    IDLED[$s]=$(eval "$rows"; echo "$SINCE_3_8")
+  done
+  if [ $BUILD -eq 1 ]; then
+    for s in "${ALL[@]}"; do
+      t=$(date +%s)
+      ( cd "$REPO" && make --no-print-directory cyrus cyrus-stock CYRUS="$s" ) >"${OUT[$s]%.out}.build.log" 2>&1 \
+        || { tail -n 30 "${OUT[$s]%.out}.build.log"; echo "FAIL build of Cyrus $s (log ${OUT[$s]%.out}.build.log)"; echo "0 passed, 1 failed"; exit 1; }
+      echo "e2e: make cyrus cyrus-stock CYRUS=$s ($(( $(date +%s) - t )) s)"
+    done
+    ( cd "$REPO" && cargo build --release -q ) || { echo "FAIL cargo build --release"; echo "0 passed, 1 failed"; exit 1; }
+  fi
+  NS=(unshare --mount --propagation private env E2E_PRIVATE_DEV=1)
+  if ! unshare --mount --propagation private true 2>/dev/null; then
+    echo "e2e: no mount namespace here (unshare --mount failed): the series run one after the other"
+    NS=()
+  fi
+  child_args() {  # the arguments of series $1's run: --only without what it cannot run
+    local o="" c
+    for c in ${ONLY//,/ }; do
+      [[ $c == idle* ]] && [ "${IDLED[$1]}" != 1 ] && continue
+      o=$o${o:+,}$c
+    done
+    echo --no-build --series "$1" ${ONLY:+--only $o}
+  }
+  if [ -n "$ONLY" ]; then   # a series none of --only applies to is left out
+    keep=(); for s in "${ALL[@]}"; do [[ $(child_args "$s") == *"--only "?* ]] && keep+=("$s"); done
+    [ ${#keep[@]} -eq ${#ALL[@]} ] || echo "e2e: --only $ONLY: nothing to run for Cyrus $(comm -23 <(printf '%s\n' "${ALL[@]}" | sort) <(printf '%s\n' "${keep[@]}" | sort) | xargs)"
+    ALL=("${keep[@]}")
+  fi
+  P=0; F=0
+  report() {  # report SERIES SECONDS: its output, its counts added up
+    local last
+    echo "==================== Cyrus $1 ($2 s; ${OUT[$1]})"
+    cat "${OUT[$1]}"
+    last=$(tail -n1 "${OUT[$1]}")
+    if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+      P=$((P + BASH_REMATCH[1])); F=$((F + BASH_REMATCH[2]))
+    else
+      F=$((F + 1)); echo "FAIL e2e of Cyrus $1 did not finish: $last"
+    fi
+  }
+  if [ ${#NS[@]} -eq 0 ]; then
+    for s in "${ALL[@]}"; do t=$(date +%s); "$0" $(child_args "$s") >"${OUT[$s]}" 2>&1; report "$s" $(( $(date +%s) - t )); done
+  else
+    trap 'trap - INT TERM; for s in "${!PID[@]}"; do kill -TERM "${PID[$s]}" 2>/dev/null; done; wait; echo "FAIL e2e interrupted"; exit 130' INT TERM
+    for s in "${ALL[@]}"; do "${NS[@]}" "$0" $(child_args "$s") >"${OUT[$s]}" 2>&1 & PID[$s]=$!; done
+    echo "e2e: Cyrus ${ALL[*]} at once, each with a private /dev (pids ${PID[*]}); each one's output when it ends"
+    while [ ${#PID[@]} -gt 0 ]; do
+      wait -n -p done "${PID[@]}"
+      for s in "${!PID[@]}"; do [ "${PID[$s]}" = "$done" ] && { unset "PID[$s]"; report "$s" $(( $(date +%s) - T0 )); }; done
+    done
+  fi
+  echo "e2e: Cyrus ${ALL[*]}: $(( $(date +%s) - T0 )) s"
+  echo "$P passed, $F failed"
+  [ "$F" -eq 0 ]; exit
+fi
+# The series' row of e2elib.py's table: SERIES VERSION GOLDEN_VERSION (the golden folders
+# are stock-$GOLDEN_VERSION-<profile>) PREFIX STOCK_PREFIX LOGS STOCK_PROFILES (those the
+# unpatched build must replay exactly) SINCE_3_8 (idled: IMAP IDLE/NOTIFY through mboxevent)
+rows=$(python3 "$E2E/e2elib.py" --shell "$SERIES") || { echo "e2e: --series $SERIES"; exit 2; }
+eval "$rows"
+ALL_CHECKS=runner,golden,selftest,stock,extra,durable
+[ "$SINCE_3_8" = 1 ] && ALL_CHECKS=runner,golden,selftest,stock,idle,extra,durable
 ONLY=${ONLY:-$ALL_CHECKS}
 for c in ${ONLY//,/ }; do
-  [[ ",$ALL_CHECKS," == *",$c,"* ]] || { echo "e2e: '$c' cannot run for Cyrus $SERIES (only: $ALL_CHECKS)"; exit 2; }
+  ok=$ALL_CHECKS; [ "$SINCE_3_8" = 1 ] && ok=$ok,idle-ours,idle-stock
+  [[ ",$ok," == *",$c,"* ]] || { echo "e2e: '$c' cannot run for Cyrus $SERIES (only: $ok)"; exit 2; }
 done
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
+# which builds the chosen checks run on
+need_ours() { want golden || want selftest || want extra || want durable || want idle || want idle-ours; }
 
 PASSED=0; FAILED=0; T0=$(date +%s)
 ok()   { PASSED=$((PASSED + 1)); echo "PASS $*"; }
@@ -118,9 +211,16 @@ if [ $BUILD -eq 1 ]; then
     tail -n 30 "$LOGS/build.log"; bad "build (log $LOGS/build.log)"; finish; exit 1
   fi
 fi
-for b in "$PREFIX/libexec/master" "$PREFIX/libexec/imapd" "$PREFIX/libexec/lmtpd" "$REPO/target/release/cmev-tap"; do
-  [ -x "$b" ] || { bad "missing $b"; finish; exit 1; }
-done
+# runner exercises run-sandbox.sh, not a build: the patched one, or the unpatched one if it
+# is the only build there is (`--only runner,stock` before the patched build exists)
+RUNNER_PREFIX=$PREFIX
+need_ours || [ -x "$PREFIX/libexec/imapd" ] || RUNNER_PREFIX=$STOCK_PREFIX
+if need_ours || want runner; then   # (RUNNER_PREFIX is PREFIX when need_ours)
+  for b in master imapd lmtpd; do
+    [ -x "$RUNNER_PREFIX/libexec/$b" ] || { bad "missing $RUNNER_PREFIX/libexec/$b"; finish; exit 1; }
+  done
+fi
+[ -x "$REPO/target/release/cmev-tap" ] || { bad "missing $REPO/target/release/cmev-tap"; finish; exit 1; }
 
 # ------------------------------------------------------------------ runner robustness
 if want runner; then
@@ -129,7 +229,7 @@ if want runner; then
   devlog_before=$(devlog_live)
   out=$("$RUNNER" up /nonexistent/prefix "$GOLDEN/stock-$GOLDEN_VERSION-default" 2>&1)
   if [ $? -ne 0 ] && grep -q "does not exist" <<<"$out"; then ok "runner: missing PREFIX refused ($out)"; else bad "runner: missing PREFIX: $out"; fi
-  out=$(CMEV_TAP=/bin/false SANDBOX_DIR_FILE=$TMPD/sdir.failing "$RUNNER" up "$PREFIX" "$GOLDEN/stock-$GOLDEN_VERSION-default" 2>&1)
+  out=$(CMEV_TAP=/bin/false SANDBOX_DIR_FILE=$TMPD/sdir.failing "$RUNNER" up "$RUNNER_PREFIX" "$GOLDEN/stock-$GOLDEN_VERSION-default" 2>&1)
   rc=$?; S=$(cat "$TMPD/sdir.failing" 2>/dev/null)
   left=""
   for f in "$S"/rig/*.pid; do [ -e "$f" ] && left="$left $(basename "$f")"; done
@@ -140,7 +240,7 @@ if want runner; then
     bad "runner: failing up: rc=$rc leftover pid files:[$left] /dev/log before=$devlog_before after=$devlog_after: $out"
   fi
   sleep 2 & owner=$!
-  S=$(SANDBOX_WATCH_PID=$owner SANDBOX_DIR_FILE=$TMPD/sdir.watch "$RUNNER" up "$PREFIX" "$GOLDEN/stock-$GOLDEN_VERSION-default" 2>>"$LOGS/watch.up.log")
+  S=$(SANDBOX_WATCH_PID=$owner SANDBOX_DIR_FILE=$TMPD/sdir.watch "$RUNNER" up "$RUNNER_PREFIX" "$GOLDEN/stock-$GOLDEN_VERSION-default" 2>>"$LOGS/watch.up.log")
   mpid=$(cat "$S/rig/master.pid" 2>/dev/null); tpid=$(cat "$S/rig/tap.pid" 2>/dev/null)
   wait $owner
   for _ in $(seq 150); do [ -e "$S/rig/down" ] && ! kill -0 "$mpid" 2>/dev/null && break; sleep 0.1; done
@@ -199,7 +299,7 @@ if want stock; then
       S=$(SANDBOX_WATCH_PID=$$ SANDBOX_DIR_FILE=$TMPD/sdir.stock-$profile "$RUNNER" up "$STOCK_PREFIX" "$G" 2>>"$LOGS/stock.up.log")
       if [ -n "$S" ]; then
         sdesc=""
-        [ "$SERIES" = 3.6 ] || sdesc=" $SERIES.2 ($([ "$(cat "$S/rig/idled" 2>/dev/null)" = 1 ] && echo "idled running" || echo "no idled"))"
+        [ "$SINCE_3_8" = 1 ] && sdesc=" $VERSION ($([ "$(cat "$S/rig/idled" 2>/dev/null)" = 1 ] && echo "idled running" || echo "no idled"))"
         bg timeout -k 5 240 python3 "$E2E/scenario.py" "$S" >"$LOGS/stock-$profile.scenario.log" 2>&1
         "$RUNNER" down "$S" >/dev/null 2>&1
         cp "$S/events.jsonl" "$LOGS/stock-$profile.events.jsonl"
@@ -224,15 +324,16 @@ fi
 # ------------------------------------------------------------------ IDLE / NOTIFY through idled
 # ours and stock side by side, event_notifier unset and set: nothing missed (asserted), the
 # latencies printed as a table (not asserted: the machine's load decides them)
-if [ "$SERIES" != 3.6 ] && want idle; then
+if [ "$SINCE_3_8" = 1 ] && { want idle || want idle-ours || want idle-stock; }; then
   tables=()
   for nf in unset set; do
     for v in ours stock; do
+      want idle || want idle-$v || continue
       if [ $v = ours ]; then P=$PREFIX; else P=$STOCK_PREFIX; fi
       [ -x "$P/libexec/imapd" ] || { bad "idle $v: $P not built"; continue; }
       t=$(date +%s); name=idle-$v-notifier-$nf
-      if bg bash -c 'E2E_LOGS=$1 timeout -k 5 300 python3 "$2/idle.py" --prefix "$3" --label "$4" $5 --json "$1/$6.json" >"$1/$6.log" 2>&1' \
-           _ "$LOGS" "$E2E" "$P" "$v, event_notifier $nf" "$([ $nf = set ] && echo --notifier)" "$name"; then
+      if bg bash -c 'E2E_LOGS=$1 timeout -k 5 300 python3 "$2/idle.py" --prefix "$3" --profile "$7" --label "$4" $5 --json "$1/$6.json" >"$1/$6.log" 2>&1' \
+           _ "$LOGS" "$E2E" "$P" "$v, event_notifier $nf" "$([ $nf = set ] && echo --notifier)" "$name" "$GOLDEN/stock-$GOLDEN_VERSION-default"; then
         ok "idle $v, event_notifier $nf: $(grep -c ' 0 missed' "$LOGS/$name.log") measurements, nothing missed$(
              sed -n 's/^notifyd: \([0-9]*\/[0-9]*\) MessageNew.*/; notifyd got \1 MessageNew/p' "$LOGS/$name.log") ($(( $(date +%s) - t )) s)"
         tables+=("$LOGS/$name.json")
