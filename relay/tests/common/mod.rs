@@ -249,6 +249,18 @@ impl Relay {
         );
     }
 
+    /// NATS turns the relay away: `n` events sent to `dgram` wait in the
+    /// store, a NATS error is counted, nothing is acknowledged, and the log
+    /// says why (each of `reasons`).
+    pub fn refused(&self, dgram: &Path, n: usize, reasons: &[&str]) {
+        send_datagrams(dgram, 0, 0..n, Duration::ZERO);
+        self.wait_stat("stored", n as u64, Duration::from_secs(10));
+        self.wait_stat("nats_errors", 1, Duration::from_secs(10));
+        assert_eq!(self.stat("nats_acked"), 0);
+        let log = self.log_text();
+        assert!(reasons.iter().all(|r| log.contains(r)), "{log}");
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
