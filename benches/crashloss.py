@@ -42,13 +42,10 @@ def run(build, extra, series):
 
 
 def main():
-    argv = sys.argv[1:]
-    series = "3.6"
-    if argv[:1] == ["--series"]:
-        series, argv = argv[1], argv[2:]
+    series, argv = rc.take_series(sys.argv[1:])
+    if len(argv) > 1:   # RESULTS_MD SERIES
+        series, argv = rc.take_series(["--series", argv[1], argv[0]])
     out = argv[0]
-    series = argv[1] if len(argv) > 1 else series
-    rc.use_series(series)
     res = {}
     for label, build, extra in VARIANTS:
         res[label] = run(build, extra, series)

@@ -45,14 +45,10 @@ def run(build, notifier, n, out):
 
 
 def main():
-    argv = sys.argv[1:]
-    series = "3.10"
-    if argv[:1] == ["--series"]:
-        series, argv = argv[1], argv[2:]
+    series, argv = rc.take_series(sys.argv[1:], "3.10")
     out = argv[0]
     n = int(argv[1]) if len(argv) > 1 else 300
     rounds = int(argv[2]) if len(argv) > 2 else 2
-    rc.use_series(series)
     if not since(series, "3.8"):
         sys.exit(f"idlelatency: Cyrus {rc.VERSION} feeds no idled through mboxevent (3.8 and later do)")
     pooled = {}   # (notifier, build, measurement) -> ms

@@ -361,12 +361,21 @@ def run_round(n, chunks, label):
         return targets
 
 
+def take_series(argv, default="3.6"):
+    """A leading `--series S` (else `default`), shared by the benchmarks that run
+    real Cyrus: points BUILDS and the profiles at that series; returns its name
+    and the other arguments."""
+    series = default
+    if argv[:1] == ["--series"]:
+        series, argv = argv[1], argv[2:]
+    use_series(series)
+    return series_name(series), argv
+
+
 def parse_args(argv):
     """[--series S] RESULTS_MD [N] [CHUNKS] [ROUNDS], shared with relaycyrus.py;
     points BUILDS at the series."""
-    if argv[:1] == ["--series"]:
-        use_series(argv[1])
-        argv = argv[2:]
+    _, argv = take_series(argv)
     return (argv[0], int(argv[1]) if len(argv) > 1 else 2000, int(argv[2]) if len(argv) > 2 else 100,
             int(argv[3]) if len(argv) > 3 else 3)
 
