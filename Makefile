@@ -156,12 +156,11 @@ e2e-3.12:
 	tests/e2e/run.sh --no-build --series 3.12
 
 # make check's end-to-end part: the Cyrus builds of every series in E2E_SERIES (two series
-# side by side, make -j2: each series' patched, then its unpatched build; on 2 cores the six
-# builds of 3.6, 3.10 and 3.12 took 471 s so, about 525 s one after the other), then
+# side by side, make -j2: each series' patched, then its unpatched build), then
 # tests/e2e/run.sh for all of them at once, each series in a mount namespace with its own
-# /dev (tests/e2e/README.md): the same checks as e2e, e2e-3.10 (and e2e-3.12) one after the
-# other, in about the time of the longest (339 s for the three, instead of about 900 s):
-# the e2e runs mostly wait, the builds compute.
+# /dev (tests/e2e/README.md): the same checks as e2e, e2e-3.10 and e2e-3.12 one after the
+# other, in about the time of the longest, because the e2e runs mostly wait while the builds
+# compute (docs/design.md, "make check runs every series' end-to-end tests at once").
 comma := ,
 e2e-all: lib
 	$(MAKE) --no-print-directory install PREFIX=$(MBOXEVENT) >/dev/null

@@ -57,7 +57,7 @@ done
 # (run-sandbox.sh) hears only the Cyrus processes of its own series and is not removed under
 # the feet of another series' sandboxes; everything else a series uses is its own already
 # (sandbox directories, ports, logs in build/e2e*/). A series' e2e waits most of the time
-# (about 10% of 2 cores), so three at once take little longer than the longest one. Where
+# (docs/design.md), so three at once take little longer than the longest one. Where
 # mount namespaces are refused (a container without CAP_SYS_ADMIN), the series run one after
 # the other. Each series' output is printed when it ends (and kept in its logs directory as
 # run.out); the last line sums them up.
